@@ -1,0 +1,45 @@
+"""DSA-110 instrument constants: the one place they are defined.
+
+Values come from ``shared/notes/science.md``; every other module imports them from here.
+"""
+
+from __future__ import annotations
+
+# Dish and primary beam.
+DISH_DIAMETER_M = 4.65
+
+# Spectral layout: 16 subbands, sb00 the highest frequency, 48 channels each.
+N_SUBBANDS = 16
+CHANNELS_PER_SUBBAND = 48
+CHANNEL_WIDTH_HZ = 244_140.625
+# Centre of the lowest channel of the lowest subband (sb15); 768 channels then span ~1.311-1.499 GHz.
+BAND_BOTTOM_HZ = 1.3114e9
+POLARIZATIONS = ("XX", "YY")
+
+# Time layout of one observation ("tile").
+INTEGRATION_S = 12.884901888
+INTEGRATIONS_PER_TILE = 24
+TILE_DURATION_S = INTEGRATION_S * INTEGRATIONS_PER_TILE  # ~309 s
+
+# Grouping of the per-subband files of one observation.
+GROUP_TOLERANCE_S = 60.0
+SUBBAND_WAIT_TIMEOUT_S = 120.0
+
+# Station numbering: 1-102 are the core arms, 103-117 the outriggers.
+N_STATIONS = 117
+FIRST_OUTRIGGER = 103
+
+# The telescope name written into files and Measurement Sets.
+TELESCOPE_NAME = "DSA_110"
+
+# Operators' default variability thresholds.
+ETA_THRESHOLD = 2.0
+V_THRESHOLD = 0.1
+CHI2_NU_THRESHOLD = 3.0
+
+
+def subband_name(index: int) -> str:
+    """Return the correlator's name for subband ``index`` (``sb00`` ... ``sb15``)."""
+    if not 0 <= index < N_SUBBANDS:
+        raise ValueError(f"subband index {index} is outside 0..{N_SUBBANDS - 1}")
+    return f"sb{index:02d}"
