@@ -43,3 +43,9 @@ def subband_name(index: int) -> str:
     if not 0 <= index < N_SUBBANDS:
         raise ValueError(f"subband index {index} is outside 0..{N_SUBBANDS - 1}")
     return f"sb{index:02d}"
+
+# Mid-band frequency (~1.405 GHz): the default for primary-beam models when an image carries no frequency.
+BAND_CENTRE_HZ = BAND_BOTTOM_HZ + (N_SUBBANDS * CHANNELS_PER_SUBBAND - 1) / 2 * CHANNEL_WIDTH_HZ
+
+# Primary-beam response (fraction of peak) below which photometry is flagged and mosaics drop pixels.
+PB_CUTOFF = 0.1
