@@ -49,3 +49,10 @@ BAND_CENTRE_HZ = BAND_BOTTOM_HZ + (N_SUBBANDS * CHANNELS_PER_SUBBAND - 1) / 2 * 
 
 # Primary-beam response (fraction of peak) below which photometry is flagged and mosaics drop pixels.
 PB_CUTOFF = 0.1
+
+# Assumed system-equivalent flux density of one dish, for simulated thermal noise. An estimate
+# (Tsys ~25 K, aperture efficiency ~0.7 on a 4.65 m dish), not a measured value.
+NOMINAL_SEFD_JY = 5800.0
+
+# Length of a sidereal day: the same field transits again after this long.
+SIDEREAL_DAY_S = 86164.0905
