@@ -1,0 +1,20 @@
+"""absurd: a durable task queue on Postgres. It knows nothing of astronomy."""
+
+from absurd.client import Client, Spawned
+from absurd.context import TaskContext
+from absurd.errors import PermanentError
+from absurd.options import ExponentialBackoff, FixedDelay, NoRetry, SpawnOptions
+from absurd.registry import Registry, TaskDefinition
+
+__all__ = [
+    "Client",
+    "ExponentialBackoff",
+    "FixedDelay",
+    "NoRetry",
+    "PermanentError",
+    "Registry",
+    "Spawned",
+    "SpawnOptions",
+    "TaskContext",
+    "TaskDefinition",
+]

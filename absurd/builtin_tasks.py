@@ -1,0 +1,57 @@
+"""Diagnostic tasks for testing a deployment and for the benchmarks: noop, sleep, echo, fail."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from absurd.context import TaskContext
+from absurd.registry import Registry
+
+builtin = Registry()
+
+
+@builtin.task("noop")
+def noop(ctx: TaskContext, params: Any) -> None:
+    """Do nothing; measures the queue's own overhead."""
+    return None
+
+
+class SleepParams(BaseModel):
+    """Params of ``sleep``."""
+
+    seconds: float = Field(1.0, ge=0)
+    heartbeat_every_s: float = Field(0.5, gt=0)
+
+
+@builtin.task("sleep", params=SleepParams)
+def sleep(ctx: TaskContext, params: SleepParams) -> dict[str, float]:
+    """Hold a worker slot for ``seconds``, checking for cancellation as it goes."""
+    end = time.monotonic() + params.seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, params.heartbeat_every_s))
+        ctx.heartbeat()
+    return {"slept_s": params.seconds}
+
+
+@builtin.task("echo")
+def echo(ctx: TaskContext, params: Any) -> Any:
+    """Return the params as the result."""
+    return params
+
+
+class FailParams(BaseModel):
+    """Params of ``fail``."""
+
+    fail_attempts: int = Field(1, ge=0, description="fail this many attempts, then succeed")
+    message: str = "deliberate failure"
+
+
+@builtin.task("fail", params=FailParams)
+def fail(ctx: TaskContext, params: FailParams) -> dict[str, int]:
+    """Fail the first ``fail_attempts`` attempts, then succeed."""
+    if ctx.attempt <= params.fail_attempts:
+        raise RuntimeError(f"{params.message} (attempt {ctx.attempt} of {params.fail_attempts} to fail)")
+    return {"succeeded_on_attempt": ctx.attempt}

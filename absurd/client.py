@@ -1,0 +1,210 @@
+"""The producer and admin side of the queue: spawn, inspect, cancel, await, emit."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from absurd import queries
+from absurd.database import connect, resolve_dsn
+from absurd.errors import NotFoundError, TaskFailedError
+from absurd.options import SpawnOptions
+
+TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """The outcome of one spawn: the task id, and whether this call created it."""
+
+    task_id: int
+    created: bool
+
+
+def to_json(value: Any) -> Any:
+    """Make a task's params or result JSON-ready (pydantic models are dumped in JSON mode)."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    return value
+
+
+class Client:
+    """A connection to the queue. Cheap to create; use as a context manager to close it."""
+
+    def __init__(self, dsn: str | None = None, conn: psycopg.Connection | None = None) -> None:
+        self.dsn = resolve_dsn(dsn) if conn is None else dsn or ""
+        self._conn = conn
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """The client's autocommit connection, opened on first use."""
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.dsn)
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Spawning -----------------------------------------------------------------------------------
+
+    def spawn(
+        self, name: str, params: Any = None, options: SpawnOptions | None = None, **overrides: Any
+    ) -> Spawned:
+        """Queue one task. ``overrides`` are SpawnOptions fields (queue, priority, timeout_s, ...)."""
+        opts = (options or SpawnOptions()).merged(**overrides)
+        return self.spawn_many(name, [params], options=opts, keys=[opts.idempotency_key])[0]
+
+    def spawn_many(
+        self,
+        name: str | Sequence[str],
+        params: Sequence[Any],
+        options: SpawnOptions | None = None,
+        keys: Sequence[str | None] | None = None,
+        **overrides: Any,
+    ) -> list[Spawned]:
+        """Queue many tasks sharing one set of options in a single round trip.
+
+        ``name`` is one task name for all, or one per params entry; ``keys`` are optional
+        per-task idempotency keys.
+        """
+        opts = (options or SpawnOptions()).merged(**overrides)
+        n = len(params)
+        names = [name] * n if isinstance(name, str) else list(name)
+        if len(names) != n or (keys is not None and len(keys) != n):
+            raise ValueError("names, params and keys must have the same length")
+        rows = self.conn.execute(
+            queries.SPAWN_MANY,
+            {
+                "queue": opts.queue,
+                "names": names,
+                "params": [json.dumps(to_json(p) if p is not None else {}) for p in params],
+                "keys": list(keys) if keys is not None else [None] * n,
+                "priority": opts.priority,
+                "not_before": opts.not_before,
+                "max_attempts": opts.max_attempts,
+                "retry": Jsonb(opts.retry.model_dump()),
+                "timeout_s": opts.timeout_s,
+                "headers": Jsonb(opts.headers),
+            },
+        ).fetchall()
+        return [Spawned(int(task_id), bool(created)) for task_id, created in rows]
+
+    # Reading ------------------------------------------------------------------------------------
+
+    def get_task(self, task_id: int) -> dict[str, Any]:
+        """The task's full row; raises NotFoundError for an unknown id."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(queries.TASK, (task_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no task with id {task_id}")
+        return row
+
+    def runs(self, task_id: int) -> list[dict[str, Any]]:
+        """The task's runs (its attempt history), oldest first."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(queries.RUNS_OF_TASK, (task_id,)).fetchall()
+
+    def list_tasks(
+        self, queue: str | None = None, state: str | None = None, name: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Recent tasks, newest first, optionally filtered."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(
+                queries.LIST_TASKS, {"queue": queue, "state": state, "name": name, "limit": limit}
+            ).fetchall()
+
+    def queue_stats(self) -> list[dict[str, Any]]:
+        """Per-queue counts by state, the oldest pending task's age and last-minute throughput."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(queries.QUEUE_STATS).fetchall()
+
+    def wait_result(self, task_id: int, timeout_s: float = 60.0) -> Any:
+        """Block until the task completes and return its result.
+
+        Raises TaskFailedError if it ends failed or cancelled, TimeoutError if it is still going
+        after ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        delay = 0.01
+        while True:
+            row = self.conn.execute(queries.TASK_STATE, (task_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no task with id {task_id}")
+            state, result, error = row
+            if state == "completed":
+                return result
+            if state in TERMINAL_STATES:
+                raise TaskFailedError(task_id, state, error)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"task {task_id} still {state} after {timeout_s:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    # Control ------------------------------------------------------------------------------------
+
+    def cancel(self, task_id: int) -> str:
+        """Cancel a task; returns its state after the request ('running' means cancelling)."""
+        row = self.conn.execute(queries.CANCEL_TASK, (task_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise NotFoundError(f"no task with id {task_id}")
+        return str(row[0])
+
+    def emit_event(self, name: str, payload: Any = None) -> int:
+        """Emit an event; returns how many waiting tasks it woke."""
+        row = self.conn.execute(queries.EMIT_EVENT, (name, Jsonb(to_json(payload)))).fetchone()
+        return int(row[0]) if row else 0
+
+    def create_queue(self, name: str) -> None:
+        """Create a queue if it does not exist (spawning also creates queues on demand)."""
+        SpawnOptions(queue=name)  # validates the name
+        self.conn.execute(queries.ENSURE_QUEUE, (name,))
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        """Pause or resume claiming from a queue."""
+        cur = self.conn.execute(queries.SET_QUEUE_PAUSED, (paused, queue))
+        if cur.rowcount == 0:
+            raise NotFoundError(f"no queue named {queue!r}")
+
+    def cleanup(self, older_than_s: float, batch: int = 1000, max_batches: int | None = None) -> int:
+        """Delete finished tasks older than ``older_than_s`` in bounded batches; returns the count."""
+        total, batches = 0, 0
+        while max_batches is None or batches < max_batches:
+            row = self.conn.execute(queries.CLEANUP, (older_than_s, batch)).fetchone()
+            n = int(row[0]) if row else 0
+            total += n
+            batches += 1
+            if n < batch:
+                break
+        return total
+
+    def workers(self) -> list[dict[str, Any]]:
+        """The worker registry, newest first."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(queries.LIST_WORKERS).fetchall()
+
+
+def format_when(value: datetime | None) -> str:
+    """A short UTC timestamp for tables, or '-'."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def ids(spawned: Iterable[Spawned]) -> list[int]:
+    """Task ids of spawn results."""
+    return [s.task_id for s in spawned]

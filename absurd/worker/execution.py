@@ -1,0 +1,148 @@
+"""Running one claimed task and turning whatever happened into an Outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg
+import pydantic
+import structlog
+
+from absurd.client import to_json
+from absurd.context import RunSignals, TaskContext
+from absurd.database import connect
+from absurd.errors import (
+    LeaseLostError,
+    PermanentError,
+    Suspended,
+    TaskCancelledError,
+    TaskTimeoutError,
+)
+from absurd.registry import TaskDefinition
+
+OutcomeKind = Literal["completed", "failed", "suspended", "cancelled", "lease_lost"]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A run handed to this worker by ``absurd.claim``."""
+
+    task_id: int
+    run_id: int
+    attempt: int
+    name: str
+    params: Any
+    headers: dict[str, Any]
+    timeout_s: float | None
+    failures: int
+    max_attempts: int
+
+
+@dataclass
+class Outcome:
+    """How a run ended, as the completer will record it."""
+
+    kind: OutcomeKind
+    result: Any = None
+    error: dict[str, Any] = field(default_factory=dict)
+    permanent: bool = False
+    reason: str = "error"
+
+
+def describe(exc: BaseException, tb: str | None = None) -> dict[str, Any]:
+    """An exception as the JSON kept in the attempt history: type, message, traceback."""
+    cls = type(exc)
+    return {
+        "type": f"{cls.__module__}.{cls.__qualname__}",
+        "message": str(exc),
+        "traceback": tb if tb is not None else "".join(traceback.format_exception(exc)),
+    }
+
+
+def execute(definition: TaskDefinition, ctx: TaskContext, raw_params: Any) -> Outcome:
+    """Run the task function and classify its ending. Never raises."""
+    log = structlog.get_logger("absurd.worker")
+    try:
+        params = definition.parse_params(raw_params)
+    except pydantic.ValidationError as exc:
+        return Outcome("failed", error=describe(exc), permanent=True)
+    try:
+        result = to_json(definition.fn(ctx, params))
+        return Outcome("completed", result=result)
+    except Suspended:
+        return Outcome("suspended")
+    except TaskCancelledError:
+        return Outcome("cancelled")
+    except LeaseLostError as exc:
+        log.warning("lease lost; result discarded", error=str(exc))
+        return Outcome("lease_lost")
+    except TaskTimeoutError as exc:
+        return Outcome("failed", error=describe(exc), reason="timeout")
+    except Exception as exc:
+        permanent = isinstance(exc, PermanentError | pydantic.ValidationError) or isinstance(
+            exc, definition.permanent_errors
+        )
+        return Outcome("failed", error=describe(exc), permanent=permanent)
+
+
+# Child processes -------------------------------------------------------------------------------
+
+
+class _ChildDatabase:
+    """One connection per child process, reopened if the server dropped it."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._conn: psycopg.Connection | None = None
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = connect(self.dsn)
+        yield self._conn
+
+
+_child_db: _ChildDatabase | None = None
+
+
+def child_initializer(log_level: str) -> None:
+    """Set up a worker child: die with the parent, leave signals to the parent, configure logs."""
+    from absurd.logging import configure_logging
+
+    with contextlib.suppress(OSError, AttributeError):
+        # PR_SET_PDEATHSIG: a SIGKILLed worker must not leave orphans running its tasks.
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    configure_logging(log_level)
+
+
+def run_in_child(definition: TaskDefinition, claimed: Claimed, dsn: str, worker_id: str) -> Outcome:
+    """Entry point in a worker child process: run one task with a database-backed context."""
+    global _child_db
+    if _child_db is None or _child_db.dsn != dsn:
+        _child_db = _ChildDatabase(dsn)
+    ctx = TaskContext(
+        task_id=claimed.task_id,
+        run_id=claimed.run_id,
+        attempt=claimed.attempt,
+        name=claimed.name,
+        headers=claimed.headers,
+        worker_id=worker_id,
+        db=_child_db,
+    )
+    with structlog.contextvars.bound_contextvars(
+        task_id=claimed.task_id, run_id=claimed.run_id, worker_id=worker_id, task=claimed.name
+    ):
+        return execute(definition, ctx, claimed.params)
+
+
+def new_signals() -> RunSignals:
+    """Signals for an in-process run."""
+    return RunSignals()

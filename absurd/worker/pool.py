@@ -1,0 +1,418 @@
+"""The worker: claims batches of tasks, runs them in threads or child processes, keeps their
+leases alive, enforces timeouts and cancellations, and shuts down gracefully."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import structlog
+from pebble import ProcessExpired, ProcessPool
+from psycopg_pool import ConnectionPool
+from pydantic import BaseModel, ConfigDict, Field
+
+from absurd import queries
+from absurd.context import RunSignals, TaskContext
+from absurd.database import resolve_dsn
+from absurd.errors import TaskTimeoutError, UnknownTaskError
+from absurd.registry import Registry, TaskDefinition
+from absurd.worker.completer import Completer, Finished
+from absurd.worker.execution import (
+    Claimed,
+    Outcome,
+    child_initializer,
+    describe,
+    execute,
+    run_in_child,
+)
+from absurd.worker.wakeup import WakeListener
+
+log = structlog.get_logger("absurd.worker")
+
+
+class WorkerSettings(BaseModel):
+    """How a worker behaves; every field has a default an operator may override."""
+
+    model_config = ConfigDict(extra="forbid")
+    queues: list[str] = Field(default_factory=lambda: ["default"], min_length=1)
+    concurrency: int = Field(8, ge=1, description="tasks run at once by this worker")
+    processes: int | None = Field(None, ge=1, description="child processes for process-mode tasks")
+    lease_s: float = Field(30.0, gt=0)
+    heartbeat_s: float | None = Field(None, gt=0, description="defaults to a third of the lease")
+    poll_s: float = Field(1.0, gt=0, description="fallback poll when no notification arrives")
+    claim_batch: int = Field(256, ge=1)
+    shutdown_grace_s: float = Field(30.0, ge=0)
+    cancel_grace_s: float = Field(10.0, ge=0)
+    reap_every_s: float = Field(5.0, gt=0)
+    retention_s: float | None = Field(7 * 86400.0, description="finished tasks older than this are deleted")
+    cleanup_every_s: float = Field(3600.0, gt=0)
+    worker_id: str | None = None
+    log_level: str = "INFO"
+
+
+@dataclass
+class Running:
+    """A run this worker holds."""
+
+    claimed: Claimed
+    definition: TaskDefinition | None
+    started: float
+    signals: RunSignals | None = None
+    future: Future[Any] | None = None
+    cancel_seen: float | None = None
+    finished: bool = False
+    params: Any = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class Worker:
+    """One worker process's runtime. ``run()`` blocks until ``stop()`` or SIGTERM/SIGINT."""
+
+    def __init__(self, registry: Registry, settings: WorkerSettings | None = None, dsn: str | None = None):
+        self.registry = registry
+        self.settings = settings or WorkerSettings()
+        self.dsn = resolve_dsn(dsn)
+        self.worker_id = self.settings.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._log = log.bind(worker_id=self.worker_id)
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._executing: dict[int, Running] = {}
+        self._recording: dict[int, Running] = {}
+        self._threads: list[threading.Thread] = []
+        self._process_pool: ProcessPool | None = None
+        self.pool = ConnectionPool(
+            self.dsn,
+            min_size=2,
+            max_size=min(self.settings.concurrency, 16) + 4,
+            kwargs={"autocommit": True},
+            open=False,
+            name=f"absurd-{self.worker_id}",
+            reconnect_timeout=24 * 3600,
+        )
+        self.completer = Completer(self.pool, self._recorded)
+        self._thread_pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="absurd-task")
+        self._listener = WakeListener(self.dsn, set(self.settings.queues), self._wake, self._stopping)
+        self.counters = {"claimed": 0, "completed": 0, "failed": 0, "lease_lost": 0}
+
+    # Lifecycle ----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask for a graceful stop: no more claims; running tasks get the grace period."""
+        self._stopping.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        """Run until stopped. Installs SIGTERM/SIGINT handlers when called from the main thread."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            signal.signal(signal.SIGINT, lambda *_: self.stop())
+        self.pool.open(wait=False)
+        self._register()
+        self.completer.start()
+        for target, name in (
+            (self._supervise, "absurd-supervisor"),
+            (self._maintain, "absurd-maintenance"),
+            (self._listener.run, "absurd-listener"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._log.info("worker started", queues=self.settings.queues, concurrency=self.settings.concurrency)
+        try:
+            self._claim_loop()
+        finally:
+            self._shutdown()
+
+    # Claiming -----------------------------------------------------------------------------------
+
+    def _claim_loop(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            self._wake.clear()
+            free = self.settings.concurrency - len(self._executing)
+            got = 0
+            if free > 0:
+                try:
+                    got = self._claim_some(free)
+                    backoff = 0.1
+                except psycopg.OperationalError as exc:
+                    self._log.warning("claim failed; database unavailable", error=str(exc), retry_in_s=backoff)
+                    self._stopping.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    continue
+            if got == 0 or free - got <= 0:
+                self._wake.wait(self.settings.poll_s)
+
+    def _claim_some(self, free: int) -> int:
+        got = 0
+        with self.pool.connection() as conn:
+            for queue_name in self.settings.queues:
+                want = min(free - got, self.settings.claim_batch)
+                if want <= 0:
+                    break
+                rows = conn.execute(
+                    queries.CLAIM, (queue_name, self.worker_id, want, self.settings.lease_s)
+                ).fetchall()
+                for row in rows:
+                    self._dispatch(Claimed(*row))
+                got += len(rows)
+        self.counters["claimed"] += got
+        return got
+
+    def _dispatch(self, claimed: Claimed) -> None:
+        try:
+            definition: TaskDefinition | None = self.registry.get(claimed.name)
+        except UnknownTaskError as exc:
+            definition = None
+            running = Running(claimed, None, time.monotonic())
+            with self._lock:
+                self._executing[claimed.task_id] = running
+            error = UnknownTaskError(f"{exc} (worker {self.worker_id})")
+            self._finish(running, Outcome("failed", error=describe(error), permanent=True))
+            return
+        assert definition is not None
+        running = Running(claimed, definition, time.monotonic())
+        with self._lock:
+            self._executing[claimed.task_id] = running
+        if definition.mode == "process":
+            future = self._processes().schedule(
+                run_in_child,
+                args=(definition, claimed, self.dsn, self.worker_id),
+                timeout=claimed.timeout_s,
+            )
+            running.future = future
+            future.add_done_callback(lambda f, r=running: self._process_done(r, f))
+        else:
+            running.signals = RunSignals()
+            running.future = self._thread_pool.submit(self._run_in_thread, running)
+
+    def _processes(self) -> ProcessPool:
+        if self._process_pool is None:
+            self._process_pool = ProcessPool(
+                max_workers=self.settings.processes or self.settings.concurrency,
+                initializer=child_initializer,
+                initargs=(self.settings.log_level,),
+                context=multiprocessing.get_context("forkserver"),
+            )
+        return self._process_pool
+
+    # Running ------------------------------------------------------------------------------------
+
+    def _run_in_thread(self, running: Running) -> None:
+        claimed, definition = running.claimed, running.definition
+        assert definition is not None
+        ctx = TaskContext(
+            task_id=claimed.task_id,
+            run_id=claimed.run_id,
+            attempt=claimed.attempt,
+            name=claimed.name,
+            headers=claimed.headers,
+            worker_id=self.worker_id,
+            db=self.pool,
+            signals=running.signals,
+        )
+        with structlog.contextvars.bound_contextvars(
+            task_id=claimed.task_id, run_id=claimed.run_id, worker_id=self.worker_id, task=claimed.name
+        ):
+            outcome = execute(definition, ctx, claimed.params)
+        self._finish(running, outcome)
+
+    def _process_done(self, running: Running, future: Future[Any]) -> None:
+        try:
+            outcome: Outcome = future.result()
+        except FutureTimeout:
+            error = TaskTimeoutError(f"task {running.claimed.task_id} exceeded its {running.claimed.timeout_s} s timeout")
+            outcome = Outcome("failed", error=describe(error), reason="timeout")
+        except CancelledError:
+            outcome = Outcome("cancelled") if running.cancel_seen else Outcome("lease_lost")
+        except ProcessExpired as exc:
+            outcome = Outcome("failed", error=describe(exc), reason="process_died")
+        except Exception as exc:
+            outcome = Outcome("failed", error=describe(exc, getattr(exc, "traceback", None)))
+        self._finish(running, outcome)
+
+    def _finish(self, running: Running, outcome: Outcome) -> None:
+        """Hand a run's outcome to the completer, once."""
+        task_id = running.claimed.task_id
+        with self._lock:
+            if running.finished:
+                return
+            running.finished = True
+            self._executing.pop(task_id, None)
+            self._recording[task_id] = running
+        definition = running.definition
+        hook = definition.on_complete if definition else None
+        params = None
+        if hook is not None and outcome.kind == "completed":
+            params = definition.parse_params(running.claimed.params) if definition else None
+        self.completer.submit(Finished(running.claimed, outcome, hook, params))
+        self._wake.set()
+
+    def _recorded(self, finished: Finished, accepted: bool) -> None:
+        with self._lock:
+            self._recording.pop(finished.claimed.task_id, None)
+        kind = finished.outcome.kind
+        if kind == "completed" and accepted:
+            self.counters["completed"] += 1
+        elif kind == "failed" and accepted:
+            self.counters["failed"] += 1
+            self._log.warning(
+                "task failed",
+                task_id=finished.claimed.task_id,
+                task=finished.claimed.name,
+                attempt=finished.claimed.attempt,
+                reason=finished.outcome.reason,
+                error=finished.outcome.error.get("message"),
+            )
+        if not accepted or kind == "lease_lost":
+            self.counters["lease_lost"] += 1
+            self._log.warning(
+                "lease lost: outcome discarded", task_id=finished.claimed.task_id, outcome=kind
+            )
+
+    # Supervision: leases, timeouts, cancellations --------------------------------------------------
+
+    def _supervise(self) -> None:
+        heartbeat_s = self.settings.heartbeat_s or self.settings.lease_s / 3
+        next_beat = time.monotonic() + heartbeat_s
+        while not self._stopping.wait(0.2):
+            self._enforce_deadlines()
+            if time.monotonic() >= next_beat:
+                try:
+                    self._heartbeat()
+                    next_beat = time.monotonic() + heartbeat_s
+                except psycopg.OperationalError as exc:
+                    self._log.warning("heartbeat failed; database unavailable", error=str(exc))
+                    next_beat = time.monotonic() + min(1.0, heartbeat_s)
+
+    def _heartbeat(self) -> None:
+        with self._lock:
+            held = {**self._recording, **self._executing}
+        with self.pool.connection() as conn:
+            conn.execute(queries.WORKER_HEARTBEAT, (self.worker_id,))
+            if not held:
+                return
+            rows = conn.execute(
+                queries.EXTEND_LEASES,
+                ([r.claimed.task_id for r in held.values()], [r.claimed.run_id for r in held.values()], self.settings.lease_s),
+            ).fetchall()
+        alive = {task_id: cancel for task_id, cancel in rows}
+        now = time.monotonic()
+        for task_id, running in held.items():
+            if running.finished:
+                continue
+            if task_id not in alive:
+                self._log.warning("lease lost; abandoning run", task_id=task_id, run_id=running.claimed.run_id)
+                if running.signals:
+                    running.signals.lease_lost.set()
+                self._abandon(running, Outcome("lease_lost"))
+            elif alive[task_id] and running.cancel_seen is None:
+                running.cancel_seen = now
+                self._log.info("cancellation requested", task_id=task_id)
+                if running.signals:
+                    running.signals.cancel_requested.set()
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            executing = list(self._executing.values())
+        for running in executing:
+            timeout = running.claimed.timeout_s
+            # Process runs are killed by the pool at their timeout; threads cannot be killed, so the
+            # run is failed now and the thread's eventual result discarded.
+            if running.signals and timeout and now - running.started > timeout:
+                running.signals.timed_out.set()
+                error = TaskTimeoutError(f"task {running.claimed.task_id} exceeded its {timeout} s timeout")
+                self._abandon(running, Outcome("failed", error=describe(error), reason="timeout"))
+            elif running.cancel_seen and now - running.cancel_seen > self.settings.cancel_grace_s:
+                self._log.warning("cancel grace period over; stopping run", task_id=running.claimed.task_id)
+                self._abandon(running, Outcome("cancelled"))
+
+    def _abandon(self, running: Running, outcome: Outcome) -> None:
+        """Stop waiting for a run: kill its child process if it has one, and record ``outcome``."""
+        if running.signals is None and running.future is not None and not running.future.done():
+            running.future.cancel()  # pebble kills the child; _process_done then finishes the run
+            return
+        self._finish(running, outcome)
+
+    # Maintenance -------------------------------------------------------------------------------
+
+    def _maintain(self) -> None:
+        next_cleanup = time.monotonic() + 60.0
+        while not self._stopping.wait(self.settings.reap_every_s):
+            try:
+                with self.pool.connection() as conn:
+                    row = conn.execute(queries.REAP_EXPIRED, (1000,)).fetchone()
+                    if row and row[0]:
+                        self._log.warning("reclaimed runs with expired leases", count=row[0])
+                    if self.settings.retention_s is not None and time.monotonic() >= next_cleanup:
+                        row = conn.execute(queries.CLEANUP, (self.settings.retention_s, 1000)).fetchone()
+                        if row and row[0]:
+                            self._log.info("deleted finished tasks past retention", count=row[0])
+                        next_cleanup = time.monotonic() + self.settings.cleanup_every_s
+            except psycopg.OperationalError as exc:
+                self._log.warning("maintenance skipped; database unavailable", error=str(exc))
+
+    # Registry and shutdown ----------------------------------------------------------------------
+
+    def _register(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                with self.pool.connection() as conn:
+                    conn.execute(
+                        queries.REGISTER_WORKER,
+                        (self.worker_id, socket.gethostname(), os.getpid(), self.settings.queues, self.settings.concurrency),
+                    )
+                return
+            except psycopg.OperationalError as exc:
+                self._log.warning("cannot register worker; retrying", error=str(exc), retry_in_s=delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _shutdown(self) -> None:
+        grace_end = time.monotonic() + self.settings.shutdown_grace_s
+        while self._executing and time.monotonic() < grace_end:
+            time.sleep(0.05)
+        with self._lock:
+            leftover = [r for r in self._executing.values() if not r.finished]
+            for running in leftover:
+                running.finished = True
+            self._executing.clear()
+        if leftover:
+            self._release(leftover)
+        if self._process_pool is not None:
+            self._process_pool.stop()
+        self.completer.stop()
+        self._thread_pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            with self.pool.connection(timeout=5) as conn:
+                conn.execute(queries.WORKER_STOPPED, (self.worker_id,))
+        except Exception as exc:
+            self._log.warning("could not mark worker stopped", error=str(exc))
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self.pool.close()
+        self._log.info("worker stopped", **self.counters)
+
+    def _release(self, leftover: list[Running]) -> None:
+        try:
+            with self.pool.connection(timeout=10) as conn:
+                conn.execute(
+                    queries.RELEASE_RUNS,
+                    ([r.claimed.task_id for r in leftover], [r.claimed.run_id for r in leftover]),
+                )
+            self._log.info("released unfinished runs for other workers", count=len(leftover))
+        except Exception as exc:
+            self._log.warning("could not release runs; their leases will expire", error=str(exc))
