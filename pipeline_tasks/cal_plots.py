@@ -6,7 +6,7 @@ antenna. Call :func:`pipeline_tasks.casa_env.configure` before using :func:`read
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import matplotlib
@@ -39,6 +39,18 @@ class CalSolutions:
     def unflagged(self) -> NDArray[np.bool_]:
         """True where a solution is valid (not flagged, finite)."""
         return ~self.flags & np.isfinite(self.gains)
+
+    def for_antennas(self, antennas: set[int] | list[int]) -> CalSolutions:
+        """Only the rows of ``antennas``: the ANTENNA table may list stations that took no data."""
+        keep = np.isin(self.antenna, list(antennas))
+        return replace(
+            self,
+            gains=self.gains[keep],
+            flags=self.flags[keep],
+            snr=self.snr[keep],
+            antenna=self.antenna[keep],
+            time_mjd=self.time_mjd[keep],
+        )
 
 
 def read_caltable(path: Path) -> CalSolutions:

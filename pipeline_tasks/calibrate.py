@@ -271,6 +271,12 @@ def choose_refant(
     With ``exclude-outriggers`` an outrigger is used only if no core antenna has data at all.
     """
     counts = unflagged_per_antenna(ms)
+    return _choose_refant(counts, antenna_names, policy, ms)
+
+
+def _choose_refant(
+    counts: dict[int, int], antenna_names: Sequence[str], policy: RefantPolicy, ms: Path
+) -> str:
     candidates = [(counts.get(i, 0), name) for i, name in enumerate(antenna_names) if counts.get(i, 0) > 0]
     if not candidates:
         raise InvalidInputError(f"{ms}: every cross-correlation is flagged; nothing to calibrate")
@@ -444,7 +450,9 @@ def solve_calibration(
     summary = read_ms_summary(ms)
     found = find_calibrator(summary, catalogue, min_response=min_response)
     cal = found.calibrator
-    refant = refant or choose_refant(ms, summary.antenna_names, refant_policy)
+    counts = unflagged_per_antenna(ms)
+    active = {ant for ant, n in counts.items() if n > 0}
+    refant = refant or _choose_refant(counts, summary.antenna_names, refant_policy, ms)
     bound = bound.bind(calibrator=cal.name, refant=refant)
     bound.info("calibrator in beam", offset_deg=round(found.offset_deg, 3), response=round(found.response, 3))
 
@@ -488,7 +496,7 @@ def solve_calibration(
             del scratch["gain"]
             apply_kinds = ["bandpass", "prior_phase"]
 
-        sols = {kind: read_caltable(path) for kind, path in scratch.items()}
+        sols = {kind: read_caltable(path).for_antennas(active) for kind, path in scratch.items()}
         plots = {
             "bandpass_amplitude": plot_bandpass_amplitude(
                 sols["bandpass"], out_dir / f"{prefix}_bandpass_amp.png", f"{cal.name}: bandpass amplitude"
