@@ -1,0 +1,5 @@
+"""``python -m absurd`` runs the admin CLI."""
+
+from absurd.cli import app
+
+app()

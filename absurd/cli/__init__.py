@@ -1,0 +1,20 @@
+"""``absurd``: the admin CLI of the queue."""
+
+from __future__ import annotations
+
+import typer
+
+from absurd.cli import admin, events, queues, tasks
+
+app = typer.Typer(
+    name="absurd",
+    help="Administer the absurd task queue: migrations, queues, tasks, workers and events.",
+    no_args_is_help=True,
+)
+app.command("migrate")(admin.migrate)
+app.command("worker")(admin.worker)
+app.command("cleanup")(admin.cleanup)
+app.command("workers")(admin.workers)
+app.add_typer(queues.app, name="queue")
+app.add_typer(tasks.app, name="task")
+app.add_typer(events.app, name="events")

@@ -1,0 +1,128 @@
+"""``absurd task``: spawn, list, show, cancel, wait."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from absurd.cli.common import Dsn, JsonOut, client, console, emit_json, handle_errors, table
+from absurd.options import SpawnOptions
+
+app = typer.Typer(help="Tasks: spawn, list, show, cancel and wait.", no_args_is_help=True)
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} is not valid JSON: {exc}") from exc
+
+
+@app.command("spawn")
+@handle_errors
+def spawn(
+    name: str,
+    params: Annotated[str, typer.Option(help="JSON params.")] = "{}",
+    queue: Annotated[str, typer.Option("--queue", "-q")] = "default",
+    priority: int = 0,
+    max_attempts: Annotated[int, typer.Option(min=1)] = 3,
+    timeout_s: Annotated[float | None, typer.Option()] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--key")] = None,
+    count: Annotated[int, typer.Option(min=1, help="Spawn this many copies (batch).")] = 1,
+    dsn: Dsn = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Queue a task by name."""
+    opts = SpawnOptions(
+        queue=queue, priority=priority, max_attempts=max_attempts, timeout_s=timeout_s,
+        idempotency_key=idempotency_key,
+    )
+    data = _parse_json(params, "--params")
+    with client(dsn) as c:
+        if count == 1:
+            spawned = [c.spawn(name, data, opts)]
+        else:
+            spawned = c.spawn_many(name, [data] * count, opts)
+    if json_out:
+        emit_json([{"task_id": s.task_id, "created": s.created} for s in spawned])
+    elif count == 1:
+        s = spawned[0]
+        console.print(f"task {s.task_id} {'spawned' if s.created else 'already exists (idempotency key)'}")
+    else:
+        console.print(f"spawned {len(spawned)} tasks: {spawned[0].task_id}..{spawned[-1].task_id}")
+
+
+@app.command("list")
+@handle_errors
+def list_tasks(
+    queue: Annotated[str | None, typer.Option("--queue", "-q")] = None,
+    state: Annotated[str | None, typer.Option()] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    dsn: Dsn = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Recent tasks, newest first."""
+    valid = {"pending", "running", "sleeping", "completed", "failed", "cancelled"}
+    if state is not None and state not in valid:
+        raise ValueError(f"unknown state {state!r}; choose one of {', '.join(sorted(valid))}")
+    with client(dsn) as c:
+        rows = c.list_tasks(queue, state, name, limit)
+    if json_out:
+        emit_json(rows)
+        return
+    table(
+        "tasks",
+        ["id", "queue", "name", "state", "prio", "attempts", "created", "finished", "error"],
+        [
+            [r["id"], r["queue"], r["name"], r["state"], r["priority"], r["attempts"], r["created_at"],
+             r["finished_at"], (r["last_error"] or {}).get("message")]
+            for r in rows
+        ],
+    )
+
+
+@app.command("show")
+@handle_errors
+def show(task_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
+    """One task with its params, result and attempt history."""
+    with client(dsn) as c:
+        task = c.get_task(task_id)
+        runs = c.runs(task_id)
+    if json_out:
+        emit_json({"task": task, "runs": runs})
+        return
+    console.print(f"[bold]task {task['id']}[/bold] {task['name']} on {task['queue']}: [bold]{task['state']}[/bold]")
+    for key in ("params", "result", "last_error"):
+        if task[key] is not None:
+            console.print(f"{key}: {json.dumps(task[key], default=str)[:2000]}")
+    table(
+        "runs",
+        ["attempt", "run", "worker", "state", "started", "finished", "reason", "error"],
+        [
+            [r["attempt"], r["id"], r["worker_id"], r["state"], r["started_at"], r["finished_at"],
+             r["failure_reason"], (r["error"] or {}).get("message")]
+            for r in runs
+        ],
+    )
+
+
+@app.command("cancel")
+@handle_errors
+def cancel(task_ids: list[int], dsn: Dsn = None) -> None:
+    """Cancel tasks: pending ones at once, running ones at their next step or heartbeat."""
+    with client(dsn) as c:
+        for task_id in task_ids:
+            state = c.cancel(task_id)
+            note = "cancellation requested" if state == "running" else state
+            console.print(f"task {task_id}: {note}")
+
+
+@app.command("wait")
+@handle_errors
+def wait(task_id: int, timeout_s: float = 60.0, dsn: Dsn = None) -> None:
+    """Wait for a task and print its result as JSON."""
+    with client(dsn) as c:
+        emit_json(c.wait_result(task_id, timeout_s))

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: real Postgres servers, worker processes, polling."""

@@ -1,0 +1,94 @@
+"""Tasks used by the tests. Effects are written to tables so tests count what really happened."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import psycopg
+
+from absurd.builtin_tasks import builtin
+from absurd.context import TaskContext
+from absurd.errors import PermanentError
+from absurd.options import SpawnOptions
+from absurd.registry import Registry
+
+tests_only = Registry()
+
+EFFECTS_DDL = """
+CREATE TABLE IF NOT EXISTS test_effects (task_id bigint NOT NULL, label text NOT NULL, at timestamptz DEFAULT now())
+"""
+
+
+def record_effect(conn: psycopg.Connection, params: Any, result: Any) -> None:
+    """Completion hook: the effect commits in the same transaction as the completion."""
+    conn.execute("INSERT INTO test_effects (task_id, label) VALUES (%s, 'completed')", (result["task_id"],))
+
+
+@tests_only.task("effect", on_complete=record_effect)
+def effect(ctx: TaskContext, params: Any) -> dict[str, int]:
+    """Complete with a product row written by the completion hook."""
+    return {"task_id": ctx.task_id}
+
+
+def _note(ctx: TaskContext, label: str) -> None:
+    with ctx._db.connection() as conn:
+        conn.execute("INSERT INTO test_effects (task_id, label) VALUES (%s, %s)", (ctx.task_id, label))
+
+
+@tests_only.task("three-steps", options=SpawnOptions(max_attempts=3))
+def three_steps(ctx: TaskContext, params: Any) -> dict[str, Any]:
+    """Three durable steps; the first attempt fails after step 2."""
+    a = ctx.step("one", lambda: (_note(ctx, "one"), 1)[1])
+    b = ctx.step("two", lambda: (_note(ctx, "two"), 2)[1])
+    if ctx.attempt == 1:
+        raise RuntimeError("failing after step two on the first attempt")
+    c = ctx.step("three", lambda: (_note(ctx, "three"), 3)[1])
+    return {"sum": a + b + c}
+
+
+@tests_only.task("permanent")
+def permanent(ctx: TaskContext, params: Any) -> None:
+    """Fail with an error that must not be retried."""
+    raise PermanentError("bad input: this can never succeed")
+
+
+@tests_only.task("await-event")
+def await_event(ctx: TaskContext, params: Any) -> Any:
+    """Wait for the event named in params."""
+    return {"payload": ctx.await_event(params["event"], params.get("timeout_s"))}
+
+
+@tests_only.task("nap")
+def nap(ctx: TaskContext, params: Any) -> dict[str, Any]:
+    """Sleep durably (without holding a worker) and report the attempt that finished."""
+    ctx.sleep_for("nap", params["seconds"])
+    return {"attempt": ctx.attempt}
+
+
+@tests_only.task("slow-process", mode="process")
+def slow_process(ctx: TaskContext, params: Any) -> dict[str, Any]:
+    """Run in a child process; check for cancellation only if asked to."""
+    end = time.monotonic() + params["seconds"]
+    while time.monotonic() < end:
+        time.sleep(0.1)
+        if params.get("heartbeat", True):
+            ctx.heartbeat()
+    return {"pid": os.getpid()}
+
+
+@tests_only.task("kill-worker", options=SpawnOptions(max_attempts=2))
+def kill_worker(ctx: TaskContext, params: Any) -> None:
+    """Kill the worker process running this task, every time (a poison task)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@tests_only.task("crash-child", mode="process", options=SpawnOptions(max_attempts=2))
+def crash_child(ctx: TaskContext, params: Any) -> None:
+    """Kill the child process running this task."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+registry = builtin.merge(tests_only)
