@@ -79,6 +79,8 @@ def test_snr_and_peak(field: tuple[Path, list[Source]]) -> None:
     image = read_image(path)
     bright = max(sources, key=lambda s: s.flux_jy)
     result = measure(image, bright.ra_deg, bright.dec_deg, name="bright")
+    assert result.snr is not None and result.flux_jy is not None and result.flux_err_jy is not None
+    assert result.peak_err_jy is not None
     assert result.snr == pytest.approx(result.flux_jy / result.flux_err_jy)
     assert result.snr > 50
     # The nearest pixel lies within ~half a pixel of the peak: at most a few per cent low, plus noise.
@@ -88,7 +90,7 @@ def test_snr_and_peak(field: tuple[Path, list[Source]]) -> None:
     # A blank position: the SNR is that of noise.
     ra, dec = offset_position(SPEC, 100, -100)
     blank = measure(image, ra, dec)
-    assert abs(blank.snr) < 4
+    assert blank.snr is not None and abs(blank.snr) < 4
 
 
 @pytest.mark.parametrize("bpa", [0.0, 30.0, 100.0, -45.0])
