@@ -1,8 +1,9 @@
 """Sky models and their drift-scan visibilities, seen through the DSA-110 primary beam.
 
 Sign convention (science.md): V = Σ S·exp(+2πi(u·l + v·m + w·(n−1))), with uvw = antenna 2 − antenna 1.
-For unprojected (drift) data the phase centre is the zenith, so u·l + v·m + w·(n−1) = b·(s − z)/λ with
-b the east-north-up baseline, s the source direction and z the local vertical.
+Unprojected (drift) data carry no fringe stopping at all: pyuvdata takes their old w as 0 when it phases
+them, so a drift visibility is S·exp(+2πi b·s/λ), with b the east-north-up baseline and s the unit vector
+to the source. Phasing to s₀ then multiplies by exp(−2πi b·s₀/λ) and leaves the convention above.
 """
 
 from __future__ import annotations
@@ -111,11 +112,10 @@ def drift_visibilities(
     ``time_index`` gives each row's integration in the geometry's time axis.
     """
     vis = np.zeros((baseline_enu.shape[0], freq_hz.size), dtype=np.complex128)
-    zenith = np.array([0.0, 0.0, 1.0])
     inv_wavelength = freq_hz / SPEED_OF_LIGHT_M_S
     for k, source in enumerate(geometry.sources):
         s = geometry.direction[k, time_index]
-        delay_m = np.sum(baseline_enu * (s - zenith), axis=-1)
+        delay_m = np.sum(baseline_enu * s, axis=-1)
         beam = airy_response(geometry.beam_offset[k][:, np.newaxis], freq_hz[np.newaxis, :])
         amplitude = source.flux_at(freq_hz)[np.newaxis, :] * beam[time_index]
         if source.kind == "gaussian":
