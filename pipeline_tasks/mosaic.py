@@ -206,6 +206,13 @@ def dry_run(plan: MosaicPlan) -> MosaicDryRun:
     )
 
 
+def _pixel_sky_positions(wcs: WCS, shape: tuple[int, int]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """RA and Dec (degrees) of every pixel of a grid."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    ra, dec = wcs.all_pix2world(xx, yy, 0)
+    return np.asarray(ra), np.asarray(dec)
+
+
 def _angular_offset_rad(
     ra_deg: NDArray[np.float64], dec_deg: NDArray[np.float64], ra0: float, dec0: float
 ) -> NDArray[np.float64]:
@@ -278,11 +285,8 @@ def build(
 
     loaded = [read_image(p) for p in paths]
     wcs_out, shape = mosaic_grid([(img.shape, img.wcs) for img in loaded])
-    grid_radec: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
-    if method is MosaicMethod.PBWEIGHTED:
-        yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
-        ra, dec = wcs_out.all_pix2world(xx, yy, 0)
-        grid_radec = (np.asarray(ra), np.asarray(dec))
+    # Sky positions of the output pixels, needed only to evaluate primary beams.
+    grid_radec = _pixel_sky_positions(wcs_out, shape) if method is MosaicMethod.PBWEIGHTED else None
 
     sum_wv = np.zeros(shape)
     sum_w = np.zeros(shape)
@@ -298,8 +302,7 @@ def build(
 
         values, footprint = reproject_interp((img.data, img.wcs), wcs_out, shape_out=shape, order="bicubic")
         covered = (footprint > 0) & np.isfinite(values)
-        if method is MosaicMethod.PBWEIGHTED:
-            assert grid_radec is not None
+        if grid_radec is not None:
             pb = _primary_beam_on_grid(img, pb_path, grid_radec, wcs_out, shape, freq_hz)
             covered &= np.isfinite(pb) & (pb >= pb_cutoff)
             safe_pb = np.where(covered, pb, 1.0)
