@@ -1,0 +1,61 @@
+"""`contimg image`: image a calibrated Measurement Set with WSClean or tclean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from pipeline_tasks.casa_env import default_log_dir
+from pipeline_tasks.errors import InvalidInputError
+
+app = typer.Typer(help="Make continuum images from calibrated Measurement Sets.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@app.command("create")
+def create(
+    ms: Annotated[Path, typer.Argument(help="Measurement Set with CORRECTED_DATA.")],
+    out_dir: Annotated[Path, typer.Argument(help="Directory for the FITS products and preview.")],
+    name: Annotated[str | None, typer.Option(help="Output name stem (default: the MS name).")] = None,
+    imager: Annotated[str, typer.Option(help="auto, wsclean or tclean.")] = "auto",
+    imsize: Annotated[int, typer.Option(help="Image size in pixels (square).")] = 512,
+    cell: Annotated[float, typer.Option(help="Pixel size in arcsec.")] = 4.0,
+    robust: Annotated[float, typer.Option(help="Briggs robust weighting.")] = 0.0,
+    niter: Annotated[int, typer.Option(help="Maximum CLEAN iterations.")] = 5000,
+    threshold: Annotated[float, typer.Option(help="CLEAN threshold in Jy (0: none).")] = 0.0,
+    nsigma: Annotated[float, typer.Option(help="Stop CLEAN at this many times the noise.")] = 3.0,
+    multiterm: Annotated[bool, typer.Option(help="Fit a spectral slope across the band.")] = True,
+    pbcor: Annotated[bool, typer.Option(help="Write primary-beam and pb-corrected images.")] = True,
+    log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Directory for imager logs.")] = None,
+) -> None:
+    """Image one MS and print the result (paths, noise, beam, peak) as JSON."""
+    from pydantic import ValidationError
+
+    from pipeline_tasks.imaging import ImagingParams, create_image
+
+    try:
+        params = ImagingParams.model_validate(
+            {
+                "imager": imager,
+                "imsize": imsize,
+                "cell_arcsec": cell,
+                "robust": robust,
+                "niter": niter,
+                "threshold_jy": threshold,
+                "nsigma": nsigma,
+                "multiterm": multiterm,
+                "pbcor": pbcor,
+            }
+        )
+        result = create_image(ms, out_dir, log_dir=log_dir or default_log_dir(), name=name, params=params)
+    except (InvalidInputError, ValidationError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(result.model_dump_json(indent=2))
