@@ -15,6 +15,11 @@ from pipeline_tasks.errors import InvalidInputError
 app = typer.Typer(help="Make continuum images from calibrated Measurement Sets.", no_args_is_help=True)
 
 
+@app.callback()
+def _group() -> None:
+    """Make continuum images from calibrated Measurement Sets."""
+
+
 def _fail(message: str) -> typer.Exit:
     Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code=1)
