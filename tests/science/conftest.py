@@ -2,6 +2,7 @@
 
 Both use the same stations and the same gains (``gain_seed``), so a calibration solved on the calibrator
 applies to the target. The target starts an hour after the calibrator, at the calibrator's declination.
+``converted_pair`` gives their Measurement Sets.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from pipeline_tasks.convert import ConversionRecord, convert_group
+from pipeline_tasks.grouping import find_groups
 from pipeline_tasks.simulate import (
     SimulatedObservation,
     calibrator_transit,
@@ -56,3 +59,20 @@ def simulated_pair(tmp_path_factory: pytest.TempPathFactory) -> SimulatedPair:
         target=simulate_observation(target_config, target_dir),
         target_dir=target_dir,
     )
+
+
+@dataclass(frozen=True)
+class ConvertedPair:
+    """The Measurement Sets of :func:`simulated_pair`, with their conversion records."""
+
+    calibrator: ConversionRecord
+    target: ConversionRecord
+
+
+@pytest.fixture(scope="session")
+def converted_pair(simulated_pair: SimulatedPair, tmp_path_factory: pytest.TempPathFactory) -> ConvertedPair:
+    """Both simulated observations converted to meridian-phased Measurement Sets."""
+    out = tmp_path_factory.mktemp("ms")
+    (cal_group,) = find_groups(simulated_pair.calibrator_dir)
+    (target_group,) = find_groups(simulated_pair.target_dir)
+    return ConvertedPair(calibrator=convert_group(cal_group, out), target=convert_group(target_group, out))

@@ -1,0 +1,196 @@
+"""The simulator: correlator-like files, determinism, and truth that matches the data."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from pyuvdata import UVData
+from typer.testing import CliRunner
+
+from pipeline_tasks.cli.simulate import app
+from pipeline_tasks.constants import CHANNEL_WIDTH_HZ, CHANNELS_PER_SUBBAND, NOMINAL_SEFD_JY, SIDEREAL_DAY_S
+from pipeline_tasks.grouping import parse_subband_path
+from pipeline_tasks.simulate import (
+    NoiseModel,
+    ObservationConfig,
+    epoch_series,
+    read_sources_csv,
+    simulate_observation,
+    target_field,
+)
+from pipeline_tasks.sky_model import SkySource
+from pipeline_tasks.stations import load_stations, select_stations, station_ecef
+
+pytestmark = pytest.mark.science
+
+START = datetime(2025, 6, 1, 20, 0, tzinfo=UTC)
+
+
+def tiny(**fields: object) -> ObservationConfig:
+    """A small observation (6 stations, 2 channels, 2 integrations) for fast checks."""
+    base: dict[str, object] = {"start_time": START, "dec_deg": 40.0, "n_antennas": 6, "n_channels": 2,
+                               "n_integrations": 2} | fields  # fmt: skip
+    return ObservationConfig.model_validate(base)
+
+
+def read(path: Path) -> UVData:
+    return UVData.from_file(str(path), file_type="uvh5")
+
+
+def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path: Path) -> None:
+    config = target_field(START, 40.0, n_antennas=6, n_channels=2, n_integrations=2, seed=7)
+    first = simulate_observation(config, tmp_path / "a")
+    second = simulate_observation(config, tmp_path / "b")
+    other = simulate_observation(config.model_copy(update={"seed": 8}), tmp_path / "c")
+    assert [p.name for p in first.subband_paths] == [p.name for p in second.subband_paths]
+    for a, b, c in zip(first.subband_paths, second.subband_paths, other.subband_paths, strict=True):
+        with h5py.File(a) as fa, h5py.File(b) as fb, h5py.File(c) as fc:
+            assert np.array_equal(fa["Data/visdata"][()], fb["Data/visdata"][()])
+            assert not np.array_equal(fa["Data/visdata"][()], fc["Data/visdata"][()])
+
+
+def test_files_look_like_the_correlators(simulated_pair) -> None:
+    obs = simulated_pair.target
+    assert [parse_subband_path(p).subband for p in obs.subband_paths] == list(range(16))  # type: ignore[union-attr]
+    stamps = [parse_subband_path(p).timestamp for p in obs.subband_paths]  # type: ignore[union-attr]
+    offsets = [(s - obs.start_time.replace(microsecond=0)).total_seconds() for s in stamps]
+    assert all(-61 <= o <= 60 for o in offsets)
+    assert len(set(stamps)) > 1, "file-name times should be jittered"
+
+    parts = [read(p) for p in obs.subband_paths]
+    tops = [p.freq_array.max() for p in parts]
+    assert tops == sorted(tops, reverse=True), "sb00 must be the highest subband"
+    assert np.all(np.diff(parts[0].freq_array) < 0), "channels descend within a subband"
+    band = max(tops) - min(p.freq_array.min() for p in parts) + parts[0].channel_width[0]
+    assert band == pytest.approx(16 * CHANNELS_PER_SUBBAND * CHANNEL_WIDTH_HZ)
+    for p in parts[1:]:
+        assert np.array_equal(p.time_array, parts[0].time_array)
+    first = parts[0]
+    assert first.Npols == 2 and first.Ntimes == 10 and first.Nfreqs == 8
+    assert first.extra_keywords["phase_center_dec"] == pytest.approx(np.radians(obs.dec_deg))
+    assert first.phase_center_catalog[first.phase_center_id_array[0]]["cat_type"] == "unprojected"
+
+
+def test_antennas_come_from_the_station_file_numbered_from_zero(simulated_pair) -> None:
+    uvd = read(simulated_pair.calibrator.subband_paths[0])
+    stations = select_stations(24)
+    tel = uvd.telescope
+    assert list(tel.antenna_names) == [s.name for s in stations]
+    assert list(tel.antenna_numbers) == [s.number - 1 for s in stations]
+    assert min(tel.antenna_numbers) >= 0 and 0 in tel.antenna_numbers
+    origin = np.array(
+        [tel.location.x.to_value("m"), tel.location.y.to_value("m"), tel.location.z.to_value("m")]
+    )
+    absolute = tel.antenna_positions + origin
+    assert np.abs(absolute - station_ecef(stations)).max() < 1e-3
+    assert uvd.Nbls == 24 * 25 // 2
+    assert {s.is_core for s in stations} == {True, False}
+
+
+def test_station_file_parsing() -> None:
+    stations = load_stations()
+    assert [s.number for s in stations] == list(range(1, 118))
+    assert stations[0].name == "DSA-001" and stations[-1].name == "DSA-117"
+    assert sum(s.is_core for s in stations) == 102
+    assert all(1170 < s.height_m < 1200 for s in stations), "the blank elevation must be filled"
+
+
+def test_truth_files_match_the_config(simulated_pair) -> None:
+    obs = simulated_pair.target
+    assert obs.sources_csv.exists() and obs.truth_json.exists()
+    rows = read_sources_csv(obs.sources_csv)
+    assert [r.name for r in rows] == ["T1", "T2", "T3", "T4", "T5"]
+    for row in rows:
+        # Off-centre sources are attenuated by the beam, but all lie inside its half-power radius.
+        assert 0.5 * row.flux_jy < row.apparent_flux_jy < row.flux_jy
+        assert row.kind == "point"
+    truth = json.loads(obs.truth_json.read_text())
+    assert len(truth["gains"]) == 24 * 2
+    assert {g["pol"] for g in truth["gains"]} == {"XX", "YY"}
+    expected_sigma = NOMINAL_SEFD_JY / np.sqrt(
+        2 * 16 * CHANNELS_PER_SUBBAND * CHANNEL_WIDTH_HZ / 128 * 12.884901888
+    )
+    assert truth["noise_sigma_jy"] == pytest.approx(expected_sigma)
+    assert truth["mid_time_mjd"] == pytest.approx(obs.mid_time_mjd)
+
+
+def test_gains_in_the_data_are_the_gains_in_the_truth(tmp_path: Path) -> None:
+    source = SkySource(name="S", ra_deg=0.0, dec_deg=40.0, flux_jy=5.0)
+    config = tiny(noise=None, seed=3)
+    config = config.model_copy(
+        update={"sources": [source.model_copy(update={"ra_deg": config.pointing_center()[0]})]}
+    )
+    with_gains = simulate_observation(config, tmp_path / "g")
+    without = simulate_observation(config.model_copy(update={"gains": None}), tmp_path / "u")
+    corrupted, clean = read(with_gains.subband_paths[5]), read(without.subband_paths[5])
+    truth = json.loads(with_gains.truth_json.read_text())
+    gains = {(g["antenna_number"], g["pol"]): g for g in truth["gains"]}
+    hours = (clean.time_array - (with_gains.mid_time_mjd + 2400000.5)) * 24.0
+
+    def gain(ant: np.ndarray, pol: str) -> np.ndarray:
+        rows = [gains[(int(a), pol)] for a in ant]
+        amp = np.array([r["amplitude"] for r in rows]) * (
+            1 + np.array([r["amplitude_drift_per_hour"] for r in rows]) * hours
+        )
+        phase = (
+            np.radians([r["phase_deg"] for r in rows])
+            + np.radians([r["phase_drift_deg_per_hour"] for r in rows]) * hours
+        )
+        delay = np.array([r["delay_ns"] for r in rows]) * 1e-9
+        return amp[:, None] * np.exp(
+            1j
+            * (
+                phase[:, None]
+                + 2 * np.pi * delay[:, None] * (clean.freq_array[None, :] - truth["ref_freq_hz"])
+            )
+        )
+
+    for p, pol in enumerate(("XX", "YY")):
+        expected = (
+            gain(clean.ant_1_array, pol) * np.conj(gain(clean.ant_2_array, pol)) * clean.data_array[:, :, p]
+        )
+        np.testing.assert_allclose(corrupted.data_array[:, :, p], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_noise_has_the_stated_sigma(tmp_path: Path) -> None:
+    obs = simulate_observation(tiny(gains=None, noise=NoiseModel(sigma_jy=0.5), n_integrations=20), tmp_path)
+    uvd = read(obs.subband_paths[0])
+    cross = uvd.ant_1_array != uvd.ant_2_array
+    values = uvd.data_array[cross]
+    assert obs.noise_sigma_jy == 0.5
+    assert np.std(values.real) == pytest.approx(0.5, rel=0.1)
+    assert np.std(values.imag) == pytest.approx(0.5, rel=0.1)
+
+
+def test_epochs_vary_one_source_along_the_lightcurve(tmp_path: Path) -> None:
+    base = target_field(START, 40.0, n_antennas=6, n_channels=2, n_integrations=2)
+    configs = epoch_series(base, "T3", [1.0, 2.0, 0.5])
+    assert [c.start_time - START for c in configs] == [
+        timedelta(seconds=i * SIDEREAL_DAY_S) for i in range(3)
+    ]
+    for config, factor in zip(configs, [1.0, 2.0, 0.5], strict=True):
+        fluxes = {s.name: s.flux_jy for s in config.sources}
+        assert fluxes["T3"] == pytest.approx(0.05 * factor)
+        assert fluxes["T1"] == pytest.approx(0.5)
+    # The same field transits at the same point of each epoch: positions agree to well under a pixel.
+    assert configs[2].pointing_center()[0] == pytest.approx(configs[0].pointing_center()[0], abs=0.01)
+    with pytest.raises(ValueError, match="not in the scene"):
+        epoch_series(base, "nope", [1.0])
+    with_function = epoch_series(base, "T1", lambda i: 1.0 + i, n_epochs=2)
+    assert [s.flux_jy for c in with_function for s in c.sources if s.name == "T1"] == [0.5, 1.0]
+
+
+def test_cli_writes_an_observation(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["target", "--out-dir", str(tmp_path), "--start-time", "2025-06-01T20:00:00", "--dec-deg", "40",
+         "--n-antennas", "6", "--n-channels", "2", "--n-integrations", "2", "--no-noise"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(list(tmp_path.glob("*_sb??.hdf5"))) == 16
+    assert len(list(tmp_path.glob("*_sources.csv"))) == 1
