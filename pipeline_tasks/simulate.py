@@ -199,8 +199,13 @@ def _draw_gains(
     shape = (n_ant, 2)
     if model is None:
         zeros = np.zeros(shape)
-        return {"amplitude": np.ones(shape), "phase_deg": zeros, "delay_ns": zeros,
-                "amplitude_drift_per_hour": zeros, "phase_drift_deg_per_hour": zeros}  # fmt: skip
+        return {
+            "amplitude": np.ones(shape),
+            "phase_deg": zeros,
+            "delay_ns": zeros,
+            "amplitude_drift_per_hour": zeros,
+            "phase_drift_deg_per_hour": zeros,
+        }
     return {
         "amplitude": 1.0 + model.amplitude_rms * rng.standard_normal(shape),
         "phase_deg": model.phase_rms_deg * rng.standard_normal(shape),
@@ -388,8 +393,13 @@ def read_sources_csv(path: Path) -> list[SourceTruth]:
 # --- Scenes ---------------------------------------------------------------------------------------
 
 
-def transit_start_time(ra_deg: float, dec_deg: float, near: datetime, n_integrations: int = 10,
-                       integration_s: float = INTEGRATION_S) -> datetime:  # fmt: skip
+def transit_start_time(
+    ra_deg: float,
+    dec_deg: float,
+    near: datetime,
+    n_integrations: int = 10,
+    integration_s: float = INTEGRATION_S,
+) -> datetime:
     """Start time, within half a sidereal day of ``near``, of an observation whose mid-time is the transit
     of the ICRS position (ra_deg, dec_deg)."""
     half = timedelta(seconds=0.5 * n_integrations * integration_s)

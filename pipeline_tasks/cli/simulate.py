@@ -37,9 +37,15 @@ NoGains = Annotated[bool, typer.Option("--no-gains", help="Write unit gains.")]
 
 
 def _common(
-    n_antennas: int, n_channels: int, n_integrations: int, seed: int, gain_seed: int | None,
-    noise_sigma: float | None, no_noise: bool, no_gains: bool,
-) -> dict[str, Any]:  # fmt: skip
+    n_antennas: int,
+    n_channels: int,
+    n_integrations: int,
+    seed: int,
+    gain_seed: int | None,
+    noise_sigma: float | None,
+    no_noise: bool,
+    no_gains: bool,
+) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "n_antennas": n_antennas,
         "n_channels": n_channels,
@@ -85,8 +91,15 @@ def calibrator(
 ) -> None:
     """A calibrator transiting the meridian at the mid-time of the observation."""
     common = _common(n_antennas, n_channels, n_integrations, seed, gain_seed, noise_sigma, no_noise, no_gains)
-    config = calibrator_transit(_utc(near), name=name, ra_deg=ra_deg, dec_deg=dec_deg, flux_jy=flux_jy,
-                                spectral_index=spectral_index, **common)  # fmt: skip
+    config = calibrator_transit(
+        _utc(near),
+        name=name,
+        ra_deg=ra_deg,
+        dec_deg=dec_deg,
+        flux_jy=flux_jy,
+        spectral_index=spectral_index,
+        **common,
+    )
     _report([simulate_observation(config, out_dir)])
 
 

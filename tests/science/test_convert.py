@@ -157,9 +157,15 @@ def test_source_at_phase_centre_is_real_and_positive(tmp_path: Path, casa) -> No
     assert np.median(vis.real) == pytest.approx(obs.sources[0].apparent_flux_jy, rel=0.02)
 
 
-def test_off_centre_source_follows_the_sign_convention(tmp_path: Path, casa) -> None:
+@pytest.fixture(scope="module")
+def off_centre_ms(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SimulatedObservation]:
+    """A noiseless, gain-free MS of one source 0.6° east and 0.4° south of the phase centre."""
+    return clean_source_ms(tmp_path_factory.mktemp("off_centre"), 0.6, -0.4)
+
+
+def test_off_centre_source_follows_the_sign_convention(off_centre_ms, casa) -> None:
     """V = S·exp(+2πi(u·l + v·m + w·(n−1))) with the MS's own uvw; the opposite sign must not fit."""
-    ms, obs = clean_source_ms(tmp_path, 0.6, -0.4)
+    ms, obs = off_centre_ms
     main = read_ms(casa, ms, columns=("DATA", "UVW", "ANTENNA1", "ANTENNA2"))
     freqs = read_ms(casa, ms, "SPECTRAL_WINDOW", ("CHAN_FREQ",))["CHAN_FREQ"][:, 0]
     field = read_ms(casa, ms, "FIELD", ("PHASE_DIR",))["PHASE_DIR"][:, 0, 0]
@@ -281,3 +287,32 @@ def test_cli_converts_complete_groups_and_reports_the_rest(
     again = runner.invoke(app, [*args, "--policy", "skip"])
     statuses = [json.loads(line)["status"] for line in again.output.splitlines() if line.startswith("{")]
     assert statuses == ["exists", "skipped"]
+
+
+def test_casa_predicts_the_same_phases_for_the_off_centre_source(off_centre_ms, casa, tmp_path: Path) -> None:
+    """CASA's own model of a point source at the true position (ft) matches the data: no mirrored sky."""
+    from casatasks import ft
+
+    ms, obs = off_centre_ms
+    work = tmp_path / ms.name
+    shutil.copytree(ms, work)
+    truth = obs.sources[0]
+    components = str(tmp_path / "source.cl")
+    cl = casa.componentlist()
+    cl.addcomponent(
+        dir=f"J2000 {truth.ra_deg}deg {truth.dec_deg}deg",
+        flux=1.0,
+        fluxunit="Jy",
+        shape="point",
+        freq="1.4GHz",
+    )
+    cl.rename(components)
+    cl.close()
+    ft(vis=str(work), complist=components, usescratch=True)
+    main = read_ms(casa, work, columns=("DATA", "MODEL_DATA", "ANTENNA1", "ANTENNA2"))
+    cross = main["ANTENNA1"] != main["ANTENNA2"]
+    data, model = main["DATA"][0][:, cross], main["MODEL_DATA"][0][:, cross]
+    coherence = np.abs(np.mean(data * np.conj(model))) / np.mean(np.abs(data) * np.abs(model))
+    mirrored = np.abs(np.mean(data * model)) / np.mean(np.abs(data) * np.abs(model))
+    assert coherence > 0.99
+    assert mirrored < 0.2

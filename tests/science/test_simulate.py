@@ -33,8 +33,13 @@ START = datetime(2025, 6, 1, 20, 0, tzinfo=UTC)
 
 def tiny(**fields: object) -> ObservationConfig:
     """A small observation (6 stations, 2 channels, 2 integrations) for fast checks."""
-    base: dict[str, object] = {"start_time": START, "dec_deg": 40.0, "n_antennas": 6, "n_channels": 2,
-                               "n_integrations": 2} | fields  # fmt: skip
+    base: dict[str, object] = {
+        "start_time": START,
+        "dec_deg": 40.0,
+        "n_antennas": 6,
+        "n_channels": 2,
+        "n_integrations": 2,
+    } | fields
     return ObservationConfig.model_validate(base)
 
 
@@ -188,9 +193,23 @@ def test_epochs_vary_one_source_along_the_lightcurve(tmp_path: Path) -> None:
 def test_cli_writes_an_observation(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["target", "--out-dir", str(tmp_path), "--start-time", "2025-06-01T20:00:00", "--dec-deg", "40",
-         "--n-antennas", "6", "--n-channels", "2", "--n-integrations", "2", "--no-noise"],
-    )  # fmt: skip
+        [
+            "target",
+            "--out-dir",
+            str(tmp_path),
+            "--start-time",
+            "2025-06-01T20:00:00",
+            "--dec-deg",
+            "40",
+            "--n-antennas",
+            "6",
+            "--n-channels",
+            "2",
+            "--n-integrations",
+            "2",
+            "--no-noise",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(list(tmp_path.glob("*_sb??.hdf5"))) == 16
     assert len(list(tmp_path.glob("*_sources.csv"))) == 1
