@@ -18,7 +18,6 @@ from typing import Literal
 
 import numpy as np
 import structlog
-from astropy import units as u
 from astropy.time import Time
 from pydantic import BaseModel
 from pyuvdata import UVData
@@ -218,9 +217,3 @@ def _move_into_place(partial: Path, final: Path) -> None:
     os.rename(final, old)
     os.rename(partial, final)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def pointing_declination_deg(path: Path) -> float:
-    """The pointing declination (degrees) recorded in one subband file's header."""
-    header = _read(path, read_data=False)
-    return float((header.extra_keywords[POINTING_DEC_KEY] * u.rad).to_value(u.deg))

@@ -329,11 +329,7 @@ def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedO
 
     nominal = config.start_time.strftime(FILENAME_TIME_FORMAT)
     truths = [
-        SourceTruth(
-            **s.model_dump(exclude={"kind"}),
-            kind=s.kind,
-            apparent_flux_jy=apparent_flux(s, center, ref_hz),
-        )
+        SourceTruth(**s.model_dump(), apparent_flux_jy=apparent_flux(s, center, ref_hz))
         for s in config.sources
     ]
     sources_csv = out_dir / f"{nominal}_sources.csv"

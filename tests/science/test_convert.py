@@ -119,8 +119,12 @@ def test_ms_has_the_layout_and_positions_expected(converted_pair, simulated_pair
     md.open(str(ms))
     try:
         assert md.nantennas() == 24
+        # CASA's own view of where antenna 0 is, as longitude, latitude and geocentric radius.
         position = md.antennaposition(0)
         assert position["refer"] == "ITRF"
+        lon, lat, radius = (position[k]["value"] for k in ("m0", "m1", "m2"))
+        seen = radius * np.array([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+        assert np.linalg.norm(seen - station_ecef(stations)[0]) < 1.0
         field = md.phasecenter(0)
     finally:
         md.close()

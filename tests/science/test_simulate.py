@@ -213,3 +213,37 @@ def test_cli_writes_an_observation(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert len(list(tmp_path.glob("*_sb??.hdf5"))) == 16
     assert len(list(tmp_path.glob("*_sources.csv"))) == 1
+
+
+def test_cli_writes_epochs_and_reads_configs(tmp_path: Path) -> None:
+    small = ["--n-antennas", "6", "--n-channels", "2", "--n-integrations", "2", "--no-noise"]
+    result = CliRunner().invoke(
+        app,
+        [
+            "epochs",
+            "--out-dir",
+            str(tmp_path),
+            "--start-time",
+            "2025-06-01T20:00:00",
+            "--dec-deg",
+            "40",
+            "--variable",
+            "T1",
+            "--lightcurve",
+            "1,3",
+            *small,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    epochs = sorted(tmp_path.glob("epoch_*"))
+    assert [e.name for e in epochs] == ["epoch_00", "epoch_01"]
+    fluxes = [
+        {r.name: r.flux_jy for r in read_sources_csv(next(e.glob("*_sources.csv")))}["T1"] for e in epochs
+    ]
+    assert fluxes == pytest.approx([0.5, 1.5])
+
+    config_path = tmp_path / "config.json"
+    config_path.write_text(tiny(seed=5).model_dump_json())
+    result = CliRunner().invoke(app, ["from-config", str(config_path), "--out-dir", str(tmp_path / "cfg")])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "cfg").glob("*_sb??.hdf5"))) == 16
