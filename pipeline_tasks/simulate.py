@@ -399,9 +399,7 @@ def transit_start_time(
     """Start time, within half a sidereal day of ``near``, of an observation whose mid-time is the transit
     of the ICRS position (ra_deg, dec_deg)."""
     half = timedelta(seconds=0.5 * n_integrations * integration_s)
-    mid = Time(
-        near.replace(tzinfo=None) if near.tzinfo is None else near.astimezone(UTC).replace(tzinfo=None)
-    )
+    mid = Time(near if near.tzinfo is None else near.astimezone(UTC).replace(tzinfo=None), scale="utc")
     for _ in range(3):
         mid = mid - hour_angle_deg(ra_deg, dec_deg, mid) / 360.0 * SIDEREAL_DAY_S * u.s
     return mid.to_datetime().replace(tzinfo=UTC) - half

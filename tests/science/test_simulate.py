@@ -9,12 +9,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from astropy.time import Time
 from pyuvdata import UVData
 from typer.testing import CliRunner
 
 from pipeline_tasks.cli.simulate import app
 from pipeline_tasks.constants import CHANNEL_WIDTH_HZ, CHANNELS_PER_SUBBAND, NOMINAL_SEFD_JY, SIDEREAL_DAY_S
 from pipeline_tasks.grouping import parse_subband_path
+from pipeline_tasks.pointing import hour_angle_deg
 from pipeline_tasks.simulate import (
     NoiseModel,
     ObservationConfig,
@@ -247,3 +249,14 @@ def test_cli_writes_epochs_and_reads_configs(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["from-config", str(config_path), "--out-dir", str(tmp_path / "cfg")])
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "cfg").glob("*_sb??.hdf5"))) == 16
+
+
+def test_calibrator_transits_at_the_mid_time(simulated_pair) -> None:
+    cal = simulated_pair.calibrator
+    (source,) = cal.sources
+    mid = Time(cal.mid_time_mjd, format="mjd", scale="utc")
+    assert abs(hour_angle_deg(source.ra_deg, source.dec_deg, mid)) * 3600 < 1.0
+    assert cal.pointing_ra_deg == pytest.approx(source.ra_deg, abs=1e-4)
+    assert source.apparent_flux_jy == pytest.approx(
+        source.flux_jy * (cal.band_center_hz / 1.4e9) ** -0.46, rel=1e-3
+    )
