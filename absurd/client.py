@@ -17,6 +17,7 @@ from absurd import queries
 from absurd.database import connect, resolve_dsn
 from absurd.errors import NotFoundError, TaskFailedError
 from absurd.options import SpawnOptions
+from absurd.registry import Registry
 
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 
@@ -40,9 +41,13 @@ def to_json(value: Any) -> Any:
 class Client:
     """A connection to the queue. Cheap to create; use as a context manager to close it."""
 
-    def __init__(self, dsn: str | None = None, conn: psycopg.Connection | None = None) -> None:
+    def __init__(
+        self, dsn: str | None = None, conn: psycopg.Connection | None = None, registry: Registry | None = None
+    ) -> None:
         self.dsn = resolve_dsn(dsn) if conn is None else dsn or ""
         self._conn = conn
+        # With a registry, each task's declared options are the defaults its spawns start from.
+        self.registry = registry
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -68,7 +73,7 @@ class Client:
         self, name: str, params: Any = None, options: SpawnOptions | None = None, **overrides: Any
     ) -> Spawned:
         """Queue one task. ``overrides`` are SpawnOptions fields (queue, priority, timeout_s, ...)."""
-        opts = (options or SpawnOptions()).merged(**overrides)
+        opts = (options or self._defaults(name)).merged(**overrides)
         return self.spawn_many(name, [params], options=opts, keys=[opts.idempotency_key])[0]
 
     def spawn_many(
@@ -84,7 +89,7 @@ class Client:
         ``name`` is one task name for all, or one per params entry; ``keys`` are optional
         per-task idempotency keys.
         """
-        opts = (options or SpawnOptions()).merged(**overrides)
+        opts = (options or self._defaults(name if isinstance(name, str) else "")).merged(**overrides)
         n = len(params)
         names = [name] * n if isinstance(name, str) else list(name)
         if len(names) != n or (keys is not None and len(keys) != n):
@@ -105,6 +110,11 @@ class Client:
             },
         ).fetchall()
         return [Spawned(int(task_id), bool(created)) for task_id, created in rows]
+
+    def _defaults(self, name: str) -> SpawnOptions:
+        if self.registry is not None and name in self.registry:
+            return self.registry.get(name).options
+        return SpawnOptions()
 
     # Reading ------------------------------------------------------------------------------------
 

@@ -30,7 +30,8 @@ FROM absurd.tasks WHERE id = %s
 """
 
 TASK = """
-SELECT id, queue, name, params, headers, state, priority, available_at, max_attempts, retry, timeout_s,
+SELECT id, queue, name, params, headers, state, priority,
+       CASE WHEN isfinite(available_at) THEN available_at END AS available_at, max_attempts, retry, timeout_s,
        idempotency_key, attempts, failures, current_run, worker_id, lease_expires_at, wait_event,
        cancel_requested_at, result, last_error, created_at, started_at, finished_at
 FROM absurd.tasks WHERE id = %s

@@ -8,6 +8,7 @@ import pytest
 
 from absurd.client import Client
 from absurd.logging import configure_logging
+from tests.support.tasks import registry
 from tests.support.postgres import ServerUnderTest, fresh_database, make_template, session_server
 
 
@@ -30,5 +31,5 @@ def dsn(pg_server: ServerUnderTest) -> Iterator[str]:
 @pytest.fixture
 def client(dsn: str) -> Iterator[Client]:
     """A queue client on the test's database."""
-    with Client(dsn) as c:
+    with Client(dsn, registry=registry) as c:
         yield c
