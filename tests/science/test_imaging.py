@@ -1,0 +1,77 @@
+"""Imaging: tclean and WSClean products on the calibrated calibrator transit, and the pb/noise helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from pipeline_tasks.applycal import apply_calibration
+from pipeline_tasks.beam import airy_response
+from pipeline_tasks.calibrate import solve_calibration
+from pipeline_tasks.imaging import ImagingParams, create_image, read_plane, robust_rms, write_pb_images
+
+
+@pytest.fixture(scope="module")
+def calibrated_calibrator(converted_pair, tmp_path_factory) -> Path:
+    """A copy of the calibrator transit with its own calibration applied (CORRECTED_DATA)."""
+    work = tmp_path_factory.mktemp("imaging")
+    ms = work / "calibrator.ms"
+    shutil.copytree(converted_pair.calibrator.ms_path, ms)
+    cal = solve_calibration(ms, work / "caltables", log_dir=work / "logs")
+    apply_calibration(ms, cal.apply_tables, log_dir=work / "logs")
+    return ms
+
+
+@pytest.mark.science
+@pytest.mark.parametrize("imager", ["wsclean", "tclean"])
+def test_image_products_and_header_beam(calibrated_calibrator: Path, tmp_path: Path, imager: str) -> None:
+    cwd_before = set(os.listdir(Path.cwd()))
+    params = ImagingParams(imager=imager, imsize=256, cell_arcsec=5.0, niter=2000)  # type: ignore[arg-type]
+    result = create_image(calibrated_calibrator, tmp_path / "out", log_dir=tmp_path / "logs", params=params)
+    assert result.imager == imager
+    # The calibrator (3C286, ~14.9 Jy at the phase centre) dominates the image.
+    assert result.peak_jy == pytest.approx(14.9 * (result.freq_hz / 1.4e9) ** -0.46, rel=0.03)
+    header = fits.getheader(result.image)
+    assert result.beam.bmaj_arcsec == pytest.approx(header["BMAJ"] * 3600)
+    assert result.beam.bpa_deg == pytest.approx(header["BPA"])
+    assert 0 < result.noise_jy < 0.05 * result.peak_jy
+    assert result.noise_jy == pytest.approx(robust_rms(read_plane(result.residual)))
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        f"{calibrated_calibrator.stem}.{kind}"
+        for kind in ("image.fits", "residual.fits", "psf.fits", "pb.fits", "pbcor.fits", "png")
+    }
+    assert any((tmp_path / "logs").iterdir())
+    assert set(os.listdir(Path.cwd())) == cwd_before  # no logs or scratch files in the cwd
+
+
+def test_robust_rms_ignores_bright_pixels() -> None:
+    rng = np.random.default_rng(3)
+    data = rng.normal(0.0, 2e-3, (200, 200))
+    data[100, 100] = 10.0
+    data[0, 0] = np.nan
+    assert robust_rms(data) == pytest.approx(2e-3, rel=0.03)
+
+
+def test_pb_images_divide_by_airy_beam(tmp_path: Path) -> None:
+    header = fits.Header()
+    for key, value in {
+        "CTYPE1": "RA---SIN", "CRVAL1": 200.0, "CDELT1": -0.01, "CRPIX1": 51.0,
+        "CTYPE2": "DEC--SIN", "CRVAL2": 30.0, "CDELT2": 0.01, "CRPIX2": 51.0,
+        "CTYPE3": "FREQ", "CRVAL3": 1.4e9, "CDELT3": 1e8, "CRPIX3": 1.0,
+    }.items():  # fmt: skip
+        header[key] = value
+    image = tmp_path / "img.fits"
+    fits.PrimaryHDU(np.ones((1, 101, 101), np.float32), header=header).writeto(image)
+    pb_path, pbcor_path = tmp_path / "pb.fits", tmp_path / "pbcor.fits"
+    write_pb_images(image, pb_path, pbcor_path, pointing=(200.0, 30.0), freq_hz=1.4e9, cutoff=0.1)
+    pb, pbcor = read_plane(pb_path), read_plane(pbcor_path)
+    assert pb[50, 50] == pytest.approx(1.0)
+    # 0.5° east of centre (50 pixels of 0.01°).
+    assert pb[50, 0] == pytest.approx(float(airy_response(np.radians(0.5), 1.4e9)), rel=1e-3)
+    assert pbcor[50, 0] == pytest.approx(1.0 / pb[50, 0], rel=1e-5)
+    assert np.isnan(pbcor[pb < 0.1]).all()
