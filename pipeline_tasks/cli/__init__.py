@@ -1,0 +1,32 @@
+"""``contimg``: the pipeline CLI."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from absurd.logging import configure_logging
+from pipeline_tasks.cli import calibrate, convert, image, mosaic, photometry, simulate
+
+app = typer.Typer(
+    name="contimg",
+    help="DSA-110 continuum imaging: simulate, convert, calibrate, image, mosaic, photometry and the demo.",
+    no_args_is_help=True,
+)
+
+
+@app.callback()
+def main(
+    log_level: Annotated[str, typer.Option(envvar="CONTIMG_LOG_LEVEL", help="Log level.")] = "INFO",
+) -> None:
+    """Logs go to stderr (JSON when not a terminal), so stdout stays clean for --json output."""
+    configure_logging(log_level)
+
+
+app.add_typer(simulate.app, name="simulate")
+app.add_typer(convert.app, name="convert")
+app.add_typer(calibrate.app, name="calibrate")
+app.add_typer(image.app, name="image")
+app.add_typer(mosaic.app, name="mosaic")
+app.add_typer(photometry.app, name="photometry")
