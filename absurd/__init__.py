@@ -1,6 +1,6 @@
 """absurd: a durable task queue on Postgres. It knows nothing of astronomy."""
 
-from absurd.client import Client, Spawned
+from absurd.client import Client, Spawned, emit_event
 from absurd.context import TaskContext
 from absurd.errors import PermanentError
 from absurd.options import ExponentialBackoff, FixedDelay, NoRetry, SpawnOptions
@@ -17,4 +17,5 @@ __all__ = [
     "SpawnOptions",
     "TaskContext",
     "TaskDefinition",
+    "emit_event",
 ]

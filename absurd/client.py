@@ -178,8 +178,7 @@ class Client:
 
     def emit_event(self, name: str, payload: Any = None) -> int:
         """Emit an event; returns how many waiting tasks it woke."""
-        row = self.conn.execute(queries.EMIT_EVENT, (name, Jsonb(to_json(payload)))).fetchone()
-        return int(row[0]) if row else 0
+        return emit_event(self.conn, name, payload)
 
     def create_queue(self, name: str) -> None:
         """Create a queue if it does not exist (spawning also creates queues on demand)."""
@@ -208,6 +207,13 @@ class Client:
         """The worker registry, newest first."""
         with self.conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(queries.LIST_WORKERS).fetchall()
+
+
+def emit_event(conn: psycopg.Connection, name: str, payload: Any = None) -> int:
+    """Emit an event on ``conn``, inside whatever transaction it has open (a completion hook's, say),
+    so the event is seen only if that transaction commits. Returns how many waiting tasks it woke."""
+    row = conn.execute(queries.EMIT_EVENT, (name, Jsonb(to_json(payload)))).fetchone()
+    return int(row[0]) if row else 0
 
 
 def format_when(value: datetime | None) -> str:

@@ -66,6 +66,10 @@ class TaskContext:
         self._checkpoints: dict[str, Any] | None = None
         self.log = structlog.get_logger("absurd.task")
 
+    def connection(self) -> AbstractContextManager[psycopg.Connection]:
+        """Borrow an autocommit connection to the task's database (for reading products, say)."""
+        return self._db.connection()
+
     # Cancellation and lease -------------------------------------------------------------------
 
     def heartbeat(self) -> None:
