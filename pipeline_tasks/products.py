@@ -21,8 +21,9 @@ from pydantic import BaseModel
 from pipeline_tasks.calibrate import CalibrationResult
 from pipeline_tasks.catalogs import MonitoringSource
 from pipeline_tasks.convert import ConversionRecord
+from pipeline_tasks.errors import InvalidInputError
 from pipeline_tasks.imaging import ImageResult
-from pipeline_tasks.mosaic import MosaicPlan, MosaicResult
+from pipeline_tasks.mosaic import MosaicMethod, MosaicPlan, MosaicResult
 from pipeline_tasks.photometry import PhotometryResult
 
 MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
@@ -341,6 +342,37 @@ def image_pb_path(conn: psycopg.Connection, image_path: Path | str) -> Path | No
     """The primary-beam image recorded with ``image_path``, or None."""
     row = conn.execute(_IMAGE_PB, (str(image_path),)).fetchone()
     return Path(row[0]) if row and row[0] else None
+
+
+def plan_mosaic(
+    conn: psycopg.Connection,
+    name: str,
+    start: datetime,
+    end: datetime,
+    output_dir: Path,
+    method: MosaicMethod = MosaicMethod.WEIGHTED,
+) -> tuple[MosaicPlan, list[int]]:
+    """A plan over the recorded images whose mid-time lies in [start, end], and their ids.
+
+    Raises InvalidInputError when no image was recorded in the range.
+    """
+    found = images_in_range(conn, datetime_to_mjd(start), datetime_to_mjd(end))
+    if not found:
+        raise InvalidInputError(
+            f"no images recorded between {start:%Y-%m-%dT%H:%M:%S} and {end:%Y-%m-%dT%H:%M:%S}; "
+            "run create-image first or widen the range"
+        )
+    pbs = [img.pb_path for img in found]
+    # Recorded PB images replace the Airy model only where the method uses a primary beam.
+    use_pbs = method is MosaicMethod.PBWEIGHTED and all(pbs)
+    plan = MosaicPlan(
+        name=name,
+        image_paths=[Path(img.path) for img in found],
+        method=method,
+        output_path=Path(output_dir).resolve() / f"{name}.fits",
+        pb_paths=[Path(p) for p in pbs if p is not None] if use_pbs else None,
+    )
+    return plan, [img.id for img in found]
 
 
 def save_mosaic_plan(

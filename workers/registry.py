@@ -34,7 +34,7 @@ from pipeline_tasks.convert import convert_group
 from pipeline_tasks.errors import InvalidInputError
 from pipeline_tasks.grouping import SubbandGroup, find_groups, group_files, parse_subband_path
 from pipeline_tasks.imaging import create_image
-from pipeline_tasks.mosaic import MosaicMethod, MosaicPlan, build_plan
+from pipeline_tasks.mosaic import MosaicPlan, build_plan
 from pipeline_tasks.photometry import measure_file
 from workers.task_params import (
     ApplyOutcome,
@@ -256,32 +256,6 @@ def image(ctx: absurd.TaskContext, params: ImageParams) -> ImageOutcome:
 # create-mosaic -------------------------------------------------------------------------------
 
 
-def plan_from_range(
-    conn: psycopg.Connection,
-    name: str,
-    start: datetime,
-    end: datetime,
-    output_dir: Path,
-    method: MosaicMethod,
-) -> tuple[MosaicPlan, list[int]]:
-    """A plan over the recorded images whose mid-time lies in [start, end], and their ids."""
-    start_mjd, end_mjd = products.datetime_to_mjd(start), products.datetime_to_mjd(end)
-    found = products.images_in_range(conn, start_mjd, end_mjd)
-    if not found:
-        raise InvalidInputError(
-            f"no images recorded between {start:%Y-%m-%dT%H:%M:%S} and {end:%Y-%m-%dT%H:%M:%S}"
-        )
-    pbs = [img.pb_path for img in found]
-    plan = MosaicPlan(
-        name=name,
-        image_paths=[Path(img.path) for img in found],
-        method=method,
-        output_path=Path(output_dir).resolve() / f"{name}.fits",
-        pb_paths=[Path(p) for p in pbs if p is not None] if all(pbs) else None,
-    )
-    return plan, [img.id for img in found]
-
-
 def resolve_plan(ctx: absurd.TaskContext, params: MosaicParams) -> MosaicPlan:
     """The plan the params describe (given, stored or by time range)."""
     if params.plan is not None:
@@ -295,7 +269,7 @@ def resolve_plan(ctx: absurd.TaskContext, params: MosaicParams) -> MosaicPlan:
                 )
             return stored
         assert params.name and params.start and params.end and params.output_dir
-        plan, _ = plan_from_range(
+        plan, _ = products.plan_mosaic(
             conn, params.name, params.start, params.end, params.output_dir, params.method
         )
         return plan

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from absurd.logging import configure_logging
-from pipeline_tasks.cli import calibrate, convert, image, mosaic, photometry, simulate
+from pipeline_tasks.cli import (
+    calibrate,
+    convert,
+    db_commands,
+    image,
+    mosaic,
+    photometry,
+    simulate,
+    worker,
+)
 
 app = typer.Typer(
     name="contimg",
@@ -30,3 +39,6 @@ app.add_typer(calibrate.app, name="calibrate")
 app.add_typer(image.app, name="image")
 app.add_typer(mosaic.app, name="mosaic")
 app.add_typer(photometry.app, name="photometry")
+app.add_typer(db_commands.products_app, name="products")
+mosaic.app.command("plan")(db_commands.mosaic_plan)
+app.command("worker")(worker.worker)
