@@ -1,17 +1,26 @@
 # The two commands the README gives: `make demo` and `make test`.
-# Each one builds the virtual environment first if it is missing or stale.
+# Each builds the virtual environment first when it is missing or older than pyproject.toml.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# WSClean is the default imager and the imaging tests run it; install it when we can (as root).
+system-deps:
+	@command -v wsclean >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wsclean; \
+	  else \
+	    echo "wsclean is not installed: run 'sudo apt-get install wsclean' (the imaging tests need it)"; exit 1; \
+	  fi; }
 
 demo: $(STAMP)
 	$(BIN)/contimg demo $(ARGS)
@@ -21,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: system-deps $(STAMP) lint
 	$(BIN)/pytest $(ARGS)
 
 bench: $(STAMP)

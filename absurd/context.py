@@ -103,7 +103,9 @@ class TaskContext:
 
     def _save(self, name: str, value: Any) -> None:
         with self._db.connection() as conn:
-            row = conn.execute(queries.SET_CHECKPOINT, (self.task_id, self.run_id, name, Jsonb(value))).fetchone()
+            row = conn.execute(
+                queries.SET_CHECKPOINT, (self.task_id, self.run_id, name, Jsonb(value))
+            ).fetchone()
         if not row or not row[0]:
             raise LeaseLostError(f"run {self.run_id} of task {self.task_id} lost its lease at step {name!r}")
         self._load_checkpoints()[name] = value

@@ -56,7 +56,7 @@ class TaskFailedError(AbsurdError):
         self.error = error
 
 
-class Suspended(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class Suspended(BaseException):
     """Internal: the run was suspended (sleep or event wait); the worker drops it without a result.
 
     A BaseException so that a task's own ``except Exception`` cannot swallow it.

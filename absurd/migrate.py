@@ -83,7 +83,7 @@ def migrate(conn: psycopg.Connection, directory: Path | None = None) -> list[str
         done = applied_versions(conn)
         for migration in migrations:
             if migration.version in done:
-                name, checksum = done[migration.version]
+                _, checksum = done[migration.version]
                 if checksum != migration.checksum:
                     raise MigrationError(
                         f"migration {migration.name} was applied with checksum {checksum[:12]} but the "

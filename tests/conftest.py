@@ -8,8 +8,8 @@ import pytest
 
 from absurd.client import Client
 from absurd.logging import configure_logging
-from tests.support.tasks import registry
 from tests.support.postgres import ServerUnderTest, fresh_database, make_template, session_server
+from tests.support.tasks import registry
 
 
 @pytest.fixture(scope="session")

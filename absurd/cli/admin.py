@@ -46,7 +46,9 @@ def load_registry(specs: list[str]) -> Registry:
 @handle_errors
 def worker(
     dsn: Dsn = None,
-    queue: Annotated[list[str] | None, typer.Option("--queue", "-q", help="Queue to serve (repeatable).")] = None,
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", help="Queue to serve (repeatable).")
+    ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1)] = 8,
     processes: Annotated[int | None, typer.Option(help="Child processes for process-mode tasks.")] = None,
     registry: Annotated[
@@ -97,8 +99,16 @@ def workers(dsn: Dsn = None, json_out: JsonOut = False) -> None:
         "workers",
         ["id", "host", "pid", "queues", "concurrency", "started", "heartbeat", "stopped"],
         [
-            [r["id"], r["hostname"], r["pid"], ",".join(r["queues"]), r["concurrency"], r["started_at"],
-             r["heartbeat_at"], r["stopped_at"]]
+            [
+                r["id"],
+                r["hostname"],
+                r["pid"],
+                ",".join(r["queues"]),
+                r["concurrency"],
+                r["started_at"],
+                r["heartbeat_at"],
+                r["stopped_at"],
+            ]
             for r in rows
         ],
     )

@@ -34,8 +34,19 @@ def stats(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     if json_out:
         emit_json(rows)
         return
-    cols = ["name", "paused", "ready", "delayed", "running", "sleeping", "completed", "failed", "cancelled",
-            "oldest_pending_s", "completed_last_minute"]
+    cols = [
+        "name",
+        "paused",
+        "ready",
+        "delayed",
+        "running",
+        "sleeping",
+        "completed",
+        "failed",
+        "cancelled",
+        "oldest_pending_s",
+        "completed_last_minute",
+    ]
     table("queues", cols, [[r[k] for k in cols] for r in rows])
 
 

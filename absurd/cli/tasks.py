@@ -36,15 +36,15 @@ def spawn(
 ) -> None:
     """Queue a task by name."""
     opts = SpawnOptions(
-        queue=queue, priority=priority, max_attempts=max_attempts, timeout_s=timeout_s,
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        timeout_s=timeout_s,
         idempotency_key=idempotency_key,
     )
     data = _parse_json(params, "--params")
     with client(dsn) as c:
-        if count == 1:
-            spawned = [c.spawn(name, data, opts)]
-        else:
-            spawned = c.spawn_many(name, [data] * count, opts)
+        spawned = [c.spawn(name, data, opts)] if count == 1 else c.spawn_many(name, [data] * count, opts)
     if json_out:
         emit_json([{"task_id": s.task_id, "created": s.created} for s in spawned])
     elif count == 1:
@@ -77,8 +77,17 @@ def list_tasks(
         "tasks",
         ["id", "queue", "name", "state", "prio", "attempts", "created", "finished", "error"],
         [
-            [r["id"], r["queue"], r["name"], r["state"], r["priority"], r["attempts"], r["created_at"],
-             r["finished_at"], (r["last_error"] or {}).get("message")]
+            [
+                r["id"],
+                r["queue"],
+                r["name"],
+                r["state"],
+                r["priority"],
+                r["attempts"],
+                r["created_at"],
+                r["finished_at"],
+                (r["last_error"] or {}).get("message"),
+            ]
             for r in rows
         ],
     )
@@ -94,7 +103,9 @@ def show(task_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
     if json_out:
         emit_json({"task": task, "runs": runs})
         return
-    console.print(f"[bold]task {task['id']}[/bold] {task['name']} on {task['queue']}: [bold]{task['state']}[/bold]")
+    console.print(
+        f"[bold]task {task['id']}[/bold] {task['name']} on {task['queue']}: [bold]{task['state']}[/bold]"
+    )
     for key in ("params", "result", "last_error"):
         if task[key] is not None:
             console.print(f"{key}: {json.dumps(task[key], default=str)[:2000]}")
@@ -102,8 +113,16 @@ def show(task_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
         "runs",
         ["attempt", "run", "worker", "state", "started", "finished", "reason", "error"],
         [
-            [r["attempt"], r["id"], r["worker_id"], r["state"], r["started_at"], r["finished_at"],
-             r["failure_reason"], (r["error"] or {}).get("message")]
+            [
+                r["attempt"],
+                r["id"],
+                r["worker_id"],
+                r["state"],
+                r["started_at"],
+                r["finished_at"],
+                r["failure_reason"],
+                (r["error"] or {}).get("message"),
+            ]
             for r in runs
         ],
     )

@@ -96,7 +96,9 @@ class Completer:
                 self._write(batch)
                 return
             except psycopg.OperationalError as exc:
-                log.warning("database unavailable; outcomes kept for retry", error=str(exc), pending=len(batch))
+                log.warning(
+                    "database unavailable; outcomes kept for retry", error=str(exc), pending=len(batch)
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -131,7 +133,9 @@ class Completer:
                     ).fetchone()
                     self._record(f, bool(row and row[0] is not None))
                 elif f.outcome.kind == "cancelled":
-                    row = conn.execute(queries.FINISH_CANCELLED, (f.claimed.task_id, f.claimed.run_id)).fetchone()
+                    row = conn.execute(
+                        queries.FINISH_CANCELLED, (f.claimed.task_id, f.claimed.run_id)
+                    ).fetchone()
                     self._record(f, bool(row and row[0]))
                 elif f.outcome.kind in ("suspended", "lease_lost"):
                     self._record(f, True)
@@ -155,7 +159,9 @@ class Completer:
             # The products could not be written: the run fails and nothing of it is kept.
             from absurd.worker.execution import describe
 
-            log.warning("completion hook failed; run fails instead", task_id=f.claimed.task_id, error=str(exc))
+            log.warning(
+                "completion hook failed; run fails instead", task_id=f.claimed.task_id, error=str(exc)
+            )
             conn.execute(
                 queries.FAIL_RUN, (f.claimed.task_id, f.claimed.run_id, "error", Jsonb(describe(exc)), False)
             )

@@ -85,9 +85,7 @@ def execute(definition: TaskDefinition, ctx: TaskContext, raw_params: Any) -> Ou
     except TaskTimeoutError as exc:
         return Outcome("failed", error=describe(exc), reason="timeout")
     except Exception as exc:
-        permanent = isinstance(exc, PermanentError | pydantic.ValidationError) or isinstance(
-            exc, definition.permanent_errors
-        )
+        permanent = isinstance(exc, (PermanentError, pydantic.ValidationError, *definition.permanent_errors))
         return Outcome("failed", error=describe(exc), permanent=permanent)
 
 

@@ -3,6 +3,7 @@ leases alive, enforces timeouts and cancellations, and shuts down gracefully."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
@@ -82,7 +83,9 @@ class Worker:
         self.registry = registry
         self.settings = settings or WorkerSettings()
         self.dsn = resolve_dsn(dsn)
-        self.worker_id = self.settings.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = (
+            self.settings.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        )
         self._log = log.bind(worker_id=self.worker_id)
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -147,7 +150,9 @@ class Worker:
                     got = self._claim_some(free)
                     backoff = 0.1
                 except psycopg.OperationalError as exc:
-                    self._log.warning("claim failed; database unavailable", error=str(exc), retry_in_s=backoff)
+                    self._log.warning(
+                        "claim failed; database unavailable", error=str(exc), retry_in_s=backoff
+                    )
                     self._stopping.wait(backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
@@ -192,7 +197,7 @@ class Worker:
                 timeout=claimed.timeout_s,
             )
             running.future = future
-            future.add_done_callback(lambda f, r=running: self._process_done(r, f))
+            future.add_done_callback(functools.partial(self._process_done, running))
         else:
             running.signals = RunSignals()
             running.future = self._thread_pool.submit(self._run_in_thread, running)
@@ -232,7 +237,9 @@ class Worker:
         try:
             outcome: Outcome = future.result()
         except FutureTimeout:
-            error = TaskTimeoutError(f"task {running.claimed.task_id} exceeded its {running.claimed.timeout_s} s timeout")
+            error = TaskTimeoutError(
+                f"task {running.claimed.task_id} exceeded its {running.claimed.timeout_s} s timeout"
+            )
             outcome = Outcome("failed", error=describe(error), reason="timeout")
         except CancelledError:
             outcome = Outcome("cancelled") if running.cancel_seen else Outcome("lease_lost")
@@ -277,9 +284,7 @@ class Worker:
             )
         if not accepted or kind == "lease_lost":
             self.counters["lease_lost"] += 1
-            self._log.warning(
-                "lease lost: outcome discarded", task_id=finished.claimed.task_id, outcome=kind
-            )
+            self._log.warning("lease lost: outcome discarded", task_id=finished.claimed.task_id, outcome=kind)
 
     # Supervision: leases, timeouts, cancellations --------------------------------------------------
 
@@ -305,7 +310,11 @@ class Worker:
                 return
             rows = conn.execute(
                 queries.EXTEND_LEASES,
-                ([r.claimed.task_id for r in held.values()], [r.claimed.run_id for r in held.values()], self.settings.lease_s),
+                (
+                    [r.claimed.task_id for r in held.values()],
+                    [r.claimed.run_id for r in held.values()],
+                    self.settings.lease_s,
+                ),
             ).fetchall()
         alive = {task_id: cancel for task_id, cancel in rows}
         now = time.monotonic()
@@ -313,7 +322,9 @@ class Worker:
             if running.finished:
                 continue
             if task_id not in alive:
-                self._log.warning("lease lost; abandoning run", task_id=task_id, run_id=running.claimed.run_id)
+                self._log.warning(
+                    "lease lost; abandoning run", task_id=task_id, run_id=running.claimed.run_id
+                )
                 if running.signals:
                     running.signals.lease_lost.set()
                 self._abandon(running, Outcome("lease_lost"))
@@ -373,7 +384,13 @@ class Worker:
                 with self.pool.connection() as conn:
                     conn.execute(
                         queries.REGISTER_WORKER,
-                        (self.worker_id, socket.gethostname(), os.getpid(), self.settings.queues, self.settings.concurrency),
+                        (
+                            self.worker_id,
+                            socket.gethostname(),
+                            os.getpid(),
+                            self.settings.queues,
+                            self.settings.concurrency,
+                        ),
                     )
                 return
             except psycopg.OperationalError as exc:

@@ -11,6 +11,7 @@ from pipeline_tasks.cli import (
     calibrate,
     convert,
     db_commands,
+    demo,
     image,
     mosaic,
     photometry,
@@ -33,6 +34,7 @@ def main(
     configure_logging(log_level)
 
 
+app.command("demo")(demo.demo)
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(convert.app, name="convert")
 app.add_typer(calibrate.app, name="calibrate")

@@ -45,7 +45,7 @@ def start_worker(dsn: str) -> Iterator[StartWorker]:
         return worker
 
     yield start
-    for worker, thread in started:
+    for worker, _ in started:
         worker.stop()
-    for worker, thread in started:
+    for _, thread in started:
         thread.join(timeout=30)

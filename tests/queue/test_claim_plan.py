@@ -31,7 +31,8 @@ def test_claim_uses_the_claim_index_and_skips_finished_tasks(dsn: str, client: C
     client.conn.execute("VACUUM ANALYZE absurd.tasks")
 
     body = client.conn.execute(
-        "SELECT prosrc FROM pg_proc WHERE oid = 'absurd.claim(text, text, integer, double precision)'::regprocedure"
+        "SELECT prosrc FROM pg_proc "
+        "WHERE oid = 'absurd.claim(text, text, integer, double precision)'::regprocedure"
     ).fetchone()
     assert body is not None
     sql = body[0]

@@ -65,8 +65,9 @@ def test_events_emit(dsn: str, client: Client) -> None:
 
 def test_wait_prints_the_result(dsn: str, client: Client) -> None:
     task = client.spawn("echo", {})
-    client.conn.execute("UPDATE absurd.tasks SET state = 'completed', result = '{\"r\": 2}' WHERE id = %s",
-                        (task.task_id,))
+    client.conn.execute(
+        "UPDATE absurd.tasks SET state = 'completed', result = '{\"r\": 2}' WHERE id = %s", (task.task_id,)
+    )
     code, out = invoke(dsn, "task", "wait", str(task.task_id))
     assert code == 0 and json.loads(out) == {"r": 2}
 
@@ -102,6 +103,8 @@ def test_worker_with_an_unknown_registry_fails_clearly(dsn: str) -> None:
 
 
 def test_unreachable_database_is_reported() -> None:
-    result = runner.invoke(app, ["queue", "stats", "--dsn", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"])
+    result = runner.invoke(
+        app, ["queue", "stats", "--dsn", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"]
+    )
     assert result.exit_code == 1
     assert "cannot connect to Postgres" in " ".join(result.output.split())

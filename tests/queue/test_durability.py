@@ -114,7 +114,9 @@ def test_an_expired_lease_cannot_complete_or_fail(client: Client) -> None:
     task_id, run_id = _claim(client, lease_s=0.2)
     time.sleep(0.4)
     assert client.conn.execute(queries.COMPLETE_RUNS, ([task_id], [run_id], ["{}"])).fetchall() == []
-    assert client.conn.execute(queries.FAIL_RUN, (task_id, run_id, "error", None, False)).fetchone() == (None,)
+    assert client.conn.execute(queries.FAIL_RUN, (task_id, run_id, "error", None, False)).fetchone() == (
+        None,
+    )
     assert client.conn.execute(queries.SET_CHECKPOINT, (task_id, run_id, "s", None)).fetchone() == (False,)
     # Reaping turns it into a failed attempt and the task is claimable again.
     assert client.conn.execute(queries.REAP_EXPIRED, (10,)).fetchone() == (1,)
@@ -125,7 +127,9 @@ def test_an_expired_lease_cannot_complete_or_fail(client: Client) -> None:
     assert new_task == task_id and new_run != run_id
     # The old holder still cannot complete; the new one can, exactly once.
     assert client.conn.execute(queries.COMPLETE_RUNS, ([task_id], [run_id], ["{}"])).fetchall() == []
-    assert client.conn.execute(queries.COMPLETE_RUNS, ([task_id], [new_run], ['{"ok": 1}'])).fetchall() == [(task_id,)]
+    assert client.conn.execute(queries.COMPLETE_RUNS, ([task_id], [new_run], ['{"ok": 1}'])).fetchall() == [
+        (task_id,)
+    ]
     assert client.conn.execute(queries.COMPLETE_RUNS, ([task_id], [new_run], ["{}"])).fetchall() == []
     assert client.get_task(task_id)["result"] == {"ok": 1}
 

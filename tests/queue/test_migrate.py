@@ -44,7 +44,7 @@ def test_edited_migration_is_refused(empty_dsn: str, tmp_path: Path) -> None:
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         migrate(conn, tmp_path)
         _write(tmp_path, "0001_first.sql", "CREATE TABLE first_table (id bigint);")
-        with pytest.raises(MigrationError, match="0001_first.sql was applied with checksum"):
+        with pytest.raises(MigrationError, match=r"0001_first\.sql was applied with checksum"):
             migrate(conn, tmp_path)
 
 
@@ -52,7 +52,7 @@ def test_failing_migration_rolls_back_and_names_itself(empty_dsn: str, tmp_path:
     _write(tmp_path, "0001_ok.sql", "CREATE TABLE ok_table (id int);")
     _write(tmp_path, "0002_broken.sql", "CREATE TABLE half (id int); SELECT no_such_function();")
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        with pytest.raises(MigrationError, match="0002_broken.sql failed"):
+        with pytest.raises(MigrationError, match=r"0002_broken\.sql failed"):
             migrate(conn, tmp_path)
         assert conn.execute("SELECT to_regclass('half')").fetchone() == (None,)
         assert list(applied_versions(conn)) == [1]
@@ -60,7 +60,7 @@ def test_failing_migration_rolls_back_and_names_itself(empty_dsn: str, tmp_path:
 
 def test_misnamed_file_is_refused(tmp_path: Path) -> None:
     _write(tmp_path, "1_bad.sql", "SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_snake_name.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_snake_name\.sql"):
         load_migrations(tmp_path)
 
 

@@ -27,7 +27,9 @@ def test_four_workers_complete_20000_tasks_exactly_once(dsn: str, client: Client
     try:
         wait_until(
             lambda: _count(client, "SELECT count(*) FROM absurd.tasks WHERE state <> 'completed'") == 0,
-            timeout=600, interval=0.5, what="all 20,000 tasks to complete",
+            timeout=600,
+            interval=0.5,
+            what="all 20,000 tasks to complete",
         )
     finally:
         for w in workers:
@@ -35,10 +37,18 @@ def test_four_workers_complete_20000_tasks_exactly_once(dsn: str, client: Client
     # Count effects, not states: one product row per task, none twice, none missing.
     assert _count(client, "SELECT count(*) FROM test_effects") == 20_000
     assert _count(client, "SELECT count(DISTINCT task_id) FROM test_effects") == 20_000
-    assert _count(client, "SELECT count(*) FROM test_effects e LEFT JOIN absurd.tasks t ON t.id = e.task_id "
-                          "WHERE t.id IS NULL") == 0
+    assert (
+        _count(
+            client,
+            "SELECT count(*) FROM test_effects e LEFT JOIN absurd.tasks t ON t.id = e.task_id "
+            "WHERE t.id IS NULL",
+        )
+        == 0
+    )
     assert _count(client, "SELECT count(*) FROM absurd.runs WHERE state = 'completed'") == 20_000
-    assert {s.task_id for s in spawned} == {r[0] for r in client.conn.execute("SELECT task_id FROM test_effects")}
+    assert {s.task_id for s in spawned} == {
+        r[0] for r in client.conn.execute("SELECT task_id FROM test_effects")
+    }
     # Work was shared between the processes.
     assert _count(client, "SELECT count(DISTINCT worker_id) FROM absurd.runs") == 4
 
@@ -55,7 +65,10 @@ def test_sigkilled_worker_task_is_finished_by_another(dsn: str, client: Client) 
     finally:
         stop_worker(second)
     runs = client.runs(task.task_id)
-    assert [(r["state"], r["failure_reason"]) for r in runs] == [("failed", "lease_expired"), ("completed", None)]
+    assert [(r["state"], r["failure_reason"]) for r in runs] == [
+        ("failed", "lease_expired"),
+        ("completed", None),
+    ]
     assert runs[0]["worker_id"] != runs[1]["worker_id"]
 
 
@@ -65,8 +78,13 @@ def test_a_task_that_keeps_killing_its_worker_ends_failed(dsn: str, client: Clie
         worker = start_worker(dsn, "--lease-s", "1")
         worker.wait(timeout=60)  # the task kills it
     # Nobody is left to reap; do it as a surviving worker would.
-    wait_until(lambda: _count(client, "SELECT absurd.reap_expired(10)") == 0
-               and client.get_task(task.task_id)["state"] == "failed", timeout=30)
+    wait_until(
+        lambda: (
+            _count(client, "SELECT absurd.reap_expired(10)") == 0
+            and client.get_task(task.task_id)["state"] == "failed"
+        ),
+        timeout=30,
+    )
     assert [r["failure_reason"] for r in client.runs(task.task_id)] == ["lease_expired", "lease_expired"]
 
 
@@ -111,7 +129,9 @@ def test_workers_survive_a_postgres_restart(pg_server: ServerUnderTest, dsn: str
         def remaining() -> int | None:
             try:
                 with psycopg.connect(dsn, autocommit=True) as conn:
-                    row = conn.execute("SELECT count(*) FROM absurd.tasks WHERE state <> 'completed'").fetchone()
+                    row = conn.execute(
+                        "SELECT count(*) FROM absurd.tasks WHERE state <> 'completed'"
+                    ).fetchone()
                     return row[0] if row else None
             except psycopg.OperationalError:
                 return None

@@ -12,8 +12,15 @@ from absurd.options import FixedDelay, SpawnOptions
 
 
 def test_spawn_stores_every_option(client: Client) -> None:
-    opts = SpawnOptions(queue="imaging", priority=5, max_attempts=7, retry=FixedDelay(base_s=2),
-                        timeout_s=60, idempotency_key="k-1", headers={"traceparent": "00-abc-01"})
+    opts = SpawnOptions(
+        queue="imaging",
+        priority=5,
+        max_attempts=7,
+        retry=FixedDelay(base_s=2),
+        timeout_s=60,
+        idempotency_key="k-1",
+        headers={"traceparent": "00-abc-01"},
+    )
     spawned = client.spawn("create-image", {"ms": "/data/a.ms"}, opts)
     task = client.get_task(spawned.task_id)
     assert spawned.created

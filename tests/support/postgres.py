@@ -47,7 +47,10 @@ def _docker_answers() -> bool:
 
 def _terminate_all(admin_dsn: str) -> None:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
 
 
 @contextlib.contextmanager

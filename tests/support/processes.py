@@ -15,9 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def start_worker(dsn: str, *args: str, registry: str = "tests.support.tasks:registry") -> subprocess.Popen[bytes]:
+def start_worker(
+    dsn: str, *args: str, registry: str = "tests.support.tasks:registry"
+) -> subprocess.Popen[bytes]:
     """Start ``absurd worker`` as a separate process on ``dsn``."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "ABSURD_LOG_LEVEL": os.environ.get("ABSURD_LOG_LEVEL", "WARNING")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "ABSURD_LOG_LEVEL": os.environ.get("ABSURD_LOG_LEVEL", "WARNING"),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "absurd", "worker", "--dsn", dsn, "--registry", registry, *args],
         cwd=REPO,
@@ -36,7 +42,9 @@ def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> int:
     return proc.wait()
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.05, what: str = "") -> T:
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.05, what: str = ""
+) -> T:
     """Poll ``predicate`` until it returns something truthy; fail the test at the deadline."""
     deadline = time.monotonic() + timeout
     while True:

@@ -18,7 +18,8 @@ from absurd.registry import Registry
 tests_only = Registry()
 
 EFFECTS_DDL = """
-CREATE TABLE IF NOT EXISTS test_effects (task_id bigint NOT NULL, label text NOT NULL, at timestamptz DEFAULT now())
+CREATE TABLE IF NOT EXISTS test_effects (
+    task_id bigint NOT NULL, label text NOT NULL, at timestamptz DEFAULT now())
 """
 
 
