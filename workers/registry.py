@@ -194,7 +194,7 @@ def wait_for_caltable(ctx: absurd.TaskContext, ms_path: Path, params: ApplyParam
         event = products.caltable_ready_event(generation + 1)
         remaining = params.wait_timeout_s - (datetime.now(UTC) - started).total_seconds()
         ctx.log.info(
-            "no valid caltable yet; waiting", ms=str(ms_path), event=event, remaining_s=round(remaining)
+            "no valid caltable yet; waiting", ms=str(ms_path), wait_event=event, remaining_s=round(remaining)
         )
         try:
             ctx.await_event(event, max(remaining, 0.0))
