@@ -1,0 +1,1 @@
+"""Benchmarks anyone can run, one module each: `python -m bench.<name>`."""
