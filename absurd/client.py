@@ -16,7 +16,8 @@ from psycopg.types.json import Jsonb
 from absurd import queries
 from absurd.database import connect, resolve_dsn
 from absurd.errors import NotFoundError, TaskFailedError
-from absurd.options import SpawnOptions
+from absurd.workflow_spec import SpecError, WorkflowSpec, check_spec, to_submission
+from absurd.options import GateConfig, SpawnOptions
 from absurd.registry import Registry
 
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
@@ -107,6 +108,8 @@ class Client:
                 "retry": Jsonb(opts.retry.model_dump()),
                 "timeout_s": opts.timeout_s,
                 "headers": Jsonb(opts.headers),
+                "gate": opts.gate,
+                "gate_limit": opts.gate_limit,
             },
         ).fetchall()
         return [Spawned(int(task_id), bool(created)) for task_id, created in rows]
@@ -202,6 +205,125 @@ class Client:
             if n < batch:
                 break
         return total
+
+    # Workflows ----------------------------------------------------------------------------------
+
+    def submit_workflow(
+        self, spec: WorkflowSpec, params: dict[str, Any] | None = None, event: dict[str, Any] | None = None
+    ) -> int:
+        """Validate ``spec`` (against the client's registry when it has one) and submit it atomically.
+
+        Raises SpecError listing every problem; nothing is written then.
+        """
+        problems = check_spec(spec, self.registry)
+        if problems:
+            raise SpecError(problems, spec.name)
+        rows = to_submission(spec, params or {}, event)
+        merged = {**spec.params, **(params or {})}
+        row = self.conn.execute(queries.SUBMIT_WORKFLOW, (spec.name, Jsonb(merged), Jsonb(rows))).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def workflow(self, workflow_id: int) -> dict[str, Any]:
+        """A workflow's derived status and its tasks with dependencies, states and durations."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            status = cur.execute(queries.WORKFLOW_STATUS, (workflow_id,)).fetchone()
+            if status is None:
+                raise NotFoundError(f"no workflow with id {workflow_id}")
+            status["task_rows"] = cur.execute(queries.WORKFLOW_TASKS, (workflow_id,)).fetchall()
+        return status
+
+    def list_workflows(self, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Recent workflows with their derived state, newest first."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(queries.LIST_WORKFLOWS, {"state": state, "limit": limit}).fetchall()
+
+    def cancel_workflow(self, workflow_id: int) -> int:
+        """Cancel every unfinished task of a workflow; returns how many were cancelled or asked to stop."""
+        row = self.conn.execute(queries.CANCEL_WORKFLOW, (workflow_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise NotFoundError(f"no workflow with id {workflow_id}")
+        return int(row[0])
+
+    # Dead-letter queue ---------------------------------------------------------------------------
+
+    def dlq(
+        self,
+        queue: str | None = None,
+        name: str | None = None,
+        since: datetime | None = None,
+        text: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Open DLQ entries, oldest first, filtered by queue, task name, entry time and error text."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(
+                queries.LIST_DLQ, {"queue": queue, "name": name, "since": since, "text": text, "limit": limit}
+            ).fetchall()
+
+    def dlq_entry(self, dlq_id: int) -> dict[str, Any]:
+        """One DLQ entry with its task's attempt history and the actions taken on it."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            entry = cur.execute(queries.DLQ_ENTRY, (dlq_id,)).fetchone()
+            if entry is None:
+                raise NotFoundError(f"no DLQ entry with id {dlq_id}")
+            entry["actions"] = cur.execute(queries.DLQ_ACTIONS, (dlq_id,)).fetchall()
+        entry["runs"] = self.runs(entry["task_id"])
+        return entry
+
+    def _dlq_action(self, sql: str, args: tuple[Any, ...]) -> int:
+        try:
+            row = self.conn.execute(sql, args).fetchone()
+        except psycopg.errors.NoDataFound as exc:
+            raise NotFoundError(str(exc.diag.message_primary)) from None
+        assert row is not None
+        return int(row[0])
+
+    def dlq_retry(self, dlq_id: int, actor: str, reason: str | None = None, params: Any = None) -> int:
+        """Give the dead task new attempts (with edited params if given); its workflow resumes."""
+        return self._dlq_action(queries.DLQ_RETRY, (dlq_id, actor, reason, None if params is None else Jsonb(params)))
+
+    def dlq_skip(self, dlq_id: int, actor: str, reason: str) -> int:
+        """Mark the task permanently failed; dependents are cancelled, or run where the edge is optional."""
+        return self._dlq_action(queries.DLQ_SKIP, (dlq_id, actor, reason))
+
+    def dlq_requeue(self, dlq_id: int, actor: str, reason: str | None = None) -> int:
+        """Spawn a copy of the task; its workflow continues from the copy. Returns the new task id."""
+        return self._dlq_action(queries.DLQ_REQUEUE, (dlq_id, actor, reason))
+
+    def retry_task(self, task_id: int, actor: str, reason: str | None = None) -> int:
+        """Retry a failed task through its DLQ entry."""
+        row = self.conn.execute(queries.OPEN_DLQ_OF_TASK, (task_id,)).fetchone()
+        if row is None:
+            self.get_task(task_id)  # an unknown id raises NotFoundError
+            raise NotFoundError(f"task {task_id} is not in the dead-letter queue")
+        return self.dlq_retry(int(row[0]), actor, reason)
+
+    # Gates: concurrency limits and circuit breakers ------------------------------------------------
+
+    def configure_gate(self, config: GateConfig) -> None:
+        """Create or update a gate. Tasks spawned after this with the gate's key (or name) go through it."""
+        self.conn.execute(queries.UPSERT_GATE, config.model_dump())
+
+    def gates(self) -> list[dict[str, Any]]:
+        """Every gate with its breaker state and running/waiting counts."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(queries.LIST_GATES).fetchall()
+
+    def gate(self, key: str, transitions: int = 20) -> dict[str, Any]:
+        """One gate with its recent breaker transitions."""
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(queries.GATE, (key,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no gate (breaker or limit) with key {key!r}")
+            row["transitions"] = cur.execute(queries.GATE_TRANSITIONS, (key, transitions)).fetchall()
+        return row
+
+    def set_breaker(self, key: str, state: str, reason: str) -> None:
+        """Force a breaker open ('trip') or closed ('reset')."""
+        gate = self.gate(key, transitions=0)
+        cooldown = gate["base_cooldown_s"] if state == "open" else None
+        self.conn.execute(queries.SET_BREAKER_STATE, (key, state, reason, cooldown))
 
     def workers(self) -> list[dict[str, Any]]:
         """The worker registry, newest first."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -123,6 +123,38 @@ class TaskContext:
         json.dumps(value)  # fail here, naming the step, rather than inside the database driver
         self._save(name, value)
         return value
+
+    # Fan-out ----------------------------------------------------------------------------------
+
+    def spawn_children(
+        self, key: str, name: str, params: Sequence[Any], queue: str = "default", steps: Sequence[str] | None = None
+    ) -> list[int]:
+        """Add one ``name`` task per params entry to this task's workflow (fan-out).
+
+        Every task waiting on this one also waits on all the children (fan-in). ``key`` names the
+        fan-out: a later run of this task gets the same children back instead of spawning again.
+        """
+        steps = list(steps) if steps is not None else [f"{key}[{i}]" for i in range(len(params))]
+        if len(steps) != len(params):
+            raise ValueError("steps and params must have the same length")
+        self.heartbeat()
+        try:
+            with self._db.connection() as conn:
+                rows = conn.execute(
+                    queries.SPAWN_CHILDREN,
+                    (
+                        self.task_id,
+                        self.run_id,
+                        key,
+                        [name] * len(params),
+                        steps,
+                        [json.dumps(to_json(p)) for p in params],
+                        queue,
+                    ),
+                ).fetchall()
+        except psycopg.errors.NoDataFound as exc:
+            raise LeaseLostError(str(exc.diag.message_primary)) from None
+        return [int(r[0]) for r in rows]
 
     # Suspension -------------------------------------------------------------------------------
 

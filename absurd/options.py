@@ -47,9 +47,27 @@ class SpawnOptions(BaseModel):
     timeout_s: float | None = Field(None, gt=0)
     idempotency_key: str | None = None
     headers: dict[str, Any] = Field(default_factory=dict)
+    gate: str | None = Field(None, description="concurrency-limit / circuit-breaker key; default: the task name")
+    gate_limit: int | None = Field(None, ge=1, description="limit for a gate created on first use")
 
     def merged(self, **overrides: Any) -> SpawnOptions:
         """A copy with the given fields replaced (``None`` values are ignored), validated again."""
         data = self.model_dump()
         data.update({k: v for k, v in overrides.items() if v is not None})
         return SpawnOptions.model_validate(data)
+
+
+class GateConfig(BaseModel):
+    """A gate: a concurrency limit and/or a circuit breaker on one key (a task name or a resource)."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1)
+    max_running: int | None = Field(None, ge=1, description="at most this many running at once")
+    breaker_enabled: bool = False
+    failure_threshold: int = Field(5, ge=1, description="open after this many failures within window_s")
+    window_s: float = Field(300.0, gt=0)
+    failure_rate: float | None = Field(None, gt=0, le=1, description="or open at this failure rate ...")
+    min_calls: int = Field(10, ge=1, description="... over at least this many calls")
+    base_cooldown_s: float = Field(30.0, gt=0, description="open → half-open after this long")
+    max_cooldown_s: float = Field(1800.0, gt=0, description="cooldowns double after failed trials, up to this")
+    half_open_trials: int = Field(1, ge=1, description="trial tasks let through while half-open")

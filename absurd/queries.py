@@ -6,7 +6,7 @@ from __future__ import annotations
 SPAWN_MANY = """
 SELECT task_id, created FROM absurd.spawn_many(
     %(queue)s, %(names)s, %(params)s::jsonb[], %(keys)s, %(priority)s, %(not_before)s,
-    %(max_attempts)s, %(retry)s, %(timeout_s)s, %(headers)s)
+    %(max_attempts)s, %(retry)s, %(timeout_s)s, %(headers)s, %(gate)s, %(gate_limit)s)
 """
 
 CLAIM = "SELECT * FROM absurd.claim(%s, %s, %s, %s)"
@@ -58,9 +58,11 @@ SELECT q.name, q.paused,
        count(t.id) FILTER (WHERE t.state = 'pending' AND t.available_at > now()) AS delayed,
        count(t.id) FILTER (WHERE t.state = 'running') AS running,
        count(t.id) FILTER (WHERE t.state = 'sleeping') AS sleeping,
+       count(t.id) FILTER (WHERE t.state = 'waiting') AS blocked,
        count(t.id) FILTER (WHERE t.state = 'completed') AS completed,
        count(t.id) FILTER (WHERE t.state = 'failed') AS failed,
        count(t.id) FILTER (WHERE t.state = 'cancelled') AS cancelled,
+       (SELECT count(*) FROM absurd.dlq d WHERE d.queue = q.name AND d.resolved_at IS NULL) AS dlq,
        extract(epoch FROM now() - min(t.created_at) FILTER (WHERE t.state = 'pending'))
            AS oldest_pending_s,
        count(t.id) FILTER (WHERE t.state = 'completed' AND t.finished_at > now() - interval '1 minute')
@@ -79,3 +81,73 @@ LIST_WORKERS = """
 SELECT id, hostname, pid, queues, concurrency, started_at, heartbeat_at, stopped_at
 FROM absurd.workers ORDER BY started_at DESC
 """
+
+# Workflows -------------------------------------------------------------------------------------
+
+SUBMIT_WORKFLOW = "SELECT absurd.submit_workflow(%s, %s, %s)"
+SPAWN_CHILDREN = "SELECT task_id FROM absurd.spawn_children(%s, %s, %s, %s, %s, %s::jsonb[], %s)"
+CANCEL_WORKFLOW = "SELECT absurd.cancel_workflow(%s)"
+WORKFLOW_STATUS = "SELECT * FROM absurd.workflow_status WHERE id = %s"
+LIST_WORKFLOWS = """
+SELECT * FROM absurd.workflow_status
+WHERE (%(state)s::text IS NULL OR state = %(state)s)
+ORDER BY id DESC LIMIT %(limit)s
+"""
+WORKFLOW_TASKS = """
+SELECT t.id, t.step_name, t.name, t.state, t.attempts, t.failures, t.queue, t.started_at, t.finished_at,
+       extract(epoch FROM t.finished_at - t.started_at) AS duration_s, t.last_error,
+       coalesce(array_agg(p.step_name ORDER BY p.step_name) FILTER (WHERE p.id IS NOT NULL), '{}') AS depends_on,
+       EXISTS (SELECT 1 FROM absurd.dlq d WHERE d.task_id = t.id AND d.resolved_at IS NULL) AS in_dlq
+FROM absurd.tasks t
+LEFT JOIN absurd.task_deps dep ON dep.task_id = t.id
+LEFT JOIN absurd.tasks p ON p.id = dep.depends_on
+WHERE t.workflow_id = %s
+GROUP BY t.id ORDER BY t.id
+"""
+
+# Dead-letter queue -------------------------------------------------------------------------------
+
+LIST_DLQ = """
+SELECT d.id, d.task_id, d.queue, d.task_name, d.reason, d.entered_at, d.error->>'type' AS error_type,
+       d.error->>'message' AS error_message, t.attempts, t.workflow_id, t.step_name
+FROM absurd.dlq d JOIN absurd.tasks t ON t.id = d.task_id
+WHERE d.resolved_at IS NULL
+  AND (%(queue)s::text IS NULL OR d.queue = %(queue)s)
+  AND (%(name)s::text IS NULL OR d.task_name = %(name)s)
+  AND (%(since)s::timestamptz IS NULL OR d.entered_at >= %(since)s)
+  AND (%(text)s::text IS NULL OR d.error::text ILIKE '%%' || %(text)s || '%%')
+ORDER BY d.id
+LIMIT %(limit)s
+"""
+DLQ_ENTRY = "SELECT * FROM absurd.dlq WHERE id = %s"
+DLQ_ACTIONS = "SELECT action, actor, reason, details, at FROM absurd.dlq_actions WHERE dlq_id = %s ORDER BY id"
+DLQ_RETRY = "SELECT absurd.dlq_retry(%s, %s, %s, %s)"
+DLQ_SKIP = "SELECT absurd.dlq_skip(%s, %s, %s)"
+DLQ_REQUEUE = "SELECT absurd.dlq_requeue(%s, %s, %s)"
+OPEN_DLQ_OF_TASK = "SELECT id FROM absurd.dlq WHERE task_id = %s AND resolved_at IS NULL"
+
+# Gates: concurrency limits and circuit breakers ------------------------------------------------------
+
+UPSERT_GATE = """
+INSERT INTO absurd.gates (key, max_running, breaker_enabled, failure_threshold, window_s, failure_rate, min_calls,
+                          base_cooldown_s, max_cooldown_s, half_open_trials)
+VALUES (%(key)s, %(max_running)s, %(breaker_enabled)s, %(failure_threshold)s, %(window_s)s, %(failure_rate)s,
+        %(min_calls)s, %(base_cooldown_s)s, %(max_cooldown_s)s, %(half_open_trials)s)
+ON CONFLICT (key) DO UPDATE SET
+    max_running = excluded.max_running, breaker_enabled = excluded.breaker_enabled,
+    failure_threshold = excluded.failure_threshold, window_s = excluded.window_s,
+    failure_rate = excluded.failure_rate, min_calls = excluded.min_calls,
+    base_cooldown_s = excluded.base_cooldown_s, max_cooldown_s = excluded.max_cooldown_s,
+    half_open_trials = excluded.half_open_trials
+"""
+LIST_GATES = """
+SELECT g.*, (SELECT count(*) FROM absurd.tasks t WHERE t.gate_key = g.key AND t.state = 'running') AS running,
+       (SELECT count(*) FROM absurd.tasks t WHERE t.gate_key = g.key AND t.state IN ('pending', 'sleeping'))
+           AS waiting
+FROM absurd.gates g ORDER BY g.key
+"""
+GATE = "SELECT * FROM absurd.gates WHERE key = %s"
+GATE_TRANSITIONS = """
+SELECT from_state, to_state, reason, at FROM absurd.gate_transitions WHERE key = %s ORDER BY id DESC LIMIT %s
+"""
+SET_BREAKER_STATE = "SELECT absurd.set_breaker_state(%s, %s, %s, %s)"

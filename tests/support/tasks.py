@@ -92,4 +92,54 @@ def crash_child(ctx: TaskContext, params: Any) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+
+@tests_only.task("fan-out")
+def fan_out(ctx: TaskContext, params: Any) -> dict[str, Any]:
+    """Spawn ``n`` children that each add their index to a running total."""
+    children = ctx.spawn_children("parts", "add", [{"value": i} for i in range(params["n"])])
+    return {"children": len(children)}
+
+
+@tests_only.task("add")
+def add(ctx: TaskContext, params: Any) -> dict[str, Any]:
+    """Return a value (a fan-out child)."""
+    return {"value": params["value"]}
+
+
+@tests_only.task("collect")
+def collect(ctx: TaskContext, params: Any) -> dict[str, Any]:
+    """Fan-in: sum what the children of this task's workflow returned."""
+    with ctx.connection() as conn:
+        row = conn.execute(
+            "SELECT count(*), coalesce(sum((result->>'value')::int), 0) FROM absurd.tasks "
+            "WHERE workflow_id = (SELECT workflow_id FROM absurd.tasks WHERE id = %s) AND name = 'add' "
+            "AND state = 'completed'",
+            (ctx.task_id,),
+        ).fetchone()
+    assert row is not None
+    return {"count": row[0], "sum": row[1]}
+
+
+@tests_only.task("record-order")
+def record_order(ctx: TaskContext, params: Any) -> dict[str, Any]:
+    """Note when this task ran, and check every parent had completed by then."""
+    with ctx.connection() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM absurd.task_deps d JOIN absurd.tasks p ON p.id = d.depends_on "
+            "WHERE d.task_id = %s AND p.state <> 'completed'",
+            (ctx.task_id,),
+        ).fetchone()
+    return {"unfinished_parents": row[0] if row else -1, "params": params}
+
+
+@tests_only.task("flaky")
+def flaky(ctx: TaskContext, params: Any) -> dict[str, bool]:
+    """Fail while the test's ``test_health`` flag says the dependency is down."""
+    with ctx.connection() as conn:
+        row = conn.execute("SELECT ok FROM test_health").fetchone()
+    if not row or not row[0]:
+        raise RuntimeError("dependency unavailable")
+    return {"ok": True}
+
+
 registry = builtin.merge(tests_only)
