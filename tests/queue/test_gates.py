@@ -1,0 +1,124 @@
+"""Circuit breakers and concurrency limits, shared through Postgres by every worker."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from absurd.client import Client
+from absurd.options import FixedDelay, GateConfig
+from tests.queue.conftest import StartWorker
+from tests.support.processes import start_worker as start_worker_process
+from tests.support.processes import stop_worker, wait_until
+
+
+def _breaker(client: Client, key: str) -> str:
+    return str(client.gate(key, transitions=0)["breaker_state"])
+
+
+def test_breaker_opens_holds_half_opens_and_closes(dsn: str, client: Client) -> None:
+    client.conn.execute("CREATE TABLE test_health (ok boolean); INSERT INTO test_health VALUES (false)")
+    client.configure_gate(GateConfig(key="flaky", breaker_enabled=True, failure_threshold=3, window_s=60,
+                                     base_cooldown_s=3))
+    tasks = client.spawn_many("flaky", [{}] * 6, max_attempts=20, retry=FixedDelay(base_s=0.1))
+    workers = [start_worker_process(dsn, "--concurrency", "1") for _ in range(2)]
+    try:
+        wait_until(lambda: _breaker(client, "flaky") == "open", timeout=60, what="the breaker to open")
+        # Held, not burning attempts: failures stop growing while the breaker is open.
+        failures_at_open = sum(client.get_task(t.task_id)["failures"] for t in tasks)
+        other = client.spawn("echo", {"still": "flowing"})
+        assert client.wait_result(other.task_id, 30) == {"still": "flowing"}
+        time.sleep(1.0)
+        assert _breaker(client, "flaky") == "open"
+        assert sum(client.get_task(t.task_id)["failures"] for t in tasks) == failures_at_open
+        # At most one failure each before it opened (outcomes are recorded in batches, so a few more than
+        # the threshold can land); with 0.1 s retries, an unheld task would have failed ~10 more times.
+        assert all(client.get_task(t.task_id)["failures"] <= 1 for t in tasks)
+        assert client.dlq() == []
+        client.conn.execute("UPDATE test_health SET ok = true")
+        wait_until(lambda: _breaker(client, "flaky") == "closed", timeout=60, what="the breaker to close")
+        for t in tasks:
+            client.wait_result(t.task_id, 60)
+    finally:
+        for w in workers:
+            stop_worker(w)
+    history = [(t["from_state"], t["to_state"]) for t in reversed(client.gate("flaky")["transitions"])]
+    assert history[:3] == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    # Two separate processes did the work.
+    row = client.conn.execute("SELECT count(DISTINCT worker_id) FROM absurd.runs").fetchone()
+    assert row is not None and row[0] == 2
+
+
+def test_failed_trial_reopens_with_a_longer_cooldown(client: Client) -> None:
+    client.configure_gate(GateConfig(key="k", breaker_enabled=True, failure_threshold=1, base_cooldown_s=10))
+    client.conn.execute("SELECT absurd.record_gate_outcome('k', false)")
+    gate = client.gate("k")
+    assert gate["breaker_state"] == "open" and gate["cooldown_s"] == 10
+    client.conn.execute("UPDATE absurd.gates SET cooldown_until = now() WHERE key = 'k'")
+    client.spawn("noop", {}, gate="k")
+    client.conn.execute("SELECT * FROM absurd.claim('default', 'w', 10, 30)")  # promotes to half-open
+    assert _breaker(client, "k") == "half_open"
+    client.conn.execute("SELECT absurd.record_gate_outcome('k', false)")
+    gate = client.gate("k")
+    assert gate["breaker_state"] == "open" and gate["cooldown_s"] == 20
+
+
+def test_failure_rate_trips_the_breaker(client: Client) -> None:
+    client.configure_gate(GateConfig(key="r", breaker_enabled=True, failure_threshold=1000, failure_rate=0.5,
+                                     min_calls=4))
+    for ok in (True, False, True):
+        client.conn.execute("SELECT absurd.record_gate_outcome('r', %s)", (ok,))
+    assert _breaker(client, "r") == "closed"  # 1 of 3 calls failed, and fewer than min_calls
+    client.conn.execute("SELECT absurd.record_gate_outcome('r', false)")
+    assert _breaker(client, "r") == "open"  # 2 of 4
+
+
+def test_trip_and_reset_by_hand(client: Client) -> None:
+    client.configure_gate(GateConfig(key="casa", breaker_enabled=True))
+    client.set_breaker("casa", "open", "disk full on /stage")
+    assert _breaker(client, "casa") == "open"
+    client.set_breaker("casa", "closed", "disk cleaned")
+    assert [t["reason"] for t in client.gate("casa")["transitions"]] == ["disk cleaned", "disk full on /stage"]
+
+
+def test_concurrency_limit_holds_under_eight_claimers(client: Client, start_worker: StartWorker) -> None:
+    client.configure_gate(GateConfig(key="create-image", max_running=2))
+    tasks = client.spawn_many("sleep", [{"seconds": 0.3}] * 24, gate="create-image")
+    client.spawn_many("sleep", [{"seconds": 0.3}] * 24)  # ungated work alongside
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        with Client(client.dsn) as c:
+            while not stop.is_set():
+                row = c.conn.execute(
+                    "SELECT count(*) FROM absurd.tasks WHERE gate_key = 'create-image' AND state = 'running'"
+                ).fetchone()
+                samples.append(int(row[0]) if row else 0)
+                time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    for _ in range(8):
+        start_worker(concurrency=4, poll_s=0.05)
+    try:
+        for t in tasks:
+            client.wait_result(t.task_id, 120)
+    finally:
+        stop.set()
+        sampler.join()
+    assert max(samples) == 2, f"limit 2, observed {max(samples)}"
+    runs = sorted((client.runs(t.task_id)[0] for t in tasks), key=lambda r: r["started_at"])
+    # Check the intervals too, not only the samples: never three overlapping runs.
+    for i in range(len(runs) - 2):
+        assert runs[i]["finished_at"] <= runs[i + 2]["started_at"]
+
+
+def test_per_key_limit_created_on_first_spawn(client: Client, start_worker: StartWorker) -> None:
+    tasks = client.spawn_many("sleep", [{"seconds": 0.2}] * 4, gate="calibration:2026-11-22", gate_limit=1)
+    start_worker(concurrency=4)
+    for t in tasks:
+        client.wait_result(t.task_id, 60)
+    runs = sorted((client.runs(t.task_id)[0] for t in tasks), key=lambda r: r["started_at"])
+    assert all(a["finished_at"] <= b["started_at"] for a, b in zip(runs, runs[1:], strict=False))
+    assert client.gate("calibration:2026-11-22")["max_running"] == 1
