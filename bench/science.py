@@ -263,8 +263,8 @@ def build_report(scales: list[ScaleResult]) -> BenchReport:
 
 def print_report(report: BenchReport, console: Console) -> None:
     """Readable tables of the report."""
-    table = Table(title="science stages: seconds (peak RSS, MB)")
-    table.add_column("antennas", justify="right")
+    table = Table(title="science stages: seconds (peak RSS of the process tree, MB)")
+    table.add_column("ants", justify="right")
     table.add_column("baselines", justify="right")
     table.add_column("chan x int", justify="right")
     for stage in STAGES:
@@ -272,7 +272,7 @@ def print_report(report: BenchReport, console: Console) -> None:
     table.add_column("per obs", justify="right")
     table.add_column("MS MB", justify="right")
     for scale in report.scales:
-        cells = {s.stage: f"{s.seconds:.1f} ({s.peak_rss_bytes / 1e6:.0f})" for s in scale.stages}
+        cells = {s.stage: f"{s.seconds:.2f} ({s.peak_rss_bytes / 1e6:.0f})" for s in scale.stages}
         table.add_row(
             str(scale.n_antennas),
             str(scale.n_baselines),
@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> None:
             args.channels,
             args.integrations,
         )
-    console = Console(stderr=args.json)
+    # Wide enough for the table when the output is a file or a pipe.
+    console = Console(stderr=args.json, width=None if sys.stdout.isatty() else 140)
     scales = []
     for n in sorted(antennas):
         workdir = Path(tempfile.mkdtemp(prefix=f"bench-science-{n}-"))

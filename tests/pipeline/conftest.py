@@ -39,7 +39,7 @@ class Pipeline:
     def rows(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         """Rows of a query on the products database."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(query, params).fetchall()
 
     def state(self, task_id: int) -> str:
         """The task's state now."""

@@ -7,12 +7,15 @@ Every product is then checked in the products database against the simulator's t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from pipeline_tasks.cli import app
 from pipeline_tasks.products import mjd_to_datetime
 from tests.pipeline.conftest import Converted, Pipeline
 from tests.science.conftest import SimulatedPair
@@ -188,6 +191,50 @@ def test_mosaic_is_recorded_from_the_images_in_range(pipeline: Pipeline, chain: 
     )[0]
     assert (n_inputs, image_ids, method) == (1, [image_id], "weighted")
     assert Path(path).is_file() and Path(path) == chain.mosaic.mosaic.output_path
+
+
+def test_cli_lists_products_and_plans_a_mosaic(pipeline: Pipeline, chain: Chain) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["products", "list", "images", "--json", "--dsn", pipeline.dsn])
+    assert listed.exit_code == 0, listed.output
+    assert [row["path"] for row in json.loads(listed.stdout)] == [str(chain.image.image.image)]
+    table = runner.invoke(app, ["products", "list", "caltables", "--dsn", pipeline.dsn])
+    assert table.exit_code == 0 and "3C286" in table.stdout
+
+    mid = mjd_to_datetime(chain.image.image.mid_mjd)
+    window = [
+        "--start",
+        f"{mid - timedelta(minutes=5):%Y-%m-%dT%H:%M:%S}",
+        "--end",
+        f"{mid + timedelta(minutes=5):%Y-%m-%dT%H:%M:%S}",
+    ]
+    planned = runner.invoke(
+        app,
+        [
+            "mosaic",
+            "plan",
+            "--name",
+            "cli-plan",
+            *window,
+            "-o",
+            str(pipeline.work),
+            "--json",
+            "--dsn",
+            pipeline.dsn,
+        ],
+    )
+    assert planned.exit_code == 0, planned.output
+    plan = json.loads(planned.stdout)
+    assert plan["plan"]["image_paths"] == [str(chain.image.image.image)] and plan["task_id"] is None
+    assert pipeline.rows("SELECT image_ids FROM products.mosaic_plans WHERE name = 'cli-plan'") == [
+        (plan["image_ids"],)
+    ]
+
+    empty = ["--start", "2001-01-01T00:00:00", "--end", "2001-01-02T00:00:00"]
+    nothing = runner.invoke(app, ["mosaic", "plan", "--name", "none", *empty, "--dsn", pipeline.dsn])
+    assert nothing.exit_code == 1 and "no images recorded between 2001-01-01T00:00:00" in nothing.output
+    unknown = runner.invoke(app, ["products", "list", "tiles", "--dsn", pipeline.dsn])
+    assert unknown.exit_code == 1 and "unknown product kind 'tiles'" in unknown.output
 
 
 PRODUCT_TABLES = ("ms_index", "caltables", "images", "mosaics", "photometry", "sources")
