@@ -16,9 +16,9 @@ from psycopg.types.json import Jsonb
 from absurd import queries
 from absurd.database import connect, resolve_dsn
 from absurd.errors import NotFoundError, TaskFailedError
-from absurd.workflow_spec import SpecError, WorkflowSpec, check_spec, to_submission
 from absurd.options import GateConfig, SpawnOptions
 from absurd.registry import Registry
+from absurd.workflow_spec import SpecError, WorkflowSpec, check_spec, to_submission
 
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 
@@ -281,7 +281,9 @@ class Client:
 
     def dlq_retry(self, dlq_id: int, actor: str, reason: str | None = None, params: Any = None) -> int:
         """Give the dead task new attempts (with edited params if given); its workflow resumes."""
-        return self._dlq_action(queries.DLQ_RETRY, (dlq_id, actor, reason, None if params is None else Jsonb(params)))
+        return self._dlq_action(
+            queries.DLQ_RETRY, (dlq_id, actor, reason, None if params is None else Jsonb(params))
+        )
 
     def dlq_skip(self, dlq_id: int, actor: str, reason: str) -> int:
         """Mark the task permanently failed; dependents are cancelled, or run where the edge is optional."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
@@ -31,12 +30,18 @@ class ConnectionSource(Protocol):
 
 
 class RunSignals:
-    """Flags the worker raises for a run it holds in-process: lease lost, cancel asked, timed out."""
+    """Flags the worker raises for a run it holds in-process: lease lost, cancel asked, timed out.
+
+    Plain attributes, not threading.Events: one supervisor thread writes them and the task reads
+    them, and an object per task must stay cheap.
+    """
+
+    __slots__ = ("cancel_requested", "lease_lost", "timed_out")
 
     def __init__(self) -> None:
-        self.lease_lost = threading.Event()
-        self.cancel_requested = threading.Event()
-        self.timed_out = threading.Event()
+        self.lease_lost = False
+        self.cancel_requested = False
+        self.timed_out = False
 
 
 class TaskContext:
@@ -78,11 +83,11 @@ class TaskContext:
         Raises TaskCancelledError, LeaseLostError or TaskTimeoutError when the run must stop.
         """
         if self._signals is not None:
-            if self._signals.lease_lost.is_set():
+            if self._signals.lease_lost:
                 raise LeaseLostError(f"run {self.run_id} of task {self.task_id} lost its lease")
-            if self._signals.timed_out.is_set():
+            if self._signals.timed_out:
                 raise TaskTimeoutError(f"task {self.task_id} exceeded its timeout")
-            if self._signals.cancel_requested.is_set():
+            if self._signals.cancel_requested:
                 raise TaskCancelledError(f"task {self.task_id} was cancelled")
             return
         with self._db.connection() as conn:
@@ -127,7 +132,12 @@ class TaskContext:
     # Fan-out ----------------------------------------------------------------------------------
 
     def spawn_children(
-        self, key: str, name: str, params: Sequence[Any], queue: str = "default", steps: Sequence[str] | None = None
+        self,
+        key: str,
+        name: str,
+        params: Sequence[Any],
+        queue: str = "default",
+        steps: Sequence[str] | None = None,
     ) -> list[int]:
         """Add one ``name`` task per params entry to this task's workflow (fan-out).
 

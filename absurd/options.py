@@ -47,7 +47,9 @@ class SpawnOptions(BaseModel):
     timeout_s: float | None = Field(None, gt=0)
     idempotency_key: str | None = None
     headers: dict[str, Any] = Field(default_factory=dict)
-    gate: str | None = Field(None, description="concurrency-limit / circuit-breaker key; default: the task name")
+    gate: str | None = Field(
+        None, description="concurrency-limit / circuit-breaker key; default: the task name"
+    )
     gate_limit: int | None = Field(None, ge=1, description="limit for a gate created on first use")
 
     def merged(self, **overrides: Any) -> SpawnOptions:
@@ -69,5 +71,7 @@ class GateConfig(BaseModel):
     failure_rate: float | None = Field(None, gt=0, le=1, description="or open at this failure rate ...")
     min_calls: int = Field(10, ge=1, description="... over at least this many calls")
     base_cooldown_s: float = Field(30.0, gt=0, description="open → half-open after this long")
-    max_cooldown_s: float = Field(1800.0, gt=0, description="cooldowns double after failed trials, up to this")
+    max_cooldown_s: float = Field(
+        1800.0, gt=0, description="cooldowns double after failed trials, up to this"
+    )
     half_open_trials: int = Field(1, ge=1, description="trial tasks let through while half-open")

@@ -96,7 +96,8 @@ ORDER BY id DESC LIMIT %(limit)s
 WORKFLOW_TASKS = """
 SELECT t.id, t.step_name, t.name, t.state, t.attempts, t.failures, t.queue, t.started_at, t.finished_at,
        extract(epoch FROM t.finished_at - t.started_at) AS duration_s, t.last_error,
-       coalesce(array_agg(p.step_name ORDER BY p.step_name) FILTER (WHERE p.id IS NOT NULL), '{}') AS depends_on,
+       coalesce(array_agg(p.step_name ORDER BY p.step_name) FILTER (WHERE p.id IS NOT NULL), '{}')
+           AS depends_on,
        EXISTS (SELECT 1 FROM absurd.dlq d WHERE d.task_id = t.id AND d.resolved_at IS NULL) AS in_dlq
 FROM absurd.tasks t
 LEFT JOIN absurd.task_deps dep ON dep.task_id = t.id
@@ -120,7 +121,9 @@ ORDER BY d.id
 LIMIT %(limit)s
 """
 DLQ_ENTRY = "SELECT * FROM absurd.dlq WHERE id = %s"
-DLQ_ACTIONS = "SELECT action, actor, reason, details, at FROM absurd.dlq_actions WHERE dlq_id = %s ORDER BY id"
+DLQ_ACTIONS = (
+    "SELECT action, actor, reason, details, at FROM absurd.dlq_actions WHERE dlq_id = %s ORDER BY id"
+)
 DLQ_RETRY = "SELECT absurd.dlq_retry(%s, %s, %s, %s)"
 DLQ_SKIP = "SELECT absurd.dlq_skip(%s, %s, %s)"
 DLQ_REQUEUE = "SELECT absurd.dlq_requeue(%s, %s, %s)"
@@ -129,8 +132,8 @@ OPEN_DLQ_OF_TASK = "SELECT id FROM absurd.dlq WHERE task_id = %s AND resolved_at
 # Gates: concurrency limits and circuit breakers ------------------------------------------------------
 
 UPSERT_GATE = """
-INSERT INTO absurd.gates (key, max_running, breaker_enabled, failure_threshold, window_s, failure_rate, min_calls,
-                          base_cooldown_s, max_cooldown_s, half_open_trials)
+INSERT INTO absurd.gates (key, max_running, breaker_enabled, failure_threshold, window_s, failure_rate,
+                          min_calls, base_cooldown_s, max_cooldown_s, half_open_trials)
 VALUES (%(key)s, %(max_running)s, %(breaker_enabled)s, %(failure_threshold)s, %(window_s)s, %(failure_rate)s,
         %(min_calls)s, %(base_cooldown_s)s, %(max_cooldown_s)s, %(half_open_trials)s)
 ON CONFLICT (key) DO UPDATE SET

@@ -136,7 +136,9 @@ def check_spec(spec: WorkflowSpec, registry: Registry | None = None, source: str
         for ref, is_result in _references(task.params):
             if is_result:
                 if ref not in by_name:
-                    problems.append(f"task {task.name!r} references ${{{ref}.result}} but there is no task {ref!r}")
+                    problems.append(
+                        f"task {task.name!r} references ${{{ref}.result}} but there is no task {ref!r}"
+                    )
                 elif ref not in ancestors:
                     problems.append(
                         f"task {task.name!r} references ${{{ref}.result}} but does not depend on {ref!r}"
@@ -145,7 +147,9 @@ def check_spec(spec: WorkflowSpec, registry: Registry | None = None, source: str
                 problems.append(f"task {task.name!r} has an unresolvable reference ${{{ref}}}")
         if registry is not None:
             if task.type not in registry:
-                problems.append(f"task {task.name!r} has unknown type {task.type!r}; known: {', '.join(registry.names())}")
+                problems.append(
+                    f"task {task.name!r} has unknown type {task.type!r}; known: {', '.join(registry.names())}"
+                )
             else:
                 problems.extend(_param_problems(task, registry))
     return problems
@@ -211,7 +215,9 @@ def fill_submit_references(value: Any, context: dict[str, dict[str, Any]]) -> An
     return REFERENCE.sub(interpolate, value)
 
 
-def to_submission(spec: WorkflowSpec, params: dict[str, Any], event: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def to_submission(
+    spec: WorkflowSpec, params: dict[str, Any], event: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The JSON rows ``absurd.submit_workflow`` takes, with submit-time references filled in."""
     context = {"params": {**spec.params, **params}, "event": event or {}}
     rows = []

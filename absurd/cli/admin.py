@@ -56,6 +56,8 @@ def worker(
         typer.Option("--registry", "-r", envvar="ABSURD_REGISTRY", help="Task registry as module:attr."),
     ] = None,
     lease_s: Annotated[float, typer.Option(help="Lease length; heartbeats renew it.")] = 30.0,
+    claim_batch: Annotated[int, typer.Option(min=1, help="Most tasks taken in one claim.")] = 256,
+    poll_s: Annotated[float, typer.Option(help="Fallback poll interval when no notification comes.")] = 1.0,
     shutdown_grace_s: Annotated[float, typer.Option(help="Time running tasks get on SIGTERM.")] = 30.0,
     log_level: Annotated[str, typer.Option(envvar="ABSURD_LOG_LEVEL")] = "INFO",
 ) -> None:
@@ -69,6 +71,8 @@ def worker(
         concurrency=concurrency,
         processes=processes,
         lease_s=lease_s,
+        claim_batch=claim_batch,
+        poll_s=poll_s,
         shutdown_grace_s=shutdown_grace_s,
         log_level=log_level,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -18,8 +19,9 @@ def _breaker(client: Client, key: str) -> str:
 
 def test_breaker_opens_holds_half_opens_and_closes(dsn: str, client: Client) -> None:
     client.conn.execute("CREATE TABLE test_health (ok boolean); INSERT INTO test_health VALUES (false)")
-    client.configure_gate(GateConfig(key="flaky", breaker_enabled=True, failure_threshold=3, window_s=60,
-                                     base_cooldown_s=3))
+    client.configure_gate(
+        GateConfig(key="flaky", breaker_enabled=True, failure_threshold=3, window_s=60, base_cooldown_s=3)
+    )
     tasks = client.spawn_many("flaky", [{}] * 6, max_attempts=20, retry=FixedDelay(base_s=0.1))
     workers = [start_worker_process(dsn, "--concurrency", "1") for _ in range(2)]
     try:
@@ -64,8 +66,9 @@ def test_failed_trial_reopens_with_a_longer_cooldown(client: Client) -> None:
 
 
 def test_failure_rate_trips_the_breaker(client: Client) -> None:
-    client.configure_gate(GateConfig(key="r", breaker_enabled=True, failure_threshold=1000, failure_rate=0.5,
-                                     min_calls=4))
+    client.configure_gate(
+        GateConfig(key="r", breaker_enabled=True, failure_threshold=1000, failure_rate=0.5, min_calls=4)
+    )
     for ok in (True, False, True):
         client.conn.execute("SELECT absurd.record_gate_outcome('r', %s)", (ok,))
     assert _breaker(client, "r") == "closed"  # 1 of 3 calls failed, and fewer than min_calls
@@ -78,7 +81,10 @@ def test_trip_and_reset_by_hand(client: Client) -> None:
     client.set_breaker("casa", "open", "disk full on /stage")
     assert _breaker(client, "casa") == "open"
     client.set_breaker("casa", "closed", "disk cleaned")
-    assert [t["reason"] for t in client.gate("casa")["transitions"]] == ["disk cleaned", "disk full on /stage"]
+    assert [t["reason"] for t in client.gate("casa")["transitions"]] == [
+        "disk cleaned",
+        "disk full on /stage",
+    ]
 
 
 def test_concurrency_limit_holds_under_eight_claimers(client: Client, start_worker: StartWorker) -> None:
@@ -120,5 +126,5 @@ def test_per_key_limit_created_on_first_spawn(client: Client, start_worker: Star
     for t in tasks:
         client.wait_result(t.task_id, 60)
     runs = sorted((client.runs(t.task_id)[0] for t in tasks), key=lambda r: r["started_at"])
-    assert all(a["finished_at"] <= b["started_at"] for a, b in zip(runs, runs[1:], strict=False))
+    assert all(a["finished_at"] <= b["started_at"] for a, b in itertools.pairwise(runs))
     assert client.gate("calibration:2026-11-22")["max_running"] == 1

@@ -26,10 +26,19 @@ def test_diamond_runs_in_order_and_passes_results_down(client: Client, start_wor
     wf = client.submit_workflow(
         spec(
             [
-                {"name": "d", "type": "record-order", "depends_on": ["b", "c"],
-                 "params": {"b": "${b.result}", "c": "${c.result.params.text}"}},
+                {
+                    "name": "d",
+                    "type": "record-order",
+                    "depends_on": ["b", "c"],
+                    "params": {"b": "${b.result}", "c": "${c.result.params.text}"},
+                },
                 {"name": "b", "type": "echo", "depends_on": ["a"], "params": {"x": "${a.result.x}"}},
-                {"name": "c", "type": "record-order", "depends_on": ["a"], "params": {"text": "a said ${a.result.x}"}},
+                {
+                    "name": "c",
+                    "type": "record-order",
+                    "depends_on": ["a"],
+                    "params": {"text": "a said ${a.result.x}"},
+                },
                 {"name": "a", "type": "echo", "params": {"x": "${params.start}"}},
             ]
         ),
@@ -74,8 +83,12 @@ def test_children_never_start_before_their_parents(client: Client, start_worker:
 
 def test_fan_out_to_100_children_and_fan_in(client: Client, start_worker: StartWorker) -> None:
     wf = client.submit_workflow(
-        spec([{"name": "fan", "type": "fan-out", "params": {"n": 100}},
-              {"name": "sum", "type": "collect", "depends_on": ["fan"]}])
+        spec(
+            [
+                {"name": "fan", "type": "fan-out", "params": {"n": 100}},
+                {"name": "sum", "type": "collect", "depends_on": ["fan"]},
+            ]
+        )
     )
     start_worker(concurrency=8)
     start_worker(concurrency=8)
@@ -90,8 +103,12 @@ def test_fan_out_to_100_children_and_fan_in(client: Client, start_worker: StartW
 
 def test_dlq_retry_resumes_a_blocked_workflow(client: Client, start_worker: StartWorker) -> None:
     wf = client.submit_workflow(
-        spec([{"name": "first", "type": "fail", "params": {"fail_attempts": 1}, "retry": {"kind": "none"}},
-              {"name": "then", "type": "echo", "depends_on": ["first"]}])
+        spec(
+            [
+                {"name": "first", "type": "fail", "params": {"fail_attempts": 1}, "retry": {"kind": "none"}},
+                {"name": "then", "type": "echo", "depends_on": ["first"]},
+            ]
+        )
     )
     start_worker()
     wait_until(lambda: settled(client, wf, ("blocked",)), timeout=30, what="the workflow to block")
@@ -103,17 +120,23 @@ def test_dlq_retry_resumes_a_blocked_workflow(client: Client, start_worker: Star
     wait_until(lambda: settled(client, wf), timeout=30, what="the workflow to resume and complete")
     shown = client.dlq_entry(entry["id"])
     assert shown["resolution"] == "retried" and shown["resolved_by"] == "operator"
-    assert [(a["action"], a["actor"], a["reason"]) for a in shown["actions"]] == [("retry", "operator", "transient")]
+    assert [(a["action"], a["actor"], a["reason"]) for a in shown["actions"]] == [
+        ("retry", "operator", "transient")
+    ]
 
 
-def test_dlq_skip_cancels_dependents_but_runs_optional_ones(client: Client, start_worker: StartWorker) -> None:
+def test_dlq_skip_cancels_dependents_but_runs_optional_ones(
+    client: Client, start_worker: StartWorker
+) -> None:
     wf = client.submit_workflow(
-        spec([
-            {"name": "bad", "type": "permanent"},
-            {"name": "needs", "type": "echo", "depends_on": ["bad"]},
-            {"name": "after-needs", "type": "echo", "depends_on": ["needs"]},
-            {"name": "tolerant", "type": "echo", "depends_on": [{"task": "bad", "optional": True}]},
-        ])
+        spec(
+            [
+                {"name": "bad", "type": "permanent"},
+                {"name": "needs", "type": "echo", "depends_on": ["bad"]},
+                {"name": "after-needs", "type": "echo", "depends_on": ["needs"]},
+                {"name": "tolerant", "type": "echo", "depends_on": [{"task": "bad", "optional": True}]},
+            ]
+        )
     )
     start_worker()
     wait_until(lambda: settled(client, wf, ("blocked",)), timeout=30)
@@ -121,15 +144,24 @@ def test_dlq_skip_cancels_dependents_but_runs_optional_ones(client: Client, star
     client.dlq_skip(entry["id"], actor="operator", reason="bad data, accepted loss")
     wait_until(lambda: settled(client, wf, ("finished_with_skips",)), timeout=30)
     states = {t["step_name"]: t["state"] for t in client.workflow(wf)["task_rows"]}
-    assert states == {"bad": "failed", "needs": "cancelled", "after-needs": "cancelled", "tolerant": "completed"}
+    assert states == {
+        "bad": "failed",
+        "needs": "cancelled",
+        "after-needs": "cancelled",
+        "tolerant": "completed",
+    }
     assert client.dlq() == []
 
 
 def test_dlq_requeue_continues_from_the_new_task(client: Client, start_worker: StartWorker) -> None:
     client.conn.execute("CREATE TABLE test_health (ok boolean); INSERT INTO test_health VALUES (false)")
     wf = client.submit_workflow(
-        spec([{"name": "once", "type": "flaky", "retry": {"kind": "none"}},
-              {"name": "next", "type": "echo", "depends_on": ["once"]}])
+        spec(
+            [
+                {"name": "once", "type": "flaky", "retry": {"kind": "none"}},
+                {"name": "next", "type": "echo", "depends_on": ["once"]},
+            ]
+        )
     )
     start_worker()
     wait_until(lambda: settled(client, wf, ("blocked",)), timeout=30)
@@ -140,7 +172,7 @@ def test_dlq_requeue_continues_from_the_new_task(client: Client, start_worker: S
     wait_until(lambda: settled(client, wf, ("finished_with_skips", "completed")), timeout=30)
     states = {t["id"]: t["state"] for t in client.workflow(wf)["task_rows"]}
     assert states[new_id] == "completed" and states[entry["task_id"]] == "failed"
-    nxt = [t for t in client.workflow(wf)["task_rows"] if t["step_name"] == "next"][0]
+    nxt = next(t for t in client.workflow(wf)["task_rows"] if t["step_name"] == "next")
     assert nxt["state"] == "completed"
 
 
@@ -155,7 +187,9 @@ def test_dlq_filters(client: Client, start_worker: StartWorker) -> None:
 
 
 def test_cancel_a_whole_workflow(client: Client) -> None:
-    wf = client.submit_workflow(spec([{"name": "a", "type": "echo"}, {"name": "b", "type": "echo", "depends_on": ["a"]}]))
+    wf = client.submit_workflow(
+        spec([{"name": "a", "type": "echo"}, {"name": "b", "type": "echo", "depends_on": ["a"]}])
+    )
     assert client.cancel_workflow(wf) == 2
     assert client.workflow(wf)["state"] == "cancelled"
     assert {t["state"] for t in client.workflow(wf)["task_rows"]} == {"cancelled"}
@@ -165,17 +199,27 @@ def test_cancel_a_whole_workflow(client: Client) -> None:
     ("tasks", "message"),
     [
         ([{"name": "a", "type": "echo", "depends_on": ["ghost"]}], "depends on unknown task 'ghost'"),
-        ([{"name": "a", "type": "echo", "depends_on": ["b"]}, {"name": "b", "type": "echo", "depends_on": ["c"]},
-          {"name": "c", "type": "echo", "depends_on": ["a"]}], "cycle: "),
+        (
+            [
+                {"name": "a", "type": "echo", "depends_on": ["b"]},
+                {"name": "b", "type": "echo", "depends_on": ["c"]},
+                {"name": "c", "type": "echo", "depends_on": ["a"]},
+            ],
+            "cycle: ",
+        ),
         ([{"name": "a", "type": "echo"}, {"name": "a", "type": "echo"}], "duplicate task name 'a'"),
         ([{"name": "a", "type": "no-such-type"}], "unknown type 'no-such-type'"),
         ([{"name": "a", "type": "sleep", "params": {"seconds": "long"}}], "params.seconds"),
-        ([{"name": "a", "type": "echo", "params": {"x": "${b.result.y}"}}, {"name": "b", "type": "echo"}],
-         "does not depend on 'b'"),
+        (
+            [{"name": "a", "type": "echo", "params": {"x": "${b.result.y}"}}, {"name": "b", "type": "echo"}],
+            "does not depend on 'b'",
+        ),
         ([{"name": "a", "type": "echo", "params": {"x": "${nowhere.value}"}}], "unresolvable reference"),
     ],
 )
-def test_invalid_workflows_are_rejected_before_writing(client: Client, tasks: list[dict], message: str) -> None:
+def test_invalid_workflows_are_rejected_before_writing(
+    client: Client, tasks: list[dict], message: str
+) -> None:
     with pytest.raises(SpecError, match=message.replace("(", r"\(").replace("$", r"\$")):
         client.submit_workflow(spec(tasks))
     assert client.list_tasks() == [] and client.list_workflows() == []
@@ -183,8 +227,14 @@ def test_invalid_workflows_are_rejected_before_writing(client: Client, tasks: li
 
 def test_cycle_error_names_the_cycle(client: Client) -> None:
     with pytest.raises(SpecError) as err:
-        client.submit_workflow(spec([{"name": "x", "type": "echo", "depends_on": ["y"]},
-                                     {"name": "y", "type": "echo", "depends_on": ["x"]}]))
+        client.submit_workflow(
+            spec(
+                [
+                    {"name": "x", "type": "echo", "depends_on": ["y"]},
+                    {"name": "y", "type": "echo", "depends_on": ["x"]},
+                ]
+            )
+        )
     assert "x → y → x" in str(err.value) or "y → x → y" in str(err.value)
 
 

@@ -92,7 +92,6 @@ def crash_child(ctx: TaskContext, params: Any) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-
 @tests_only.task("fan-out")
 def fan_out(ctx: TaskContext, params: Any) -> dict[str, Any]:
     """Spawn ``n`` children that each add their index to a running total."""
