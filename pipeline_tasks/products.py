@@ -52,7 +52,7 @@ def caltable_ready_event(generation: int) -> str:
 # Measurement Sets ------------------------------------------------------------------------------
 
 _RECORD_MS = """
-INSERT INTO products.ms_index AS m (path, group_id, start_mjd, end_mjd, mid_mjd, mid_time, ra_deg, dec_deg,
+INSERT INTO products.ms_index (path, group_id, start_mjd, end_mjd, mid_mjd, mid_time, ra_deg, dec_deg,
                                     n_antennas, n_channels, subbands_missing, status, task_id)
 VALUES (%(path)s, %(group_id)s, %(start_mjd)s, %(end_mjd)s, %(mid_mjd)s, %(mid_time)s, %(ra_deg)s,
         %(dec_deg)s, %(n_antennas)s, %(n_channels)s, %(subbands_missing)s, %(status)s, %(task_id)s)
@@ -130,23 +130,19 @@ def mark_calibrated(
 # Caltables -------------------------------------------------------------------------------------
 
 _RECORD_CALTABLES = """
-INSERT INTO products.caltables AS c (ms_path, mode, calibrator, calibrator_offset_deg,
-                                     calibrator_flux_jy, refant,
-                                     tables, apply_tables, mid_mjd, valid_start_mjd, valid_end_mjd,
-                                     valid_from,
-                                     valid_until, qa_passed, qa, plots, task_id)
-VALUES (%(ms_path)s, %(mode)s, %(calibrator)s, %(offset)s, %(flux)s, %(refant)s, %(tables)s, %(apply_tables)s,
-        %(mid_mjd)s, %(valid_start_mjd)s, %(valid_end_mjd)s, %(valid_from)s, %(valid_until)s, %(qa_passed)s,
-        %(qa)s, %(plots)s, %(task_id)s)
+INSERT INTO products.caltables (ms_path, mode, calibrator, calibrator_offset_deg, calibrator_flux_jy,
+    refant, tables, apply_tables, mid_mjd, valid_start_mjd, valid_end_mjd, valid_from, valid_until,
+    qa_passed, qa, plots, task_id)
+VALUES (%(ms_path)s, %(mode)s, %(calibrator)s, %(offset)s, %(flux)s, %(refant)s, %(tables)s,
+    %(apply_tables)s, %(mid_mjd)s, %(valid_start_mjd)s, %(valid_end_mjd)s, %(valid_from)s, %(valid_until)s,
+    %(qa_passed)s, %(qa)s, %(plots)s, %(task_id)s)
 ON CONFLICT (ms_path, mode) DO UPDATE SET
     calibrator = excluded.calibrator, calibrator_offset_deg = excluded.calibrator_offset_deg,
     calibrator_flux_jy = excluded.calibrator_flux_jy, refant = excluded.refant, tables = excluded.tables,
-    apply_tables = excluded.apply_tables, mid_mjd = excluded.mid_mjd,
-    valid_start_mjd = excluded.valid_start_mjd,
-    valid_end_mjd = excluded.valid_end_mjd, valid_from = excluded.valid_from,
-    valid_until = excluded.valid_until,
-    qa_passed = excluded.qa_passed, qa = excluded.qa, plots = excluded.plots, task_id = excluded.task_id,
-    recorded_at = now()
+    apply_tables = excluded.apply_tables, mid_mjd = excluded.mid_mjd, valid_start_mjd =
+    excluded.valid_start_mjd, valid_end_mjd = excluded.valid_end_mjd, valid_from = excluded.valid_from,
+    valid_until = excluded.valid_until, qa_passed = excluded.qa_passed, qa = excluded.qa, plots =
+    excluded.plots, task_id = excluded.task_id, recorded_at = now()
 RETURNING id
 """
 
@@ -228,22 +224,20 @@ def caltable_candidates(
 # Images and mosaics ----------------------------------------------------------------------------
 
 _RECORD_IMAGE = """
-INSERT INTO products.images AS i (path, ms_path, ms_id, imager, residual_path, psf_path, pb_path, pbcor_path,
-                                  preview_path, noise_jy, peak_jy, bmaj_arcsec, bmin_arcsec, bpa_deg,
-                                  center_ra_deg,
-                                  center_dec_deg, freq_hz, mid_mjd, mid_time, params, task_id)
+INSERT INTO products.images (path, ms_path, ms_id, imager, residual_path, psf_path, pb_path,
+    pbcor_path, preview_path, noise_jy, peak_jy, bmaj_arcsec, bmin_arcsec, bpa_deg, center_ra_deg,
+    center_dec_deg, freq_hz, mid_mjd, mid_time, params, task_id)
 VALUES (%(path)s, %(ms_path)s, (SELECT id FROM products.ms_index WHERE path = %(ms_path)s), %(imager)s,
-        %(residual)s, %(psf)s, %(pb)s, %(pbcor)s, %(preview)s, %(noise_jy)s, %(peak_jy)s, %(bmaj)s, %(bmin)s,
-        %(bpa)s, %(ra)s, %(dec)s, %(freq_hz)s, %(mid_mjd)s, %(mid_time)s, %(params)s, %(task_id)s)
+    %(residual)s, %(psf)s, %(pb)s, %(pbcor)s, %(preview)s, %(noise_jy)s, %(peak_jy)s, %(bmaj)s, %(bmin)s,
+    %(bpa)s, %(ra)s, %(dec)s, %(freq_hz)s, %(mid_mjd)s, %(mid_time)s, %(params)s, %(task_id)s)
 ON CONFLICT (path) DO UPDATE SET
-    ms_path = excluded.ms_path, ms_id = excluded.ms_id, imager = excluded.imager,
-    residual_path = excluded.residual_path, psf_path = excluded.psf_path, pb_path = excluded.pb_path,
-    pbcor_path = excluded.pbcor_path, preview_path = excluded.preview_path, noise_jy = excluded.noise_jy,
-    peak_jy = excluded.peak_jy, bmaj_arcsec = excluded.bmaj_arcsec, bmin_arcsec = excluded.bmin_arcsec,
-    bpa_deg = excluded.bpa_deg, center_ra_deg = excluded.center_ra_deg,
-    center_dec_deg = excluded.center_dec_deg,
-    freq_hz = excluded.freq_hz, mid_mjd = excluded.mid_mjd, mid_time = excluded.mid_time,
-    params = excluded.params, task_id = excluded.task_id, recorded_at = now()
+    ms_path = excluded.ms_path, ms_id = excluded.ms_id, imager = excluded.imager, residual_path =
+    excluded.residual_path, psf_path = excluded.psf_path, pb_path = excluded.pb_path, pbcor_path =
+    excluded.pbcor_path, preview_path = excluded.preview_path, noise_jy = excluded.noise_jy, peak_jy =
+    excluded.peak_jy, bmaj_arcsec = excluded.bmaj_arcsec, bmin_arcsec = excluded.bmin_arcsec, bpa_deg =
+    excluded.bpa_deg, center_ra_deg = excluded.center_ra_deg, center_dec_deg = excluded.center_dec_deg,
+    freq_hz = excluded.freq_hz, mid_mjd = excluded.mid_mjd, mid_time = excluded.mid_time, params =
+    excluded.params, task_id = excluded.task_id, recorded_at = now()
 RETURNING id
 """
 
@@ -267,22 +261,19 @@ ON CONFLICT (name) DO UPDATE SET
 _LOAD_PLAN = "SELECT plan FROM products.mosaic_plans WHERE name = %s"
 
 _RECORD_MOSAIC = """
-INSERT INTO products.mosaics AS m (name, path, noise_path, preview_path, method, image_paths, image_ids,
-                                   n_inputs,
-                                   width_px, height_px, bmaj_arcsec, bmin_arcsec, bpa_deg, mid_mjd,
-                                   min_noise_jy,
-                                   median_noise_jy, covered_fraction, task_id)
-VALUES (%(name)s, %(path)s, %(noise_path)s, %(preview_path)s, %(method)s, %(image_paths)s,
-        ARRAY(SELECT id FROM products.images WHERE path = ANY(%(image_paths)s) ORDER BY id), %(n_inputs)s,
-        %(width)s, %(height)s, %(bmaj)s, %(bmin)s, %(bpa)s, %(mjd)s, %(min_noise)s, %(median_noise)s,
-        %(covered)s, %(task_id)s)
+INSERT INTO products.mosaics (name, path, noise_path, preview_path, method, image_paths, image_ids,
+    n_inputs, width_px, height_px, bmaj_arcsec, bmin_arcsec, bpa_deg, mid_mjd, min_noise_jy,
+    median_noise_jy, covered_fraction, task_id)
+VALUES (%(name)s, %(path)s, %(noise_path)s, %(preview_path)s, %(method)s, %(image_paths)s, ARRAY(SELECT id
+    FROM products.images WHERE path = ANY(%(image_paths)s) ORDER BY id), %(n_inputs)s, %(width)s,
+    %(height)s, %(bmaj)s, %(bmin)s, %(bpa)s, %(mjd)s, %(min_noise)s, %(median_noise)s, %(covered)s,
+    %(task_id)s)
 ON CONFLICT (name) DO UPDATE SET
-    path = excluded.path, noise_path = excluded.noise_path, preview_path = excluded.preview_path,
-    method = excluded.method, image_paths = excluded.image_paths, image_ids = excluded.image_ids,
-    n_inputs = excluded.n_inputs, width_px = excluded.width_px, height_px = excluded.height_px,
-    bmaj_arcsec = excluded.bmaj_arcsec, bmin_arcsec = excluded.bmin_arcsec, bpa_deg = excluded.bpa_deg,
-    mid_mjd = excluded.mid_mjd, min_noise_jy = excluded.min_noise_jy,
-    median_noise_jy = excluded.median_noise_jy,
+    path = excluded.path, noise_path = excluded.noise_path, preview_path = excluded.preview_path, method =
+    excluded.method, image_paths = excluded.image_paths, image_ids = excluded.image_ids, n_inputs =
+    excluded.n_inputs, width_px = excluded.width_px, height_px = excluded.height_px, bmaj_arcsec =
+    excluded.bmaj_arcsec, bmin_arcsec = excluded.bmin_arcsec, bpa_deg = excluded.bpa_deg, mid_mjd =
+    excluded.mid_mjd, min_noise_jy = excluded.min_noise_jy, median_noise_jy = excluded.median_noise_jy,
     covered_fraction = excluded.covered_fraction, task_id = excluded.task_id, recorded_at = now()
 RETURNING id
 """
@@ -430,25 +421,18 @@ ON CONFLICT (name) DO UPDATE SET
 """
 
 _RECORD_PHOTOMETRY = """
-INSERT INTO products.photometry AS p (image_path, image_id, mosaic_id, source_name, ra_deg, dec_deg, mjd,
-                                      peak_jy,
-                                      peak_err_jy, flux_jy, flux_err_jy, local_rms_jy, snr, pb_response,
-                                      flags,
-                                      task_id)
-VALUES (%(image_path)s, (SELECT id FROM products.images WHERE path = %(image_path)s),
-        (SELECT id FROM products.mosaics WHERE path = %(image_path)s), %(name)s, %(ra_deg)s, %(dec_deg)s,
-        %(mjd)s,
-        %(peak_jy)s, %(peak_err_jy)s, %(flux_jy)s, %(flux_err_jy)s, %(local_rms_jy)s, %(snr)s,
-        %(pb_response)s,
-        %(flags)s, %(task_id)s)
+INSERT INTO products.photometry (image_path, image_id, mosaic_id, source_name, ra_deg, dec_deg, mjd,
+    peak_jy, peak_err_jy, flux_jy, flux_err_jy, local_rms_jy, snr, pb_response, flags, task_id)
+VALUES (%(image_path)s, (SELECT id FROM products.images WHERE path = %(image_path)s), (SELECT id FROM
+    products.mosaics WHERE path = %(image_path)s), %(name)s, %(ra_deg)s, %(dec_deg)s, %(mjd)s, %(peak_jy)s,
+    %(peak_err_jy)s, %(flux_jy)s, %(flux_err_jy)s, %(local_rms_jy)s, %(snr)s, %(pb_response)s, %(flags)s,
+    %(task_id)s)
 ON CONFLICT (image_path, source_name) DO UPDATE SET
-    image_id = excluded.image_id, mosaic_id = excluded.mosaic_id, ra_deg = excluded.ra_deg,
-    dec_deg = excluded.dec_deg, mjd = excluded.mjd, peak_jy = excluded.peak_jy,
-    peak_err_jy = excluded.peak_err_jy,
+    image_id = excluded.image_id, mosaic_id = excluded.mosaic_id, ra_deg = excluded.ra_deg, dec_deg =
+    excluded.dec_deg, mjd = excluded.mjd, peak_jy = excluded.peak_jy, peak_err_jy = excluded.peak_err_jy,
     flux_jy = excluded.flux_jy, flux_err_jy = excluded.flux_err_jy, local_rms_jy = excluded.local_rms_jy,
-    snr = excluded.snr, pb_response = excluded.pb_response, flags = excluded.flags,
-    task_id = excluded.task_id,
-    recorded_at = now()
+    snr = excluded.snr, pb_response = excluded.pb_response, flags = excluded.flags, task_id =
+    excluded.task_id, recorded_at = now()
 """
 
 

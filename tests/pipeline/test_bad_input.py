@@ -126,3 +126,14 @@ def test_fits_image_without_beam_keywords(
     )
     assert f"{image}: header has no BMAJ/BMIN keyword(s)" in message
     assert not pipeline.rows("SELECT id FROM products.photometry WHERE image_path = %s", str(image))
+
+
+def test_apply_with_no_solve_in_reach_gives_up_after_its_wait(
+    pipeline: Pipeline, converted: Converted
+) -> None:
+    # The calibrator transit is an hour before the target: out of reach of a 0.01 h window.
+    ms = converted.target.ms_path
+    message = dead_letter(
+        pipeline, "apply-calibration", {"ms_path": str(ms), "max_age_hours": 0.01, "wait_timeout_s": 0}
+    )
+    assert f"no passing solve within 0.01 h before {ms}" in message
