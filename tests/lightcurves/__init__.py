@@ -1,0 +1,1 @@
+"""Light curves: update-lightcurves through a real worker, its metrics, alerts, events and commands."""
