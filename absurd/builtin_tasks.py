@@ -1,4 +1,5 @@
-"""Diagnostic tasks for testing a deployment and for the benchmarks: noop, sleep, echo, fail."""
+"""Built-in tasks: diagnostics for testing a deployment and for the benchmarks (noop, sleep, echo,
+fail), and the queue's own maintenance (cleanup)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from absurd import queries
 from absurd.context import TaskContext
 from absurd.registry import Registry
 
@@ -55,3 +57,25 @@ def fail(ctx: TaskContext, params: FailParams) -> dict[str, int]:
     if ctx.attempt <= params.fail_attempts:
         raise RuntimeError(f"{params.message} (attempt {ctx.attempt} of {params.fail_attempts} to fail)")
     return {"succeeded_on_attempt": ctx.attempt}
+
+
+class CleanupParams(BaseModel):
+    """Params of ``cleanup``."""
+
+    older_than_days: float = Field(7.0, gt=0, description="delete finished tasks older than this")
+    batch: int = Field(1000, ge=1, description="rows deleted per statement, to keep locks short")
+
+
+@builtin.task("cleanup", params=CleanupParams)
+def cleanup(ctx: TaskContext, params: CleanupParams) -> dict[str, int]:
+    """Delete finished tasks (and their runs and checkpoints) past the retention period, in batches;
+    tasks still in the dead-letter queue are kept."""
+    deleted = 0
+    with ctx.connection() as conn:
+        while True:
+            row = conn.execute(queries.CLEANUP, (params.older_than_days * 86400, params.batch)).fetchone()
+            n = int(row[0]) if row else 0
+            deleted += n
+            if n < params.batch:
+                break
+    return {"deleted": deleted}

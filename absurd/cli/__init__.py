@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from absurd.cli import admin, events, queues, tasks
+from absurd.cli import admin, daemons, events, queues, schedules, tasks
 
 app = typer.Typer(
     name="absurd",
@@ -18,3 +18,6 @@ app.command("workers")(admin.workers)
 app.add_typer(queues.app, name="queue")
 app.add_typer(tasks.app, name="task")
 app.add_typer(events.app, name="events")
+app.command("scheduler")(daemons.scheduler)
+app.command("health")(daemons.health)
+app.add_typer(schedules.app, name="schedule")

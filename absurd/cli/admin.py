@@ -60,6 +60,10 @@ def worker(
     poll_s: Annotated[float, typer.Option(help="Fallback poll interval when no notification comes.")] = 1.0,
     shutdown_grace_s: Annotated[float, typer.Option(help="Time running tasks get on SIGTERM.")] = 30.0,
     log_level: Annotated[str, typer.Option(envvar="ABSURD_LOG_LEVEL")] = "INFO",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(envvar="ABSURD_METRICS_PORT", help="Serve Prometheus metrics on this local port."),
+    ] = None,
 ) -> None:
     """Run a worker until SIGTERM or Ctrl-C; running tasks then get a grace period."""
     from absurd.worker import Worker, WorkerSettings
@@ -75,6 +79,7 @@ def worker(
         poll_s=poll_s,
         shutdown_grace_s=shutdown_grace_s,
         log_level=log_level,
+        metrics_port=metrics_port,
     )
     Worker(tasks, settings, dsn).run()
 

@@ -26,7 +26,9 @@ from absurd import queries
 from absurd.context import RunSignals, TaskContext
 from absurd.database import resolve_dsn
 from absurd.errors import TaskTimeoutError, UnknownTaskError
+from absurd.metrics import Metrics
 from absurd.registry import Registry, TaskDefinition
+from absurd.sdnotify import SdNotify
 from absurd.worker.completer import Completer, Finished
 from absurd.worker.execution import (
     Claimed,
@@ -59,6 +61,7 @@ class WorkerSettings(BaseModel):
     cleanup_every_s: float = Field(3600.0, gt=0)
     worker_id: str | None = None
     log_level: str = "INFO"
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics here")
 
 
 @dataclass
@@ -107,6 +110,8 @@ class Worker:
         self._thread_pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="absurd-task")
         self._listener = WakeListener(self.dsn, set(self.settings.queues), self._wake, self._stopping)
         self.counters = {"claimed": 0, "completed": 0, "failed": 0, "lease_lost": 0}
+        self.metrics = Metrics()
+        self.sd = SdNotify.from_env()
 
     # Lifecycle ----------------------------------------------------------------------------------
 
@@ -120,6 +125,8 @@ class Worker:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: self.stop())
             signal.signal(signal.SIGINT, lambda *_: self.stop())
+        if self.settings.metrics_port is not None:
+            self.metrics.serve(self.settings.metrics_port, self.dsn)
         self.pool.open(wait=False)
         self._register()
         self.completer.start()
@@ -132,6 +139,7 @@ class Worker:
             thread.start()
             self._threads.append(thread)
         self._log.info("worker started", queues=self.settings.queues, concurrency=self.settings.concurrency)
+        self.sd.ready(status=f"serving {', '.join(self.settings.queues)}")
         try:
             self._claim_loop()
         finally:
@@ -176,7 +184,9 @@ class Worker:
                     queries.CLAIM, (queue_name, self.worker_id, want, self.settings.lease_s)
                 ).fetchall()
                 for row in rows:
-                    self._dispatch(Claimed(*row))
+                    claimed = Claimed(*row)
+                    self.metrics.claimed.labels(claimed.name).inc()
+                    self._dispatch(claimed)
                 got += len(rows)
         self.counters["claimed"] += got
         return got
@@ -274,12 +284,18 @@ class Worker:
 
     def _recorded(self, finished: Finished, accepted: bool) -> None:
         with self._lock:
-            self._recording.pop(finished.claimed.task_id, None)
+            running = self._recording.pop(finished.claimed.task_id, None)
         kind = finished.outcome.kind
+        task = finished.claimed.name
+        if running is not None:
+            outcome = kind if accepted else "lease_lost"
+            self.metrics.duration.labels(task, outcome).observe(time.monotonic() - running.started)
         if kind == "completed" and accepted:
             self.counters["completed"] += 1
+            self.metrics.completed.labels(task).inc()
         elif kind == "failed" and accepted:
             self.counters["failed"] += 1
+            self.metrics.failed.labels(task).inc()
             self._log.warning(
                 "task failed",
                 task_id=finished.claimed.task_id,
@@ -290,6 +306,7 @@ class Worker:
             )
         if not accepted or kind == "lease_lost":
             self.counters["lease_lost"] += 1
+            self.metrics.lease_lost.labels(task).inc()
             self._log.warning("lease lost: outcome discarded", task_id=finished.claimed.task_id, outcome=kind)
 
     # Supervision: leases, timeouts, cancellations --------------------------------------------------
@@ -298,6 +315,7 @@ class Worker:
         heartbeat_s = self.settings.heartbeat_s or self.settings.lease_s / 3
         next_beat = time.monotonic() + heartbeat_s
         while not self._stopping.wait(0.2):
+            self.sd.watchdog_due()
             self._enforce_deadlines()
             if time.monotonic() >= next_beat:
                 try:
@@ -405,8 +423,10 @@ class Worker:
                 delay = min(delay * 2, 10.0)
 
     def _shutdown(self) -> None:
+        self.sd.stopping(status="draining running tasks")
         grace_end = time.monotonic() + self.settings.shutdown_grace_s
         while self._executing and time.monotonic() < grace_end:
+            self.sd.watchdog_due()
             time.sleep(0.05)
         with self._lock:
             leftover = [r for r in self._executing.values() if not r.finished]
@@ -427,6 +447,8 @@ class Worker:
         for thread in self._threads:
             thread.join(timeout=2)
         self.pool.close()
+        self.metrics.close()
+        self.sd.close()
         self._log.info("worker stopped", **self.counters)
 
     def _release(self, leftover: list[Running]) -> None:

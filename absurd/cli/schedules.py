@@ -1,0 +1,223 @@
+"""``absurd schedule``: validate schedule files, sync them into Postgres, and inspect or fire schedules."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+
+from absurd.cli.admin import load_registry
+from absurd.cli.common import EXIT_ERROR, Dsn, JsonOut, console, emit_json, err_console, handle_errors, table
+from absurd.database import connect, resolve_dsn
+from absurd.registry import Registry
+from absurd.schedules import load_paths, store
+from absurd.schedules.sync import from_row, sync
+
+app = typer.Typer(
+    help="Schedules: workflows started by cron, by interval or by events.", no_args_is_help=True
+)
+
+RegistryOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--registry",
+        "-r",
+        envvar="ABSURD_REGISTRY",
+        help="Task registry (module:attr) that task types are checked against; default: the built-in tasks.",
+    ),
+]
+
+
+def _registry(specs: list[str] | None) -> Registry:
+    return load_registry(specs or ["absurd.builtin_tasks:builtin"])
+
+
+def _load_or_exit(paths: list[Path], registry: list[str] | None) -> list[Any]:
+    loaded, problems = load_paths(paths, _registry(registry))
+    for problem in problems:
+        err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        err_console.print(f"[red]{len(problems)} problem(s)[/red]; nothing was changed")
+        raise typer.Exit(EXIT_ERROR)
+    return loaded
+
+
+@app.command("validate")
+@handle_errors
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Schedule files or directories of them.")],
+    registry: RegistryOpt = None,
+) -> None:
+    """Check schedule files; print every problem as FILE:LINE: PROBLEM and exit 1 if there is any."""
+    loaded = _load_or_exit(paths, registry)
+    console.print(f"{len(loaded)} schedule(s) valid: " + ", ".join(i.schedule.name for i in loaded))
+
+
+@app.command("sync")
+@handle_errors
+def sync_command(
+    paths: Annotated[list[Path], typer.Argument(help="Schedule files or directories of them.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes without making them.")] = False,
+    registry: RegistryOpt = None,
+    dsn: Dsn = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Make the stored schedules those of the files (add, update, remove) and show the diff."""
+    loaded = _load_or_exit(paths, registry)
+    with connect(resolve_dsn(dsn)) as conn:
+        changes = sync(conn, loaded, dry_run=dry_run)
+    if json_out:
+        emit_json([{"action": c.action, "name": c.name, "diff": c.diff} for c in changes])
+        return
+    for change in changes:
+        console.print(f"[bold]{change.action} {change.name}[/bold]")
+        for line in change.diff:
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else None
+            console.print(line, style=style, markup=False, highlight=False)
+    verb = "would change" if dry_run else "changed"
+    console.print(f"{len(changes)} schedule(s) {verb}; {len(loaded)} declared" if changes else "no changes")
+
+
+@app.command("list")
+@handle_errors
+def list_command(dsn: Dsn = None, json_out: JsonOut = False) -> None:
+    """Stored schedules with their trigger, next and last fire."""
+    with connect(resolve_dsn(dsn)) as conn:
+        rows = store.list_schedules(conn)
+    if json_out:
+        emit_json(rows)
+        return
+    table(
+        "schedules",
+        ["name", "enabled", "trigger", "catch-up", "next fire (UTC)", "last fire (UTC)", "source"],
+        [
+            [
+                r["name"],
+                "yes" if r["enabled"] else "no",
+                from_row(r).trigger.describe(),
+                r["catch_up"],
+                r["next_fire_at"],
+                r["last_fired_at"],
+                f"{r['source_file']}:{r['source_line']}" if r["source_file"] else None,
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("show")
+@handle_errors
+def show(
+    name: str,
+    fires: Annotated[int, typer.Option(min=0, help="How many recent fires to list.")] = 10,
+    dsn: Dsn = None,
+    json_out: JsonOut = False,
+) -> None:
+    """One schedule: its trigger, policy, workflow template and recent fires."""
+    with connect(resolve_dsn(dsn)) as conn:
+        row = store.get_schedule(conn, name, fires)
+    if json_out:
+        emit_json(row)
+        return
+    schedule = from_row(row)
+    console.print(f"[bold]{name}[/bold] ({'enabled' if row['enabled'] else 'disabled'}) {row['description']}")
+    console.print(
+        f"trigger: {schedule.trigger.describe()}; catch-up: {row['catch_up']} (limit {row['catch_up_limit']})"
+    )
+    console.print(f"next fire: {row['next_fire_at'] or '-'}; last fire: {row['last_fired_at'] or '-'}")
+    console.print(f"source: {row['source_file']}:{row['source_line']}")
+    console.print_json(json.dumps(row["template"]))
+    table(
+        "recent fires",
+        ["fire", "fire time", "kind", "event", "workflow", "scheduler", "error"],
+        [
+            [
+                f["id"],
+                f["fire_time"],
+                f["kind"],
+                f["event_id"],
+                f["workflow_id"],
+                f["scheduler_id"],
+                f["error"],
+            ]
+            for f in row["recent_fires"]
+        ],
+    )
+
+
+def _set_enabled(name: str, enabled: bool, dsn: str | None) -> None:
+    with connect(resolve_dsn(dsn)) as conn:
+        store.set_enabled(conn, name, enabled)
+    note = " (until the next sync, if its file says otherwise)"
+    console.print(f"schedule {name} {'enabled' if enabled else 'disabled'}{note}")
+
+
+@app.command("enable")
+@handle_errors
+def enable(name: str, dsn: Dsn = None) -> None:
+    """Enable a schedule; it fires from its next time on (nothing missed while disabled)."""
+    _set_enabled(name, True, dsn)
+
+
+@app.command("disable")
+@handle_errors
+def disable(name: str, dsn: Dsn = None) -> None:
+    """Disable a schedule; schedulers skip it until it is enabled."""
+    _set_enabled(name, False, dsn)
+
+
+@app.command("trigger")
+@handle_errors
+def trigger(
+    name: str,
+    payload: Annotated[
+        str | None, typer.Option(help="JSON event payload, for a schedule that reads ${event.*}.")
+    ] = None,
+    dsn: Dsn = None,
+) -> None:
+    """Fire a schedule now, whatever its trigger."""
+    event = None
+    if payload is not None:
+        try:
+            event = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--payload is not valid JSON: {exc}") from exc
+    actor = f"cli:{getpass.getuser()}@{socket.gethostname()}"
+    with connect(resolve_dsn(dsn)) as conn:
+        fired, workflow = store.trigger_now(conn, name, actor, event)
+    if fired.error:
+        raise ValueError(f"schedule {name} fired (fire {fired.fire_id}) but {fired.error}")
+    console.print(f"schedule {name} fired: fire {fired.fire_id}, workflow {workflow}")
+
+
+@app.command("next")
+@handle_errors
+def next_command(
+    name: str,
+    count: Annotated[int, typer.Option("-n", "--count", min=1, max=1000, help="How many.")] = 5,
+    dsn: Dsn = None,
+    json_out: JsonOut = False,
+) -> None:
+    """The next fire times of a schedule, in its time zone and in UTC."""
+    with connect(resolve_dsn(dsn)) as conn:
+        row = store.get_schedule(conn, name)
+    schedule = from_row(row)
+    if schedule.trigger.kind == "event":
+        console.print(f"{name} fires once per {schedule.trigger.event!r} event; it has no fire times")
+        return
+    times = schedule.trigger.next_times(datetime.now(UTC), count)
+    zone = ZoneInfo(schedule.trigger.timezone or "UTC")
+    if json_out:
+        emit_json([t.astimezone(UTC).isoformat() for t in times])
+        return
+    table(
+        f"next fires of {name}" + ("" if row["enabled"] else " (disabled)"),
+        [f"local ({zone.key})", "UTC"],
+        [[t.astimezone(zone).isoformat(), t.astimezone(UTC).isoformat()] for t in times],
+    )

@@ -1,0 +1,113 @@
+"""Prometheus metrics for the daemons, each with its own registry and a local HTTP endpoint.
+
+Counters and the duration histogram are kept by the process that sees the events (a worker's
+claims and outcomes, a scheduler's fires). Queue depths and breaker states are read from the
+database at scrape time, so any daemon can serve them and they are never stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = structlog.get_logger("absurd.metrics")
+
+QUEUE_DEPTHS = """
+SELECT q.name, s.state, count(t.id)
+FROM absurd.queues q
+CROSS JOIN unnest(ARRAY['waiting', 'pending', 'running', 'sleeping']) AS s(state)
+LEFT JOIN absurd.tasks t ON t.queue = q.name AND t.state = s.state
+GROUP BY q.name, s.state
+"""
+BREAKER_STATES = "SELECT key, breaker_state FROM absurd.gates WHERE breaker_enabled"
+DLQ_OPEN = "SELECT queue, count(*) FROM absurd.dlq WHERE resolved_at IS NULL GROUP BY queue"
+BREAKER_VALUES = ("closed", "half_open", "open")
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+
+
+class QueueCollector(Collector):
+    """Queue depths by state, open DLQ entries and breaker states, read from the database per scrape."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+
+    def collect(self) -> Iterator[Any]:
+        """Yield the gauges; ``absurd_database_up`` is 0 when the database could not be read."""
+        up = GaugeMetricFamily("absurd_database_up", "1 when the last scrape could read the database")
+        depth = GaugeMetricFamily(
+            "absurd_queue_depth", "tasks in a queue by state", labels=["queue", "state"]
+        )
+        dlq = GaugeMetricFamily("absurd_dlq_open", "open dead-letter entries by queue", labels=["queue"])
+        breaker = GaugeMetricFamily(
+            "absurd_breaker_state", "1 for the state a circuit breaker is in", labels=["key", "state"]
+        )
+        try:
+            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+                for queue, state, n in conn.execute(QUEUE_DEPTHS).fetchall():
+                    depth.add_metric([queue, state], n)
+                for queue, n in conn.execute(DLQ_OPEN).fetchall():
+                    dlq.add_metric([queue], n)
+                for key, state in conn.execute(BREAKER_STATES).fetchall():
+                    for value in BREAKER_VALUES:
+                        breaker.add_metric([key, value], 1.0 if state == value else 0.0)
+            up.add_metric([], 1.0)
+        except psycopg.Error as exc:
+            log.warning("metrics: cannot read the database", error=str(exc))
+            up.add_metric([], 0.0)
+        yield up
+        yield depth
+        yield dlq
+        yield breaker
+
+
+class Metrics:
+    """One daemon's metrics. Nothing is served until ``serve()``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.claimed = Counter("absurd_tasks_claimed", "runs claimed, by task name", ["task"], registry=r)
+        self.completed = Counter(
+            "absurd_tasks_completed", "runs completed, by task name", ["task"], registry=r
+        )
+        self.failed = Counter("absurd_tasks_failed", "runs failed, by task name", ["task"], registry=r)
+        self.lease_lost = Counter(
+            "absurd_lease_losses", "runs whose lease was lost before they finished", ["task"], registry=r
+        )
+        self.duration = Histogram(
+            "absurd_task_duration_seconds",
+            "run time from claim to outcome, by task name and outcome",
+            ["task", "outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.fires = Counter(
+            "absurd_schedule_fires", "schedule fires made by this scheduler", ["schedule", "kind"], registry=r
+        )
+        self.fire_errors = Counter(
+            "absurd_schedule_fire_errors", "fires whose workflow could not be built", ["schedule"], registry=r
+        )
+        self._server: Any = None
+
+    def serve(self, port: int, dsn: str | None = None, host: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on ``host:port`` (0 picks a free port) and return the port. With a DSN,
+        queue depths and breaker states are included."""
+        if dsn is not None:
+            self.registry.register(QueueCollector(dsn))
+        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        bound = int(self._server.server_port)
+        log.info("serving metrics", address=f"http://{host}:{bound}/metrics")
+        return bound
+
+    def close(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,225 @@
+"""The scheduler daemon: fires due schedules and event triggers, exactly once however many run.
+
+Each tick:
+1. For each cron or interval schedule whose ``next_fire_at`` has come, lock its row (SKIP LOCKED, so
+   schedulers share the work), work out the due fire times, apply its catch-up policy, make each fire,
+   and move ``next_fire_at`` on, all in one transaction.
+2. For each logged event that an enabled event schedule has not yet fired for, make that fire.
+
+A fire is a row unique by (schedule, fire time) or (schedule, event id), inserted in the same
+transaction as its workflow; a second scheduler's insert conflicts and submits nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import psycopg
+import structlog
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict, Field
+
+from absurd.database import connect, resolve_dsn
+from absurd.errors import ConfigurationError
+from absurd.metrics import Metrics
+from absurd.schedules import queries
+from absurd.schedules.fire import event_context, fire
+from absurd.schedules.sync import from_row
+from absurd.sdnotify import SdNotify
+
+log = structlog.get_logger("absurd.scheduler")
+
+
+class SchedulerSettings(BaseModel):
+    """How a scheduler behaves."""
+
+    model_config = ConfigDict(extra="forbid")
+    tick_s: float = Field(1.0, gt=0, description="how often due schedules and new events are checked")
+    grace_s: float = Field(60.0, ge=0, description="a fire at most this late is on time, not missed")
+    heartbeat_s: float = Field(10.0, gt=0)
+    batch: int = Field(100, ge=1, description="most schedules or events handled per tick")
+    event_retention_s: float = Field(7 * 86400.0, gt=0, description="event log rows kept this long")
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    scheduler_id: str | None = None
+
+
+class Scheduler:
+    """One scheduler process. ``run()`` blocks until ``stop()`` or SIGTERM/SIGINT; ``tick()`` does one
+    pass and may be driven by a test with its own clock."""
+
+    def __init__(
+        self,
+        settings: SchedulerSettings | None = None,
+        dsn: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings or SchedulerSettings()
+        self.dsn = resolve_dsn(dsn)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.scheduler_id = (
+            self.settings.scheduler_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        )
+        self._log = log.bind(scheduler_id=self.scheduler_id)
+        self._stopping = threading.Event()
+        self._conn: psycopg.Connection | None = None
+        self.metrics = Metrics()
+        self.sd = SdNotify.from_env()
+        self.fired = 0
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """The scheduler's connection, reopened after a failure."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = connect(self.dsn)
+        return self._conn
+
+    def stop(self) -> None:
+        """Ask for a graceful stop: the tick in progress finishes, then the loop ends."""
+        self._stopping.set()
+
+    # One pass ------------------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> int:
+        """Fire what is due at ``now`` (default: the clock) and what new events ask for; returns the
+        number of fires this scheduler made."""
+        now = now or self.clock()
+        made = self._fire_due(now) + self._fire_events()
+        self.fired += made
+        return made
+
+    def _fire_due(self, now: datetime) -> int:
+        made = 0
+        names = [
+            r[0] for r in self.conn.execute(queries.DUE_SCHEDULES, (now, self.settings.batch)).fetchall()
+        ]
+        for name in names:
+            with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+                row = cur.execute(queries.LOCK_DUE_SCHEDULE, (name, now)).fetchone()
+                if row is None:
+                    continue  # another scheduler holds it, or has just fired it
+                schedule = from_row(row)
+                policy = schedule.catch_up
+                # Enough of the latest due times for any policy: the catch-up limit plus those on time.
+                on_time_bound = int(self.settings.grace_s / (schedule.trigger.every or 60.0)) + 2
+                due = schedule.trigger.times_between(row["next_fire_at"], now, policy.limit + on_time_bound)
+                chosen = policy.choose(due, now, self.settings.grace_s)
+                for fire_time, kind in chosen:
+                    previous = schedule.trigger.previous_time(fire_time)
+                    made += self._fire_one(name, row["template"], fire_time, kind, previous=previous)
+                skipped = len(due) - len(chosen)
+                if skipped:
+                    self._log.warning(
+                        "missed fires skipped by catch-up policy", schedule=name, skipped=skipped
+                    )
+                upcoming = schedule.trigger.next_times(now, 1)
+                cur.execute(queries.SET_NEXT_FIRE, (upcoming[0] if upcoming else None, name))
+        return made
+
+    def _fire_events(self) -> int:
+        made = 0
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            pending = cur.execute(queries.PENDING_EVENTS, (self.settings.batch,)).fetchall()
+        for row in pending:
+            with self.conn.transaction():
+                made += self._fire_one(
+                    row["name"],
+                    row["template"],
+                    row["emitted_at"],
+                    "event",
+                    event_id=row["event_id"],
+                    event=event_context(row["payload"]),
+                )
+        return made
+
+    def _fire_one(
+        self,
+        name: str,
+        template: dict[str, object],
+        fire_time: datetime,
+        kind: str,
+        event_id: int | None = None,
+        event: dict[str, object] | None = None,
+        previous: datetime | None = None,
+    ) -> int:
+        fired = fire(self.conn, name, template, fire_time, kind, self.scheduler_id, event_id, event, previous)
+        if fired.fire_id is None:
+            return 0
+        if fired.error:
+            self.metrics.fire_errors.labels(name).inc()
+            self._log.error("schedule fired without a workflow", schedule=name, error=fired.error)
+        else:
+            self.metrics.fires.labels(name, kind).inc()
+            self._log.info(
+                "schedule fired", schedule=name, kind=kind, fire_time=fire_time.isoformat(), event_id=event_id
+            )
+        return 1
+
+    # The daemon ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until stopped. Installs SIGTERM/SIGINT handlers when called from the main thread."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            signal.signal(signal.SIGINT, lambda *_: self.stop())
+        if self.settings.metrics_port is not None:
+            self.metrics.serve(self.settings.metrics_port, self.dsn)
+        self._until_registered()
+        self.sd.ready(status="scheduling")
+        self._log.info("scheduler started", tick_s=self.settings.tick_s)
+        next_beat = time.monotonic() + self.settings.heartbeat_s
+        next_prune = time.monotonic()
+        backoff = 0.5
+        try:
+            while not self._stopping.is_set():
+                wait = self.settings.tick_s
+                try:
+                    self.tick()
+                    if time.monotonic() >= next_beat:
+                        self.conn.execute(queries.SCHEDULER_HEARTBEAT, (self.scheduler_id,))
+                        next_beat = time.monotonic() + self.settings.heartbeat_s
+                    if time.monotonic() >= next_prune:
+                        self.conn.execute(queries.PRUNE_EVENT_LOG, (self.settings.event_retention_s,))
+                        next_prune = time.monotonic() + 3600.0
+                    backoff = 0.5
+                except (psycopg.OperationalError, psycopg.InterfaceError, ConfigurationError) as exc:
+                    self._log.warning("tick failed; database unavailable", error=str(exc), retry_in_s=backoff)
+                    self.sd.status(f"database unavailable: {exc}".splitlines()[0])
+                    wait, backoff = backoff, min(backoff * 2, 10.0)
+                self.sd.watchdog_due()
+                interval = self.sd.watchdog_interval_s
+                self._stopping.wait(min(wait, interval) if interval else wait)
+        finally:
+            self._shutdown()
+
+    def _until_registered(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                self.conn.execute(
+                    queries.REGISTER_SCHEDULER, (self.scheduler_id, socket.gethostname(), os.getpid())
+                )
+                return
+            except (psycopg.OperationalError, psycopg.InterfaceError, ConfigurationError) as exc:
+                self._log.warning("cannot register scheduler; retrying", error=str(exc), retry_in_s=delay)
+                self.sd.watchdog_due()
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _shutdown(self) -> None:
+        self.sd.stopping(status="stopping")
+        try:
+            self.conn.execute(queries.SCHEDULER_STOPPED, (self.scheduler_id,))
+        except Exception as exc:
+            self._log.warning("could not mark scheduler stopped", error=str(exc))
+        if self._conn is not None:
+            self._conn.close()
+        self.metrics.close()
+        self.sd.close()
+        self._log.info("scheduler stopped", fired=self.fired)
