@@ -13,6 +13,7 @@ from pipeline_tasks.cli import (
     db_commands,
     demo,
     image,
+    lightcurve,
     mosaic,
     photometry,
     simulate,
@@ -44,3 +45,6 @@ app.add_typer(photometry.app, name="photometry")
 app.add_typer(db_commands.products_app, name="products")
 mosaic.app.command("plan")(db_commands.mosaic_plan)
 app.command("worker")(worker.worker)
+app.add_typer(lightcurve.app, name="lightcurve")
+app.add_typer(lightcurve.sources_app, name="sources")
+app.command("alerts")(lightcurve.alerts)
