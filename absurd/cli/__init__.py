@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from absurd.cli import admin, daemons, events, queues, schedules, tasks
+from absurd.cli import admin, breakers, daemons, dlq, events, queues, schedules, tasks, workflows
 
 app = typer.Typer(
     name="absurd",
@@ -18,6 +18,10 @@ app.command("workers")(admin.workers)
 app.add_typer(queues.app, name="queue")
 app.add_typer(tasks.app, name="task")
 app.add_typer(events.app, name="events")
+app.add_typer(workflows.app, name="workflow")
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(breakers.breaker_app, name="breaker")
+app.add_typer(breakers.limit_app, name="limit")
 app.command("scheduler")(daemons.scheduler)
 app.command("health")(daemons.health)
 app.add_typer(schedules.app, name="schedule")

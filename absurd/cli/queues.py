@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import typer
+from rich import box
+from rich.table import Table
 
-from absurd.cli.common import Dsn, JsonOut, client, console, emit_json, handle_errors, table
+from absurd.cli.common import Dsn, JsonOut, cell, client, console, emit_json, handle_errors
 
 app = typer.Typer(help="Queues: create, list, stats, pause and resume.", no_args_is_help=True)
 
@@ -21,33 +23,49 @@ def create(name: str, dsn: Dsn = None) -> None:
 @app.command("list")
 @handle_errors
 def list_queues(dsn: Dsn = None, json_out: JsonOut = False) -> None:
-    """List queues with their ready and running counts."""
+    """List queues with their counts by state (the same table as ``queue stats``)."""
     stats(dsn, json_out)
 
 
 @app.command("stats")
 @handle_errors
 def stats(dsn: Dsn = None, json_out: JsonOut = False) -> None:
-    """Counts by state, the oldest pending task's age and completions in the last minute."""
+    """Counts by state (blocked: waiting on dependencies; dlq: open dead letters), the oldest pending
+    task's age and completions in the last minute. Paused queues are marked with *."""
     with client(dsn) as c:
         rows = c.queue_stats()
     if json_out:
         emit_json(rows)
         return
-    cols = [
-        "name",
-        "paused",
-        "ready",
-        "delayed",
-        "running",
-        "sleeping",
-        "completed",
-        "failed",
-        "cancelled",
-        "oldest_pending_s",
-        "completed_last_minute",
-    ]
-    table("queues", cols, [[r[k] for k in cols] for r in rows])
+    # Short headers and one-space gaps keep all twelve columns inside 80 characters.
+    columns = {
+        "queue": "name",
+        "ready": "ready",
+        "later": "delayed",
+        "run": "running",
+        "sleep": "sleeping",
+        "block": "blocked",
+        "done": "completed",
+        "fail": "failed",
+        "cancel": "cancelled",
+        "dlq": "dlq",
+        "age s": "oldest_pending_s",
+        "/min": "completed_last_minute",
+    }
+    t = Table(
+        title="queues",
+        caption="* paused; block: waiting on dependencies",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 0),
+    )
+    for header in columns:
+        t.add_column(header, justify="left" if header == "queue" else "right")
+    for r in rows:
+        name = r["name"] + ("*" if r["paused"] else "")
+        t.add_row(name, *(cell(r[key]) for header, key in columns.items() if header != "queue"))
+    console.print(t)
 
 
 @app.command("pause")

@@ -1,4 +1,4 @@
-"""``absurd task``: spawn, list, show, cancel, wait."""
+"""``absurd task``: spawn, list, show, cancel, wait, retry."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from absurd.cli.common import Dsn, JsonOut, client, console, emit_json, handle_errors, table
+from absurd.cli.dlq import By, actor
 from absurd.options import SpawnOptions
 
-app = typer.Typer(help="Tasks: spawn, list, show, cancel and wait.", no_args_is_help=True)
+app = typer.Typer(help="Tasks: spawn, list, show, cancel, wait and retry.", no_args_is_help=True)
 
 
 def _parse_json(text: str, what: str) -> Any:
@@ -145,3 +146,17 @@ def wait(task_id: int, timeout_s: float = 60.0, dsn: Dsn = None) -> None:
     """Wait for a task and print its result as JSON."""
     with client(dsn) as c:
         emit_json(c.wait_result(task_id, timeout_s))
+
+
+@app.command("retry")
+@handle_errors
+def retry(
+    task_id: int,
+    reason: Annotated[str | None, typer.Option(help="Why; kept in the DLQ entry's audit trail.")] = None,
+    by: By = None,
+    dsn: Dsn = None,
+) -> None:
+    """Retry a failed task through its dead-letter entry; its workflow resumes."""
+    with client(dsn) as c:
+        c.retry_task(task_id, actor(by), reason)
+    console.print(f"task {task_id} queued for another attempt")
