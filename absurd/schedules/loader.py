@@ -128,7 +128,8 @@ def load_file(file: Path, registry: Registry | None = None) -> tuple[list[Loaded
         problems.extend(Problem(file, _task_line(node, message), message) for message in found)
         if not found:
             loaded.append(LoadedSchedule(schedule, file, line))
-    return loaded, problems
+    # A file with any problem (a duplicate key, say) is not loaded in part.
+    return (loaded if not problems else []), problems
 
 
 def _workflow_alone(raw: dict[str, Any]) -> WorkflowSpec | None:
