@@ -24,6 +24,7 @@ from absurd.cli.common import (
     handle_errors,
     table,
 )
+from absurd.cli.workflows import first_line
 from absurd.client import Client
 from absurd.errors import NotFoundError
 
@@ -115,7 +116,7 @@ def list_entries(
                 r["reason"],
                 _short_time(r["entered_at"]),
                 f"{r['workflow_id']}:{r['step_name']}" if r["workflow_id"] else None,
-                _first_line(r["error_message"], 40),
+                first_line(r["error_message"], 40),
             ]
             for r in rows
         ],
@@ -124,13 +125,6 @@ def list_entries(
 
 def _short_time(value: datetime | None) -> str | None:
     return value.strftime("%m-%d %H:%M:%S") if value else None
-
-
-def _first_line(text: str | None, width: int) -> str | None:
-    if not text:
-        return None
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 @app.command("show")
@@ -167,7 +161,7 @@ def show(dlq_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
                 f"{(r['finished_at'] - r['started_at']).total_seconds():.1f}s" if r["finished_at"] else None,
                 r["failure_reason"],
                 str((r["error"] or {}).get("type", "")).removeprefix("builtins.") or None,
-                _first_line((r["error"] or {}).get("message"), 40),
+                first_line((r["error"] or {}).get("message"), 40),
             ]
             for r in runs
         ],

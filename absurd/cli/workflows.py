@@ -116,12 +116,16 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def _short_error(error: dict[str, Any] | None, width: int = 60) -> str | None:
-    if not error:
+def first_line(text: str | None, width: int) -> str | None:
+    """The first line of ``text``, cut to ``width`` characters for a table cell."""
+    line = text.strip().splitlines()[0] if text and text.strip() else ""
+    if not line:
         return None
-    text = str(error.get("message") or error.get("type") or "").strip()
-    first = text.splitlines()[0] if text else ""
-    return first if len(first) <= width else first[: width - 1] + "…"
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _short_error(error: dict[str, Any] | None, width: int = 60) -> str | None:
+    return first_line(str(error.get("message") or error.get("type") or ""), width) if error else None
 
 
 def _header(wf: dict[str, Any]) -> str:
