@@ -42,7 +42,7 @@ TRANSIENT_FLUX_JY = 0.015
 
 def image_path(epoch: int) -> str:
     """The (never written) image of an epoch."""
-    return f"/data/dsa110/images/2024-04-{epoch + 1:02d}T06:00:00.img.fits"
+    return f"/data/dsa110/images/{products.mjd_to_datetime(epoch_mjd(epoch)):%Y-%m-%dT%H:%M:%S}.img.fits"
 
 
 def epoch_mjd(epoch: int) -> float:
