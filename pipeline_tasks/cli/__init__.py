@@ -17,6 +17,7 @@ from pipeline_tasks.cli import (
     mosaic,
     photometry,
     simulate,
+    stream,
     worker,
 )
 
@@ -42,6 +43,7 @@ app.add_typer(calibrate.app, name="calibrate")
 app.add_typer(image.app, name="image")
 app.add_typer(mosaic.app, name="mosaic")
 app.add_typer(photometry.app, name="photometry")
+app.add_typer(stream.app, name="stream")
 app.add_typer(db_commands.products_app, name="products")
 mosaic.app.command("plan")(db_commands.mosaic_plan)
 app.command("worker")(worker.worker)

@@ -1,0 +1,215 @@
+"""The streaming converter end to end: files arrive out of order, late, twice and broken, and the
+daemon is killed in the middle; every group is still converted exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import statistics
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from typer.testing import CliRunner
+
+from pipeline_tasks.cli import app
+from pipeline_tasks.grouping import parse_subband_path
+from pipeline_tasks.simulate import SimulatedObservation
+from tests.stream.conftest import StreamRun, deliver, group_id_of, new_stream_run, renamed
+from tests.support.processes import wait_until
+from workers import stream_store
+from workers.stream_watch import SettledFile
+
+# Records every new_ms emission: absurd.events keeps only the latest payload per name.
+_LOG_NEW_MS = """
+CREATE TABLE public.new_ms_log (payload jsonb NOT NULL);
+CREATE FUNCTION public.log_new_ms() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.new_ms_log (payload) VALUES (NEW.payload);
+    RETURN NEW;
+END $$;
+CREATE TRIGGER log_new_ms AFTER INSERT OR UPDATE ON absurd.events
+    FOR EACH ROW WHEN (NEW.name = 'new_ms') EXECUTE FUNCTION public.log_new_ms();
+"""
+
+
+def stream_status(dsn: str) -> dict[str, object]:
+    """`contimg stream status --json`, parsed."""
+    result = CliRunner().invoke(app, ["stream", "status", "--json", "--dsn", dsn])
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout))
+
+
+def group_states(run: StreamRun) -> dict[str, str]:
+    """Every sealed group's status, by group id."""
+    return dict(run.rows("SELECT group_id, status FROM products.stream_groups"))
+
+
+def test_registering_a_file_twice_changes_nothing(dsn: str, tmp_path: Path) -> None:
+    path = tmp_path / "2025-06-02T03:00:00_sb03.hdf5"
+    parsed = parse_subband_path(path)
+    assert parsed is not None
+    now = datetime.now(UTC)
+    settled = SettledFile(file=parsed, size_bytes=10, arrived_at=now, first_seen_at=now)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert stream_store.register_file(conn, settled) is True
+        again = SettledFile(file=parsed, size_bytes=99, arrived_at=now, first_seen_at=now)
+        assert stream_store.register_file(conn, again) is False
+        rows = conn.execute("SELECT size_bytes, status FROM products.stream_files").fetchall()
+    assert rows == [(10, "new")]
+
+
+def test_streaming_night_with_restart(
+    stream_run: StreamRun, observations: list[SimulatedObservation], tmp_path: Path
+) -> None:
+    run = stream_run
+    with psycopg.connect(run.dsn, autocommit=True) as conn:
+        conn.execute(_LOG_NEW_MS)
+    a, b, c = (obs.subband_paths for obs in observations)
+    # A fourth group an hour later: C's files renamed, one of them cut in half.
+    broken = [renamed(p, 3600.0, tmp_path / "broken") for p in c]
+    broken[7].write_bytes(broken[7].read_bytes()[: broken[7].stat().st_size // 2])
+    held_back = b[5]  # arrives after its group was converted without it
+    middle = sorted(c, key=lambda p: p.name)[8]
+    stray = renamed(middle, 1.0, tmp_path / "stray")  # a second file for one of C's subbands
+    ids = {name: group_id_of(paths) for name, paths in (("a", a), ("b", b), ("c", c), ("d", broken))}
+
+    rng = random.Random(110)
+    first = a + c[:8]
+    rest = c[8:] + broken + [p for p in b if p != held_back] + [stray]
+    rng.shuffle(first)
+    rng.shuffle(rest)
+
+    daemon = run.start_daemon("first")
+    deliver(first, run.incoming)
+    wait_until(lambda: ids["a"] in group_states(run), timeout=60, what="group A sealed")
+    # Killed mid-night: C is half registered, A spawned and perhaps not yet handed on.
+    daemon.send_signal(signal.SIGKILL)
+    assert daemon.wait(30) == -signal.SIGKILL
+    deliver(rest, run.incoming)
+    deliver([a[3]], run.incoming)  # the same file again, under the same name
+
+    daemon = run.start_daemon("second", "--poll")
+    try:
+        wait_until(
+            lambda: group_states(run).get(ids["b"]) == "converted", timeout=120, what="group B converted"
+        )
+        deliver([held_back], run.incoming)
+        wait_until(
+            lambda: run.rows(
+                "SELECT 1 FROM products.stream_files WHERE path = %s AND status = 'late'",
+                str(run.incoming / held_back.name),
+            ),
+            timeout=60,
+            what="the held-back subband recorded as late",
+        )
+        wait_until(
+            lambda: (
+                group_states(run)
+                == {ids["a"]: "converted", ids["b"]: "converted", ids["c"]: "converted", ids["d"]: "failed"}
+            ),
+            timeout=120,
+            what=f"every group ended: {group_states(run)}",
+        )
+        report = stream_status(run.dsn)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        exit_code = daemon.wait(30)
+    assert exit_code == 0, run.log_text()[-2000:]
+
+    converted = {ids["a"], ids["b"], ids["c"]}
+    # Every group converted exactly once: one task per group, one MS per converted group.
+    tasks = run.rows(
+        "SELECT idempotency_key, count(*) FROM absurd.tasks WHERE name = 'convert-uvh5' GROUP BY 1"
+    )
+    assert sorted(tasks) == sorted((f"convert-uvh5:{g}", 1) for g in ids.values())
+    ms_rows = run.rows("SELECT group_id, path, subbands_missing FROM products.ms_index")
+    assert sorted(r[0] for r in ms_rows) == sorted(converted)
+    assert {r[0]: r[2] for r in ms_rows}[ids["b"]] == ["sb05"]
+    for _, path, _ in ms_rows:
+        assert Path(path).is_dir() and Path(path).parent == run.output.resolve()
+
+    # new_ms once per converted group, naming its MS.
+    emitted = [p for (p,) in run.rows("SELECT payload FROM public.new_ms_log")]
+    assert sorted(p["group_id"] for p in emitted) == sorted(converted)
+    by_group = {r[0]: r[1] for r in ms_rows}
+    for payload in emitted:
+        assert payload["ms_path"] == by_group[payload["group_id"]]
+        assert payload["mid_mjd"] > 60000 and payload["latency_s"] > 0
+
+    # The broken group is a dead letter whose reason names the file.
+    (failed_task, error), *_ = run.rows(
+        "SELECT convert_task_id, error FROM products.stream_groups WHERE group_id = %s", ids["d"]
+    )
+    cut = str(run.incoming.resolve() / broken[7].name)
+    assert cut in error and "cannot read as UVH5" in error
+    (dlq_reason,) = run.rows("SELECT reason FROM absurd.dlq WHERE task_id = %s", failed_task)
+    assert dlq_reason[0]
+
+    # Nothing lost or doubled: every delivered file registered once, the late and stray ones recorded.
+    files = dict(run.rows("SELECT path, status FROM products.stream_files"))
+    delivered = {run.incoming.resolve() / p.name for p in a + b + c + broken + [stray]}
+    assert {Path(p) for p in files} == delivered
+    assert files[str(run.incoming.resolve() / held_back.name)] == "late"
+    assert files[str(run.incoming.resolve() / stray.name)] == "duplicate"
+    assert sum(s == "grouped" for s in files.values()) == 4 * 16 - 1
+    assert "late subband file" in run.log_text()
+
+    assert report["converted_groups"] == 3 and report["failed_groups"] == 1
+    assert report["pending_groups"] == 0 and report["incomplete_groups"] == 1
+    assert report["late_files"] == 2 and report["duplicate_files"] == 1
+    latencies = [r[0] for r in run.rows("SELECT latency_s FROM products.stream_groups WHERE latency_s > 0")]
+    assert len(latencies) == 3
+    assert report["latency_p50_s"] == statistics.median(latencies)
+    assert report["throughput_per_hour"] == 3
+
+
+def test_file_still_being_written_is_not_read(dsn: str, tmp_path: Path) -> None:
+    run = new_stream_run(dsn, tmp_path)
+    daemon = run.start_daemon("slow", "--policy", "skip", timeout_s=3.0)
+    target = run.incoming / "2025-06-02T05:00:00_sb04.hdf5"
+    chunk, n_chunks = 4096, 10
+    finished: list[datetime] = []
+
+    def write_slowly() -> None:
+        with target.open("wb") as out:
+            for _ in range(n_chunks):
+                out.write(os.urandom(chunk))
+                out.flush()
+                time.sleep(0.4)  # less than the 1 s settle time: the file never looks finished
+        finished.append(datetime.now(UTC))
+
+    try:
+        wait_until(lambda: "owning directory" in run.log_text(), timeout=60, what="the daemon up")
+        writer = threading.Thread(target=write_slowly)
+        writer.start()
+        writer.join()
+        (size, registered_at), *_ = wait_until(
+            lambda: run.rows(
+                "SELECT size_bytes, registered_at FROM products.stream_files WHERE path = %s", str(target)
+            ),
+            timeout=30,
+            what="the file registered",
+        )
+        # A lone subband times out; under policy skip it is given up, not converted.
+        wait_until(lambda: group_states(run), timeout=30, what="the lone group sealed")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        exit_code = daemon.wait(30)
+    assert size == chunk * n_chunks
+    assert registered_at >= finished[0]
+    assert list(group_states(run).values()) == ["skipped"]
+    (error,) = run.rows("SELECT error FROM products.stream_groups")
+    assert "policy skip" in error[0] and "sb00" in error[0]
+    assert run.rows("SELECT count(*) FROM absurd.tasks") == [(0,)]
+    assert exit_code == 0 and "stream converter stopped" in run.log_text()
+
+
+def test_status_table(dsn: str) -> None:
+    result = CliRunner().invoke(app, ["stream", "status", "--dsn", dsn])
+    assert result.exit_code == 0, result.output
+    assert "pending groups" in result.stdout and "latency p50 / max" in result.stdout
