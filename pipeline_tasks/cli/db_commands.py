@@ -110,8 +110,10 @@ def mosaic_plan(
         task_id = None
         if spawn:
             from absurd.client import Client
+            from workers.registry import registry
 
-            task_id = Client(conn=conn).spawn("create-mosaic", {"plan_name": name}, queue="imaging").task_id
+            # The registry supplies the task's queue, timeout and attempts.
+            task_id = Client(conn=conn, registry=registry).spawn("create-mosaic", {"plan_name": name}).task_id
     if as_json:
         typer.echo(
             json.dumps({"plan": plan.model_dump(mode="json"), "image_ids": image_ids, "task_id": task_id})

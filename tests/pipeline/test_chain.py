@@ -218,6 +218,7 @@ def test_cli_lists_products_and_plans_a_mosaic(pipeline: Pipeline, chain: Chain)
             *window,
             "-o",
             str(pipeline.work),
+            "--spawn",
             "--json",
             "--dsn",
             pipeline.dsn,
@@ -225,8 +226,13 @@ def test_cli_lists_products_and_plans_a_mosaic(pipeline: Pipeline, chain: Chain)
     )
     assert planned.exit_code == 0, planned.output
     plan = json.loads(planned.stdout)
-    assert plan["plan"]["image_paths"] == [str(chain.image.image.image)] and plan["task_id"] is None
+    assert plan["plan"]["image_paths"] == [str(chain.image.image.image)]
     assert pipeline.rows("SELECT image_ids FROM products.mosaic_plans WHERE name = 'cli-plan'") == [
+        (plan["image_ids"],)
+    ]
+    # --spawn queued create-mosaic for the stored plan; the worker builds and records it.
+    assert pipeline.finish(plan["task_id"])["state"] == "completed"
+    assert pipeline.rows("SELECT image_ids FROM products.mosaics WHERE name = 'cli-plan'") == [
         (plan["image_ids"],)
     ]
 
