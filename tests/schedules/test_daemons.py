@@ -1,0 +1,255 @@
+"""The daemons as separate processes: exactly-once fires and events with two schedulers, sd_notify,
+graceful SIGTERM, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from absurd.client import Client, emit_event
+from absurd.scheduler import Scheduler, SchedulerSettings
+from tests.schedules.conftest import Clock, count
+from tests.support.processes import REPO, stop_worker, wait_until
+
+
+def daemon(
+    *args: str, notify: str | None = None, watchdog_usec: int | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m absurd ARGS`` with an optional NOTIFY_SOCKET and watchdog."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ABSURD_LOG_LEVEL": "WARNING"}
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(key, None)
+    if notify:
+        env["NOTIFY_SOCKET"] = notify
+    if watchdog_usec:
+        env["WATCHDOG_USEC"] = str(watchdog_usec)
+    return subprocess.Popen([sys.executable, "-m", "absurd", *args], cwd=REPO, env=env)
+
+
+@contextmanager
+def notify_socket(abstract: bool, tmp_path: Path) -> Iterator[tuple[str, Callable[[float], list[str]]]]:
+    """A datagram socket playing systemd; yields its NOTIFY_SOCKET value and a reader of messages."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    if abstract:
+        name = f"@absurd-test-{uuid.uuid4().hex}"
+        sock.bind("\0" + name[1:])
+    else:
+        name = f"/tmp/absurd-notify-{uuid.uuid4().hex[:8]}.sock"
+        sock.bind(name)
+    received: list[str] = []
+
+    def read(timeout: float) -> list[str]:
+        sock.settimeout(max(timeout, 0.001))
+        try:
+            while True:
+                received.extend(sock.recv(4096).decode().splitlines())
+        except (TimeoutError, BlockingIOError):
+            pass
+        return received
+
+    try:
+        yield name, read
+    finally:
+        sock.close()
+        if not abstract:
+            Path(name).unlink(missing_ok=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sync_file(dsn: str, path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "absurd", "schedule", "sync", str(path), "--dsn", dsn],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+EVERY_SECOND = """
+schedules:
+  - name: every-second
+    trigger: {every: 1s}
+    workflow:
+      tasks: [{name: a, type: noop}]
+"""
+
+
+def test_two_scheduler_processes_fire_each_second_exactly_once(
+    dsn: str, write: Callable[[str, str], Path]
+) -> None:
+    sync_file(dsn, write("s.yaml", EVERY_SECOND))
+    procs = [daemon("scheduler", "--dsn", dsn, "--tick-s", "0.02") for _ in range(2)]
+    try:
+        wait_until(lambda: count(dsn, "SELECT count(*) FROM absurd.schedule_fires") >= 6, 60, what="6 fires")
+    finally:
+        for proc in procs:
+            assert stop_worker(proc) == 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        times = [
+            r[0] for r in conn.execute("SELECT fire_time FROM absurd.schedule_fires ORDER BY 1").fetchall()
+        ]
+        makers = conn.execute("SELECT count(DISTINCT scheduler_id) FROM absurd.schedule_fires").fetchone()
+    # One fire per second, none twice, none missing; and a workflow for each.
+    assert all(b - a == timedelta(seconds=1) for a, b in zip(times, times[1:], strict=False)), times
+    assert count(dsn, "SELECT count(*) FROM absurd.workflows WHERE name = 'every-second'") == len(times)
+    assert count(dsn, "SELECT count(*) FROM absurd.tasks") == len(times)
+    assert makers is not None and makers[0] >= 1
+
+
+def test_two_schedulers_racing_over_many_ticks_fire_each_time_once(
+    dsn: str, sync_text: Callable[..., None]
+) -> None:
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+    sync_text(
+        """
+        schedules:
+          - name: five-minutes
+            trigger: {cron: "*/5 * * * *"}
+            workflow:
+              tasks: [{name: a, type: noop}]
+        """,
+        now=start,
+    )
+    ticks = [start + timedelta(minutes=m) for m in range(1, 301)]
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        clock = Clock(start)
+        scheduler = Scheduler(SchedulerSettings(), dsn, clock=clock)
+        for now in ticks:
+            clock.now = now
+            barrier.wait()  # both tick the same moment, so they race for every fire
+            scheduler.tick()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert count(dsn, "SELECT count(*) FROM absurd.schedule_fires") == 60
+    assert count(dsn, "SELECT count(DISTINCT fire_time) FROM absurd.schedule_fires") == 60
+    assert count(dsn, "SELECT count(*) FROM absurd.workflows") == 60
+
+
+EVENT_SCHEDULE = """
+schedules:
+  - name: on-new-ms
+    trigger: {event: new_ms}
+    workflow:
+      params: {out: /data/images}
+      tasks:
+        - name: image
+          type: echo
+          params: {ms_path: "${event.ms_path}", output_dir: "${params.out}"}
+"""
+
+
+def test_each_event_starts_its_workflow_once_with_two_schedulers(
+    dsn: str, write: Callable[[str, str], Path]
+) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        emit_event(conn, "new_ms", {"ms_path": "/before/the/schedule.ms"})
+    sync_file(dsn, write("events.yaml", EVENT_SCHEDULE))
+    procs = [daemon("scheduler", "--dsn", dsn, "--tick-s", "0.02") for _ in range(2)]
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for i in range(0, 20, 2):
+                with conn.transaction():  # two emissions of one name in one transaction are two events
+                    emit_event(conn, "new_ms", {"ms_path": f"/data/ms/{i}.ms"})
+                    emit_event(conn, "new_ms", {"ms_path": f"/data/ms/{i + 1}.ms"})
+                emit_event(conn, "other_event", {"ms_path": "/not/for/us.ms"})
+        wait_until(lambda: count(dsn, "SELECT count(*) FROM absurd.workflows") >= 20, 60, what="20 workflows")
+    finally:
+        for proc in procs:
+            assert stop_worker(proc) == 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        paths = [r[0] for r in conn.execute("SELECT params->>'ms_path' FROM absurd.tasks").fetchall()]
+        dirs = {r[0] for r in conn.execute("SELECT params->>'output_dir' FROM absurd.tasks").fetchall()}
+    assert sorted(paths) == sorted(f"/data/ms/{i}.ms" for i in range(20))
+    assert dirs == {"/data/images"}
+    assert count(dsn, "SELECT count(*) FROM absurd.schedule_fires WHERE kind = 'event'") == 20
+    assert count(dsn, "SELECT count(*) FROM absurd.event_log WHERE name = 'new_ms'") == 21
+
+
+def test_scheduler_notifies_systemd_and_stops_on_sigterm(dsn: str, tmp_path: Path) -> None:
+    with notify_socket(abstract=True, tmp_path=tmp_path) as (address, read):
+        proc = daemon("scheduler", "--dsn", dsn, "--tick-s", "0.05", notify=address, watchdog_usec=200_000)
+        try:
+            wait_until(lambda: read(0.1).count("WATCHDOG=1") >= 3, 30, what="three watchdog pings")
+            assert read(0.001)[0] == "READY=1"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        messages = read(0.2)
+    assert "STOPPING=1" in messages
+    assert messages.index("READY=1") < messages.index("WATCHDOG=1") < messages.index("STOPPING=1")
+    assert count(dsn, "SELECT count(*) FROM absurd.schedulers WHERE stopped_at IS NOT NULL") == 1
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return str(response.read().decode())
+
+
+def metric(text: str, line_start: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.timeout(120)
+def test_worker_notifies_serves_metrics_and_drains_on_sigterm(dsn: str, tmp_path: Path) -> None:
+    port = free_port()
+    with Client(dsn) as client, notify_socket(abstract=False, tmp_path=tmp_path) as (address, read):
+        proc = daemon(
+            "worker", "--dsn", dsn, "--metrics-port", str(port), "--poll-s", "0.1",
+            notify=address, watchdog_usec=300_000,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: "READY=1" in read(0.1), 30, what="READY=1")
+            before = scrape(port)
+            assert metric(before, 'absurd_tasks_completed_total{task="echo"}') == 0
+            done = [client.spawn("echo", {"i": i}).task_id for i in range(3)]
+            failed = client.spawn("fail", {"fail_attempts": 5}, max_attempts=1).task_id
+            for task_id in done:
+                client.wait_result(task_id, 30)
+            wait_until(lambda: client.get_task(failed)["state"] == "failed", 30)
+            after = scrape(port)
+            assert metric(after, 'absurd_tasks_claimed_total{task="echo"}') == 3
+            assert metric(after, 'absurd_tasks_completed_total{task="echo"}') == 3
+            assert metric(after, 'absurd_tasks_failed_total{task="fail"}') == 1
+            assert metric(after, 'absurd_task_duration_seconds_count{outcome="completed",task="echo"}') == 3
+            assert metric(after, 'absurd_queue_depth{queue="default",state="pending"}') == 0
+            assert "absurd_lease_losses" in after and metric(after, "absurd_database_up") == 1
+            wait_until(lambda: read(0.1).count("WATCHDOG=1") >= 2, 30, what="watchdog pings")
+            # A task that is running when SIGTERM comes is finished, not abandoned.
+            slow = client.spawn("sleep", {"seconds": 1.5}).task_id
+            wait_until(lambda: client.get_task(slow)["state"] == "running", 30)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert client.get_task(slow)["state"] == "completed"
+        assert [r["state"] for r in client.runs(slow)] == ["completed"]
+        assert "STOPPING=1" in read(0.2)
