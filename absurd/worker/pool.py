@@ -154,10 +154,10 @@ class Worker:
         enough = max(1, min(self.settings.claim_batch, self.settings.concurrency) // 4)
         while not self._stopping.is_set():
             self._wake.clear()
-            free = self.settings.concurrency - len(self._executing)
+            free = self._free_slots()
             if 0 < free < enough:
                 time.sleep(0.001)
-                free = self.settings.concurrency - len(self._executing)
+                free = self._free_slots()
             got = 0
             if free > 0:
                 try:
@@ -172,6 +172,12 @@ class Worker:
                     continue
             if got == 0 or free - got <= 0:
                 self._wake.wait(self.settings.poll_s)
+
+    def _free_slots(self) -> int:
+        """Slots for new claims. Runs whose outcome the completer has not yet written count against a
+        second bound, so a lagging database slows claiming instead of letting leases pile up."""
+        backlog_room = 2 * max(self.settings.concurrency, self.settings.claim_batch) - len(self._recording)
+        return min(self.settings.concurrency - len(self._executing), backlog_room)
 
     def _claim_some(self, free: int) -> int:
         got = 0

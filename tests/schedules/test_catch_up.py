@@ -42,8 +42,8 @@ def test_on_time_fires_once_each_and_passes_its_window(dsn: str, sync_text: Call
     assert fire_times(dsn) == [(t, "scheduled") for t in expected]
     with psycopg.connect(dsn, autocommit=True) as conn:
         params = conn.execute(
-            "SELECT t.params FROM absurd.tasks t JOIN absurd.schedule_fires f ON f.workflow_id = t.workflow_id "
-            "WHERE f.fire_time = %s",
+            "SELECT t.params FROM absurd.tasks t "
+            "JOIN absurd.schedule_fires f ON f.workflow_id = t.workflow_id WHERE f.fire_time = %s",
             (expected[1],),
         ).fetchone()
     assert params is not None

@@ -3,6 +3,7 @@ firing them under a settable clock."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -62,7 +63,7 @@ def test_hourly_fires_every_real_hour_across_both_changes() -> None:
         "2026-03-08T04:00:00-07:00",
     ]
     utc = [t.astimezone(UTC) for t in spring]
-    assert all(b - a == timedelta(hours=1) for a, b in zip(utc, utc[1:], strict=False))
+    assert all(b - a == timedelta(hours=1) for a, b in itertools.pairwise(utc))
 
 
 def test_month_ends() -> None:

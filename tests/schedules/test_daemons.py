@@ -3,6 +3,7 @@ graceful SIGTERM, and Prometheus metrics."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -84,6 +85,11 @@ def sync_file(dsn: str, path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def both_up(dsn: str) -> None:
+    """Wait for both schedulers to register: a SIGTERM before their handlers exist would kill them."""
+    wait_until(lambda: count(dsn, "SELECT count(*) FROM absurd.schedulers") == 2, 60, what="two schedulers")
+
+
 EVERY_SECOND = """
 schedules:
   - name: every-second
@@ -100,6 +106,7 @@ def test_two_scheduler_processes_fire_each_second_exactly_once(
     procs = [daemon("scheduler", "--dsn", dsn, "--tick-s", "0.02") for _ in range(2)]
     try:
         wait_until(lambda: count(dsn, "SELECT count(*) FROM absurd.schedule_fires") >= 6, 60, what="6 fires")
+        both_up(dsn)
     finally:
         for proc in procs:
             assert stop_worker(proc) == 0
@@ -109,7 +116,7 @@ def test_two_scheduler_processes_fire_each_second_exactly_once(
         ]
         makers = conn.execute("SELECT count(DISTINCT scheduler_id) FROM absurd.schedule_fires").fetchone()
     # One fire per second, none twice, none missing; and a workflow for each.
-    assert all(b - a == timedelta(seconds=1) for a, b in zip(times, times[1:], strict=False)), times
+    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(times)), times
     assert count(dsn, "SELECT count(*) FROM absurd.workflows WHERE name = 'every-second'") == len(times)
     assert count(dsn, "SELECT count(*) FROM absurd.tasks") == len(times)
     assert makers is not None and makers[0] >= 1
@@ -178,6 +185,7 @@ def test_each_event_starts_its_workflow_once_with_two_schedulers(
                     emit_event(conn, "new_ms", {"ms_path": f"/data/ms/{i + 1}.ms"})
                 emit_event(conn, "other_event", {"ms_path": "/not/for/us.ms"})
         wait_until(lambda: count(dsn, "SELECT count(*) FROM absurd.workflows") >= 20, 60, what="20 workflows")
+        both_up(dsn)
     finally:
         for proc in procs:
             assert stop_worker(proc) == 0
