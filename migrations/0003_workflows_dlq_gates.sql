@@ -203,15 +203,57 @@ BEGIN
 END
 $$;
 
--- Claim: first ungated tasks through the fast path, then gated ones gate by gate. A gate row is locked
--- (SKIP LOCKED) while its tasks are claimed, so concurrent claimers never exceed its limit.
+-- The claimable tasks of a queue, best first, locked for this transaction. The fast path reads only
+-- ungated tasks through tasks_claim; gated ones are read per gate through tasks_claim_gated.
+CREATE FUNCTION absurd.ready_tasks(p_queue text, p_limit integer) RETURNS SETOF bigint
+LANGUAGE sql AS $$
+    SELECT t.id FROM absurd.tasks t
+    WHERE t.queue = p_queue AND t.state IN ('pending', 'sleeping') AND t.gate_key IS NULL
+      AND t.available_at <= now()
+    ORDER BY t.priority DESC, t.available_at, t.id
+    LIMIT p_limit
+    FOR UPDATE SKIP LOCKED
+$$;
+
+CREATE FUNCTION absurd.ready_gated_tasks(p_gate text, p_queue text, p_limit integer) RETURNS SETOF bigint
+LANGUAGE sql AS $$
+    SELECT t.id FROM absurd.tasks t
+    WHERE t.gate_key = p_gate AND t.queue = p_queue AND t.state IN ('pending', 'sleeping')
+      AND t.available_at <= now()
+    ORDER BY t.priority DESC, t.available_at, t.id
+    LIMIT p_limit
+    FOR UPDATE SKIP LOCKED
+$$;
+
+-- Start a run, with a lease, for each locked task.
+CREATE FUNCTION absurd.start_runs(p_ids bigint[], p_worker text, p_lease_s double precision)
+RETURNS TABLE (task_id bigint, run_id bigint, attempt integer, name text, params jsonb, headers jsonb,
+               timeout_s double precision, failures integer, max_attempts integer)
+LANGUAGE sql AS $$
+    WITH claimed AS (
+        UPDATE absurd.tasks t
+        SET state = 'running', attempts = t.attempts + 1, current_run = nextval('absurd.run_ids'),
+            worker_id = p_worker, lease_expires_at = now() + make_interval(secs => p_lease_s),
+            started_at = coalesce(t.started_at, now()), wait_event = NULL
+        WHERE t.id = ANY(p_ids)
+        RETURNING t.id, t.current_run, t.attempts, t.name, t.params, t.headers, t.timeout_s, t.failures,
+                  t.max_attempts
+    ), started AS (
+        INSERT INTO absurd.runs (task_id, attempt, id, worker_id, state)
+        SELECT c.id, c.attempts, c.current_run, p_worker, 'running' FROM claimed c
+    )
+    SELECT * FROM claimed
+$$;
+
+-- Claim: ungated tasks first, then gated ones gate by gate. A gate's row is locked (SKIP LOCKED) while
+-- its tasks are claimed, so concurrent claimers never exceed its limit.
 DROP FUNCTION absurd.claim(text, text, integer, double precision);
 CREATE FUNCTION absurd.claim(p_queue text, p_worker text, p_limit integer, p_lease_s double precision)
 RETURNS TABLE (task_id bigint, run_id bigint, attempt integer, name text, params jsonb, headers jsonb,
                timeout_s double precision, failures integer, max_attempts integer)
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_got integer;
+    v_ids bigint[];
     v_want integer := p_limit;
     v_cap integer;
     v_running integer;
@@ -220,29 +262,11 @@ BEGIN
     IF EXISTS (SELECT 1 FROM absurd.queues q WHERE q.name = p_queue AND q.paused) THEN
         RETURN;
     END IF;
-    RETURN QUERY
-    WITH picked AS (
-        SELECT t.id FROM absurd.tasks t
-        WHERE t.queue = p_queue AND t.state IN ('pending', 'sleeping') AND t.gate_key IS NULL
-          AND t.available_at <= now()
-        ORDER BY t.priority DESC, t.available_at, t.id
-        LIMIT v_want
-        FOR UPDATE SKIP LOCKED
-    ), claimed AS (
-        UPDATE absurd.tasks t
-        SET state = 'running', attempts = t.attempts + 1, current_run = nextval('absurd.run_ids'),
-            worker_id = p_worker, lease_expires_at = now() + make_interval(secs => p_lease_s),
-            started_at = coalesce(t.started_at, now()), wait_event = NULL
-        FROM picked WHERE t.id = picked.id
-        RETURNING t.id, t.current_run, t.attempts, t.name, t.params, t.headers, t.timeout_s, t.failures,
-                  t.max_attempts
-    ), started AS (
-        INSERT INTO absurd.runs (task_id, attempt, id, worker_id, state)
-        SELECT c.id, c.attempts, c.current_run, p_worker, 'running' FROM claimed c
-    )
-    SELECT * FROM claimed;
-    GET DIAGNOSTICS v_got = ROW_COUNT;
-    v_want := v_want - v_got;
+    v_ids := ARRAY(SELECT absurd.ready_tasks(p_queue, v_want));
+    IF cardinality(v_ids) > 0 THEN
+        RETURN QUERY SELECT * FROM absurd.start_runs(v_ids, p_worker, p_lease_s);
+    END IF;
+    v_want := v_want - cardinality(v_ids);
     IF v_want <= 0 OR NOT EXISTS (SELECT 1 FROM absurd.gates) THEN
         RETURN;
     END IF;
@@ -271,29 +295,10 @@ BEGIN
             v_cap := least(v_cap, g.half_open_trials - v_running);
         END IF;
         CONTINUE WHEN v_cap <= 0;
-        RETURN QUERY
-        WITH picked AS (
-            SELECT t.id FROM absurd.tasks t
-            WHERE t.gate_key = g.key AND t.queue = p_queue AND t.state IN ('pending', 'sleeping')
-              AND t.available_at <= now()
-            ORDER BY t.priority DESC, t.available_at, t.id
-            LIMIT v_cap
-            FOR UPDATE SKIP LOCKED
-        ), claimed AS (
-            UPDATE absurd.tasks t
-            SET state = 'running', attempts = t.attempts + 1, current_run = nextval('absurd.run_ids'),
-                worker_id = p_worker, lease_expires_at = now() + make_interval(secs => p_lease_s),
-                started_at = coalesce(t.started_at, now()), wait_event = NULL
-            FROM picked WHERE t.id = picked.id
-            RETURNING t.id, t.current_run, t.attempts, t.name, t.params, t.headers, t.timeout_s, t.failures,
-                      t.max_attempts
-        ), started AS (
-            INSERT INTO absurd.runs (task_id, attempt, id, worker_id, state)
-            SELECT c.id, c.attempts, c.current_run, p_worker, 'running' FROM claimed c
-        )
-        SELECT * FROM claimed;
-        GET DIAGNOSTICS v_got = ROW_COUNT;
-        v_want := v_want - v_got;
+        v_ids := ARRAY(SELECT absurd.ready_gated_tasks(g.key, p_queue, v_cap));
+        CONTINUE WHEN cardinality(v_ids) = 0;
+        RETURN QUERY SELECT * FROM absurd.start_runs(v_ids, p_worker, p_lease_s);
+        v_want := v_want - cardinality(v_ids);
         EXIT WHEN v_want <= 0;
     END LOOP;
 END

@@ -44,6 +44,7 @@ def subband_name(index: int) -> str:
         raise ValueError(f"subband index {index} is outside 0..{N_SUBBANDS - 1}")
     return f"sb{index:02d}"
 
+
 # Mid-band frequency (~1.405 GHz): the default for primary-beam models when an image carries no frequency.
 BAND_CENTRE_HZ = BAND_BOTTOM_HZ + (N_SUBBANDS * CHANNELS_PER_SUBBAND - 1) / 2 * CHANNEL_WIDTH_HZ
 

@@ -67,7 +67,7 @@ def offset_source(
     """A source placed ``east_deg``/``north_deg`` (great-circle offsets on the sky) from a centre."""
     center = SkyCoord(center_ra_deg * u.deg, center_dec_deg * u.deg, frame="icrs")
     pos = center.spherical_offsets_by(east_deg * u.deg, north_deg * u.deg)
-    return SkySource(name=name, ra_deg=float(pos.ra.deg), dec_deg=float(pos.dec.deg), **fields)  # type: ignore[arg-type]
+    return SkySource(name=name, ra_deg=float(pos.ra.deg), dec_deg=float(pos.dec.deg), **fields)
 
 
 def apparent_flux(source: SkySource, center: SkyCoord, freq_hz: float) -> float:

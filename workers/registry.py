@@ -27,7 +27,7 @@ from absurd.builtin_tasks import builtin
 from absurd.errors import EventTimeoutError
 from pipeline_tasks import casa_env, products
 from pipeline_tasks.applycal import apply_calibration, select_caltable
-from pipeline_tasks.calibrate import solve_calibration
+from pipeline_tasks.calibrate import NoCalibratorInBeamError, solve_calibration
 from pipeline_tasks.catalogs import read_catalog
 from pipeline_tasks.constants import GROUP_TOLERANCE_S
 from pipeline_tasks.convert import convert_group
@@ -36,6 +36,7 @@ from pipeline_tasks.grouping import SubbandGroup, find_groups, group_files, pars
 from pipeline_tasks.imaging import create_image
 from pipeline_tasks.mosaic import MosaicPlan, build_plan
 from pipeline_tasks.photometry import measure_file
+from workers.lightcurve_tasks import registry as lightcurve_registry
 from workers.task_params import (
     ApplyOutcome,
     ApplyParams,
@@ -128,6 +129,8 @@ def convert_uvh5(ctx: absurd.TaskContext, params: ConvertParams) -> ConvertResul
 
 def _record_solve(conn: psycopg.Connection, params: SolveParams, result: Any) -> None:
     done = SolveResult.model_validate(result)
+    if done.calibration is None:
+        return
     caltable_id, generation = products.record_caltables(conn, done.calibration, done.task_id)
     # Emitted in this transaction: waiting apply tasks wake only once the caltable row is visible.
     absurd.emit_event(
@@ -151,17 +154,23 @@ def _record_solve(conn: psycopg.Connection, params: SolveParams, result: Any) ->
 )
 def solve(ctx: absurd.TaskContext, params: SolveParams) -> SolveResult:
     """Solve bandpass (and gains, in mode full) on the calibrator transit of an MS."""
-    result = solve_calibration(
-        params.ms_path,
-        params.caltable_dir,
-        log_dir=_log_dir(params.log_dir),
-        mode=params.mode,
-        refant=params.refant,
-        refant_policy=params.refant_policy,
-        gain_solint=params.gain_solint,
-        validity_hours=params.validity_hours,
-        thresholds=params.thresholds,
-    )
+    try:
+        result = solve_calibration(
+            params.ms_path,
+            params.caltable_dir,
+            log_dir=_log_dir(params.log_dir),
+            mode=params.mode,
+            refant=params.refant,
+            refant_policy=params.refant_policy,
+            gain_solint=params.gain_solint,
+            validity_hours=params.validity_hours,
+            thresholds=params.thresholds,
+        )
+    except NoCalibratorInBeamError as exc:
+        if not params.only_if_calibrator:
+            raise
+        ctx.log.info("no calibrator in the beam; nothing to solve", ms=str(params.ms_path))
+        return SolveResult(task_id=ctx.task_id, calibration=None, skipped=str(exc))
     return SolveResult(task_id=ctx.task_id, calibration=result)
 
 
@@ -331,4 +340,5 @@ def photometry(ctx: absurd.TaskContext, params: PhotometryParams) -> PhotometryO
     )
 
 
-registry = builtin.merge(science)
+# The worker registry: diagnostics, the science tasks, and the light-curve update.
+registry = builtin.merge(science).merge(lightcurve_registry)

@@ -63,13 +63,19 @@ class SolveParams(_Params):
     validity_hours: float = Field(default=12.0, gt=0)
     thresholds: QAThresholds = Field(default_factory=QAThresholds)
     log_dir: Path | None = None
+    only_if_calibrator: bool = Field(
+        default=False,
+        description="an MS with no calibrator in its beam completes with nothing solved instead of failing "
+        "(for workflows that run on every new MS)",
+    )
 
 
 class SolveResult(BaseModel):
-    """What ``solve-calibration`` wrote."""
+    """What ``solve-calibration`` wrote; ``calibration`` is None when there was no calibrator to solve on."""
 
     task_id: int
-    calibration: CalibrationResult
+    calibration: CalibrationResult | None
+    skipped: str | None = None
 
 
 class ApplyParams(_Params):

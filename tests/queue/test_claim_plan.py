@@ -1,8 +1,8 @@
 """The claim query must use its partial index and never walk finished tasks.
 
-pgserver has no auto_explain, so the test reads the real body of ``absurd.claim`` from the
-catalogue, prepares it with the function's parameters and EXPLAINs it inside a rolled-back
-transaction: the plan tested is the plan of the code that runs.
+pgserver has no auto_explain, so the test reads the real body of ``absurd.ready_tasks`` (the
+picker ``absurd.claim`` calls) from the catalogue, prepares it with the function's parameters and
+EXPLAINs it inside a rolled-back transaction: the plan tested is the plan of the code that runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import psycopg
 
 from absurd.client import Client
 
-PARAMS = ["p_queue", "p_worker", "p_limit", "p_lease_s"]
+PARAMS = ["p_queue", "p_limit"]
 
 
 def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -31,8 +31,7 @@ def test_claim_uses_the_claim_index_and_skips_finished_tasks(dsn: str, client: C
     client.conn.execute("VACUUM ANALYZE absurd.tasks")
 
     body = client.conn.execute(
-        "SELECT prosrc FROM pg_proc "
-        "WHERE oid = 'absurd.claim(text, text, integer, double precision)'::regprocedure"
+        "SELECT prosrc FROM pg_proc WHERE oid = 'absurd.ready_tasks(text, integer)'::regprocedure"
     ).fetchone()
     assert body is not None
     sql = body[0]
@@ -40,9 +39,9 @@ def test_claim_uses_the_claim_index_and_skips_finished_tasks(dsn: str, client: C
         sql = re.sub(rf"\b{name}\b", f"${i}", sql)
 
     with psycopg.connect(dsn) as conn:  # not autocommit: everything is rolled back
-        conn.execute(f"PREPARE claim_plan(text, text, integer, double precision) AS {sql}")
+        conn.execute(f"PREPARE claim_plan(text, integer) AS {sql}")
         row = conn.execute(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim_plan('default', 'plan-test', 10, 30)"
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim_plan('default', 10)"
         ).fetchone()
         conn.rollback()
     assert row is not None
@@ -56,4 +55,10 @@ def test_claim_uses_the_claim_index_and_skips_finished_tasks(dsn: str, client: C
     # 50,000 finished rows exist; the claim must touch only the claimable ones.
     assert all(n.get("Rows Removed by Filter", 0) == 0 for n in picked)
     assert picked[0]["Actual Rows"] <= 20
+    # And the claim itself goes through that picker.
+    claim = client.conn.execute(
+        "SELECT prosrc FROM pg_proc "
+        "WHERE oid = 'absurd.claim(text, text, integer, double precision)'::regprocedure"
+    ).fetchone()
+    assert claim is not None and "absurd.ready_tasks(p_queue" in claim[0]
     assert picked[0].get("Shared Hit Blocks", 0) + picked[0].get("Shared Read Blocks", 0) < 50
