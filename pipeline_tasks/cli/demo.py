@@ -8,15 +8,43 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from absurd.logging import configure_logging
 from workers.demo import run_queue_demo
+from workers.night import NightSettings, run_night_demo
 
 
 def demo(
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
-    tasks: Annotated[int, typer.Option(min=1, help="No-op tasks to push through the queue.")] = 5000,
+    epochs: Annotated[int, typer.Option(min=3, max=8, help="Target observations of the field.")] = 4,
+    antennas: Annotated[
+        int, typer.Option(min=6, max=117, help="Antennas, chosen from the real stations.")
+    ] = 24,
+    channels: Annotated[int, typer.Option(min=1, max=48, help="Channels per subband.")] = 8,
+    integrations: Annotated[int, typer.Option(min=2, max=24, help="Integrations per observation.")] = 10,
+    concurrency: Annotated[int, typer.Option(min=1, help="Tasks run at once by the worker pool.")] = 2,
     run_root: Annotated[Path, typer.Option(help="Where run directories are made.")] = Path("runs"),
     dsn: Annotated[str | None, typer.Option(envvar="ABSURD_DSN", help="Postgres; default: embedded.")] = None,
+    queue_only: Annotated[
+        bool, typer.Option("--queue-only", help="Only push built-in no-op tasks through the queue.")
+    ] = False,
+    tasks: Annotated[int, typer.Option(min=1, help="No-op tasks for --queue-only.")] = 5000,
 ) -> None:
-    """Run the queue end to end on the embedded Postgres with a live display and a summary."""
-    code = run_queue_demo(run_root, workers, tasks, dsn, Console())
-    raise typer.Exit(code)
+    """Simulate a night and run it through the whole pipeline, with a live display and a summary.
+
+    A calibrator transit and EPOCHS transits of one field (one variable source, the rest constant)
+    are written as correlator files into an incoming directory. The streaming converter, the scheduler
+    and a worker pool turn them into Measurement Sets, calibration, images, photometry, light curves
+    and a mosaic, on the embedded Postgres. Each run has a fresh run directory and database.
+    """
+    console = Console()
+    # The live display is the demo's output; the daemons' own logs go to the run directory.
+    configure_logging("WARNING")
+    if queue_only:
+        raise typer.Exit(run_queue_demo(run_root, 2, tasks, dsn, console))
+    settings = NightSettings(
+        epochs=epochs,
+        antennas=antennas,
+        channels=channels,
+        integrations=integrations,
+        concurrency=concurrency,
+    )
+    raise typer.Exit(run_night_demo(run_root, settings, dsn, console))
