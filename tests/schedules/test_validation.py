@@ -161,7 +161,13 @@ def test_shipped_schedules_are_valid_against_the_science_registry() -> None:
     by_name = {item.schedule.name: item.schedule for item in loaded}
     stream = by_name["stream-imaging"]
     assert stream.trigger.event == "new_ms"
-    assert [t.type for t in stream.workflow.tasks] == ["apply-calibration", "create-image", "run-photometry"]
+    assert [t.type for t in stream.workflow.tasks] == [
+        "solve-calibration",
+        "apply-calibration",
+        "create-image",
+        "run-photometry",
+        "update-lightcurves",
+    ]
     assert by_name["nightly-mosaic"].trigger.cron == "0 13 * * *"
     assert by_name["nightly-mosaic"].trigger.timezone == "UTC"
     assert by_name["queue-cleanup"].workflow.tasks[0].type == "cleanup"

@@ -284,7 +284,8 @@ def test_cli_converts_complete_groups_and_reports_the_rest(
     args = ["groups", "--input-dir", str(work), "--output-dir", str(tmp_path / "out")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    # stdout only: log lines go to stderr, which the runner also captures.
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [line["status"] for line in lines] == ["complete", "waiting"]
     assert Path(lines[0]["ms_path"]).is_dir()
 
