@@ -141,6 +141,11 @@ def _has_column(ms: Path, column: str) -> bool:
         tb.close()
 
 
+# Mid-times of the same observation computed by different tools (pyuvdata at conversion, CASA at the
+# solve) can differ in their last digits; within a second they are the same instant.
+SAME_TIME_DAYS = 1.0 / 86400.0
+
+
 def select_caltable(candidates: Sequence[R], target_mjd: float, max_age_hours: float = 12.0) -> R | None:
     """The solve to apply to an observation at ``target_mjd``, or None.
 
@@ -152,9 +157,9 @@ def select_caltable(candidates: Sequence[R], target_mjd: float, max_age_hours: f
         c
         for c in candidates
         if c.qa_passed
-        and c.mid_mjd <= target_mjd
+        and c.mid_mjd <= target_mjd + SAME_TIME_DAYS
         and target_mjd - c.mid_mjd <= max_age_days
-        and c.valid_start_mjd <= target_mjd <= c.valid_end_mjd
+        and c.valid_start_mjd - SAME_TIME_DAYS <= target_mjd <= c.valid_end_mjd + SAME_TIME_DAYS
     ]
     if not eligible:
         return None

@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
+from pipeline_tasks.applycal import SAME_TIME_DAYS
 from pipeline_tasks.calibrate import CalibrationResult
 from pipeline_tasks.catalogs import MonitoringSource
 from pipeline_tasks.convert import ConversionRecord
@@ -216,7 +217,8 @@ def caltable_candidates(
     """Passing solves made at most ``max_age_hours`` before ``target_mjd``, latest first."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            _CALTABLE_CANDIDATES, {"earliest": target_mjd - max_age_hours / 24.0, "target": target_mjd}
+            _CALTABLE_CANDIDATES,
+            {"earliest": target_mjd - max_age_hours / 24.0, "target": target_mjd + SAME_TIME_DAYS},
         ).fetchall()
     return [StoredCaltable.model_validate(r) for r in rows]
 

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -171,35 +172,30 @@ def install_schedule(dsn: str, run_dir: Path, night: Night, settings: NightSetti
 
 
 def start_daemons(
-    run: DemoRun, settings: NightSettings
+    run: DemoRun, settings: NightSettings, worker_args: Sequence[str] = (), scheduler: bool = True
 ) -> tuple[WorkerProcesses, list[subprocess.Popen[bytes]]]:
-    """The worker pool, the scheduler and the streaming converter, as separate processes."""
+    """The worker pool, then the scheduler (unless told not to) and the streaming converter, as separate
+    processes; the list holds the last two, in that order."""
     logs = run.run_dir / "logs"
     pool = WorkerProcesses(run.dsn, "workers.registry:registry", logs)
-    pool.start(["convert", "calibrate", "imaging", "photometry"], settings.concurrency, "worker")
-    env = {**os.environ, "ABSURD_LOG_LEVEL": "INFO"}
-    daemons = []
-    for name, args in (
-        ("scheduler", [sys.executable, "-m", "absurd", "scheduler", "--dsn", run.dsn]),
+    queues = ["convert", "calibrate", "imaging", "photometry"]
+    pool.start(queues, settings.concurrency, "worker", worker_args)
+    commands: list[tuple[str, list[str]]] = []
+    if scheduler:
+        commands.append(("scheduler", [sys.executable, "-m", "absurd", "scheduler", "--dsn", run.dsn]))
+    commands.append(
         (
             "stream",
             [
-                sys.executable,
-                "-m",
-                "pipeline_tasks.cli",
-                "stream",
-                "run",
-                "--incoming",
-                str(run.run_dir / "incoming"),
-                "--output-dir",
-                str(run.run_dir / "ms"),
-                "--dsn",
-                run.dsn,
-                "--subband-timeout-s",
-                str(settings.subband_timeout_s),
+                *(sys.executable, "-m", "pipeline_tasks.cli", "stream", "run"),
+                *("--incoming", str(run.run_dir / "incoming"), "--output-dir", str(run.run_dir / "ms")),
+                *("--dsn", run.dsn, "--subband-timeout-s", str(settings.subband_timeout_s)),
             ],
-        ),
-    ):
+        )
+    )
+    env = {**os.environ, "ABSURD_LOG_LEVEL": "INFO"}
+    daemons = []
+    for name, args in commands:
         log = (logs / f"{name}.log").open("ab")
         daemons.append(subprocess.Popen(args, stdout=log, stderr=log, env=env))
     return pool, daemons

@@ -166,3 +166,13 @@ def test_select_caltable_nearest_earlier_valid() -> None:
     assert select_caltable(candidates, 99.9) is None  # nothing earlier
     assert select_caltable(candidates, 100.5, max_age_hours=1.0) is None  # 'new' is 4.8 h old
     assert select_caltable([rec("short", 100.0, half=0.1)], 100.2) is None  # outside its validity window
+
+
+def test_select_caltable_accepts_the_solve_of_the_same_observation() -> None:
+    # The solve's mid-time comes from CASA, the target's from pyuvdata: the same instant may differ in
+    # the last digits, and a calibrator transit must still take its own solve.
+    solve = CaltableCandidate(
+        key="self", mid_mjd=61119.3978588, valid_start_mjd=61119.0, valid_end_mjd=61120.0
+    )
+    assert select_caltable([solve], 61119.3978588 - 1e-9) is solve
+    assert select_caltable([solve], 61119.3978588 - 1e-3) is None  # 86 s earlier is not the same time
