@@ -172,7 +172,7 @@ def test_select_caltable_accepts_the_solve_of_the_same_observation() -> None:
     # The solve's mid-time comes from CASA, the target's from pyuvdata: the same instant may differ in
     # the last digits, and a calibrator transit must still take its own solve.
     solve = CaltableCandidate(
-        key="self", mid_mjd=61119.3978588, valid_start_mjd=61119.0, valid_end_mjd=61120.0
+        key="self", mid_mjd=61119.3978588, valid_start_mjd=61119.0, valid_end_mjd=61120.0, qa_passed=True
     )
     assert select_caltable([solve], 61119.3978588 - 1e-9) is solve
     assert select_caltable([solve], 61119.3978588 - 1e-3) is None  # 86 s earlier is not the same time
