@@ -15,7 +15,7 @@ import pydantic
 import structlog
 
 from absurd.client import to_json
-from absurd.context import RunSignals, TaskContext
+from absurd.context import ConnectionSource, RunSignals, TaskContext
 from absurd.database import connect
 from absurd.errors import (
     LeaseLostError,
@@ -121,11 +121,14 @@ def child_initializer(log_level: str) -> None:
     configure_logging(log_level)
 
 
-def run_in_child(definition: TaskDefinition, claimed: Claimed, dsn: str, worker_id: str) -> Outcome:
-    """Entry point in a worker child process: run one task with a database-backed context."""
-    global _child_db
-    if _child_db is None or _child_db.dsn != dsn:
-        _child_db = _ChildDatabase(dsn)
+def run_claimed(
+    definition: TaskDefinition,
+    claimed: Claimed,
+    worker_id: str,
+    db: ConnectionSource,
+    signals: RunSignals | None = None,
+) -> Outcome:
+    """Run one claimed task with its context, its identity bound into every log line it writes."""
     ctx = TaskContext(
         task_id=claimed.task_id,
         run_id=claimed.run_id,
@@ -133,12 +136,21 @@ def run_in_child(definition: TaskDefinition, claimed: Claimed, dsn: str, worker_
         name=claimed.name,
         headers=claimed.headers,
         worker_id=worker_id,
-        db=_child_db,
+        db=db,
+        signals=signals,
     )
     with structlog.contextvars.bound_contextvars(
         task_id=claimed.task_id, run_id=claimed.run_id, worker_id=worker_id, task=claimed.name
     ):
         return execute(definition, ctx, claimed.params)
+
+
+def run_in_child(definition: TaskDefinition, claimed: Claimed, dsn: str, worker_id: str) -> Outcome:
+    """Entry point in a worker child process: run one task with a database-backed context."""
+    global _child_db
+    if _child_db is None or _child_db.dsn != dsn:
+        _child_db = _ChildDatabase(dsn)
+    return run_claimed(definition, claimed, worker_id, _child_db)
 
 
 def new_signals() -> RunSignals:

@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
 from absurd import queries
-from absurd.context import RunSignals, TaskContext
+from absurd.context import RunSignals
 from absurd.database import resolve_dsn
 from absurd.errors import TaskTimeoutError, UnknownTaskError
 from absurd.metrics import Metrics
@@ -35,7 +35,7 @@ from absurd.worker.execution import (
     Outcome,
     child_initializer,
     describe,
-    execute,
+    run_claimed,
     run_in_child,
 )
 from absurd.worker.wakeup import WakeListener
@@ -237,22 +237,8 @@ class Worker:
     # Running ------------------------------------------------------------------------------------
 
     def _run_in_thread(self, running: Running) -> None:
-        claimed, definition = running.claimed, running.definition
-        assert definition is not None
-        ctx = TaskContext(
-            task_id=claimed.task_id,
-            run_id=claimed.run_id,
-            attempt=claimed.attempt,
-            name=claimed.name,
-            headers=claimed.headers,
-            worker_id=self.worker_id,
-            db=self.pool,
-            signals=running.signals,
-        )
-        with structlog.contextvars.bound_contextvars(
-            task_id=claimed.task_id, run_id=claimed.run_id, worker_id=self.worker_id, task=claimed.name
-        ):
-            outcome = execute(definition, ctx, claimed.params)
+        assert running.definition is not None
+        outcome = run_claimed(running.definition, running.claimed, self.worker_id, self.pool, running.signals)
         self._finish(running, outcome)
 
     def _process_done(self, running: Running, future: Future[Any]) -> None:
