@@ -79,3 +79,18 @@ def cleanup(ctx: TaskContext, params: CleanupParams) -> dict[str, int]:
             if n < params.batch:
                 break
     return {"deleted": deleted}
+
+
+class FanOutParams(BaseModel):
+    """Params of ``fan-out``."""
+
+    n: int = Field(100, ge=0, le=1_000_000)
+    child: str = "noop"
+    queue: str = "default"
+
+
+@builtin.task("fan-out", params=FanOutParams)
+def fan_out(ctx: TaskContext, params: FanOutParams) -> dict[str, int]:
+    """Spawn ``n`` children into this task's workflow; tasks waiting on this one wait on them too."""
+    ids = ctx.spawn_children("children", params.child, [{}] * params.n, queue=params.queue)
+    return {"children": len(ids)}

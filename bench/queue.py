@@ -39,6 +39,8 @@ from absurd.client import Client
 from absurd.database import DSN_ENV
 from absurd.logging import configure_logging
 from absurd.migrate import migrate
+from absurd.options import GateConfig
+from absurd.workflow_spec import parse_spec
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = "absurd.builtin_tasks:builtin"
@@ -55,6 +57,11 @@ KEYS = (
     "drain_per_s_backlog_1m",
     "worker_rss_growth_pct",
     "commit_per_s",
+    "drain_per_s_fanout_10k",
+    "drain_per_s_gated",
+    "drain_per_s_dag",
+    "gate_overhead_pct",
+    "dag_overhead_pct",
 )
 
 # Measurements, each producing some of KEYS; --only picks measurements through the keys they produce.
@@ -66,6 +73,9 @@ MEASUREMENT_KEYS = {
     "latency": ("latency_p50_ms", "latency_p99_ms"),
     "backlog_10k": ("drain_per_s_backlog_10k",),
     "backlog_1m": ("drain_per_s_backlog_1m", "worker_rss_growth_pct"),
+    "fanout": ("drain_per_s_fanout_10k",),
+    "gated": ("drain_per_s_gated", "gate_overhead_pct"),
+    "dag": ("drain_per_s_dag", "dag_overhead_pct"),
 }
 
 PEERS = (
@@ -153,6 +163,8 @@ TARGETS = {
     "worker_rss_growth_pct": Target(
         f"flat (<= {RSS_FLAT_PCT:g}%)", _at_most("worker_rss_growth_pct", RSS_FLAT_PCT)
     ),
+    "gate_overhead_pct": Target("< 20% slower than plain", _at_most("gate_overhead_pct", 20.0)),
+    "dag_overhead_pct": Target("< 20% slower than plain", _at_most("dag_overhead_pct", 20.0)),
 }
 
 LABELS = {
@@ -165,6 +177,11 @@ LABELS = {
     "drain_per_s_backlog_1m": "drain with 1M pending, tasks/s",
     "worker_rss_growth_pct": "worker RSS growth over the big drain, %",
     "commit_per_s": "single-row UPDATE commits/s (1 conn)",
+    "drain_per_s_fanout_10k": "workflow fanning out to 10k tasks, tasks/s",
+    "drain_per_s_gated": "drain through a gate (limit + breaker), tasks/s",
+    "drain_per_s_dag": "drain of 10-task chains (DAG release), tasks/s",
+    "gate_overhead_pct": "gate cost vs plain 1-worker drain, %",
+    "dag_overhead_pct": "DAG cost vs plain 1-worker drain, %",
 }
 
 
@@ -232,7 +249,10 @@ def server_facts(conn: psycopg.Connection) -> dict[str, str]:
 
 def reset_queue(conn: psycopg.Connection) -> None:
     """Empty the queue tables so each measurement starts from the same state."""
-    conn.execute("TRUNCATE absurd.tasks, absurd.runs, absurd.checkpoints, absurd.workers")
+    conn.execute(
+        "TRUNCATE absurd.tasks, absurd.runs, absurd.checkpoints, absurd.workers, absurd.workflows, "
+        "absurd.task_deps"
+    )
 
 
 def spawn_noops(client: Client, n: int, batch: int) -> float:
@@ -368,6 +388,64 @@ def measure_drain(client: Client, dsn: str, n: int, processes: int, concurrency:
     return drain_rate(client.conn, n)
 
 
+def measure_fanout(client: Client, dsn: str, n: int, concurrency: int) -> float:
+    """A workflow whose first task fans out to ``n`` no-ops and whose last waits for them all: tasks
+    per second from the fan-out's start to the join's end, 1 worker."""
+    spec = parse_spec(
+        {
+            "name": "bench-fanout",
+            "tasks": [
+                {"name": "fan", "type": "fan-out", "params": {"n": n}},
+                {"name": "join", "type": "noop", "depends_on": ["fan"]},
+            ],
+        }
+    )
+    client.submit_workflow(spec)
+    with workers(dsn, 1, concurrency) as procs:
+        wait_completed(client.conn, procs, n + 2, timeout_s=max(120.0, n / 100))
+    row = client.conn.execute(
+        "SELECT extract(epoch FROM max(r.finished_at) - min(r.started_at)) FROM absurd.runs r"
+    ).fetchone()
+    assert row is not None
+    return (n + 2) / float(row[0])
+
+
+def measure_gated(client: Client, dsn: str, n: int, concurrency: int) -> float:
+    """The plain drain, but every task passes a gate with a (high) limit and a breaker."""
+    client.configure_gate(GateConfig(key="noop", max_running=100_000, breaker_enabled=True))
+    try:
+        return measure_drain(client, dsn, n, 1, concurrency)
+    finally:
+        client.conn.execute("DELETE FROM absurd.gates")
+
+
+def measure_dag(client: Client, dsn: str, n: int, concurrency: int, chain: int = 10) -> float:
+    """``n`` no-ops as chains of ``chain`` tasks, each released by its parent's completion."""
+    spec = parse_spec(
+        {
+            "name": "bench-chain",
+            "tasks": [
+                {"name": f"s{i}", "type": "noop", "depends_on": [f"s{i - 1}"] if i else []}
+                for i in range(chain)
+            ],
+        }
+    )
+    for _ in range(n // chain):
+        client.submit_workflow(spec)
+    client.conn.execute("ANALYZE absurd.tasks")
+    total = (n // chain) * chain
+    with workers(dsn, 1, concurrency) as procs:
+        wait_completed(client.conn, procs, total, timeout_s=max(120.0, total / 100))
+    return drain_rate(client.conn, total)
+
+
+def overhead_pct(plain: float | None, other: float | None) -> float | None:
+    """How much slower ``other`` is than ``plain``, in percent (negative: faster)."""
+    if not plain or not other:
+        return None
+    return 100.0 * (plain - other) / plain
+
+
 def measure_latency(client: Client, dsn: str, samples: int, concurrency: int) -> tuple[float, float]:
     """p50 and p99 of spawn -> start, one task at a time to an idle worker woken by NOTIFY."""
     conn = client.conn
@@ -467,6 +545,14 @@ def run_benchmark(dsn: str, run: Run, selected: set[str], console: Console) -> N
             r["drain_per_s_backlog_1m"], r["worker_rss_growth_pct"] = measure_big_backlog(
                 client, dsn, s, c, run
             )
+        if step("fanout", "a workflow fanning out to 10,000 no-ops and joining, 1 worker"):
+            r["drain_per_s_fanout_10k"] = measure_fanout(client, dsn, 10_000, c)
+        if step("gated", f"{s.drain_tasks:,} no-ops through a gate, 1 worker x {c}"):
+            r["drain_per_s_gated"] = measure_gated(client, dsn, s.drain_tasks, c)
+            r["gate_overhead_pct"] = overhead_pct(r.get("drain_per_s_1w"), r["drain_per_s_gated"])
+        if step("dag", f"{s.drain_tasks:,} no-ops in chains of 10, 1 worker x {c}"):
+            r["drain_per_s_dag"] = measure_dag(client, dsn, s.drain_tasks, c)
+            r["dag_overhead_pct"] = overhead_pct(r.get("drain_per_s_1w"), r["drain_per_s_dag"])
         reset_queue(conn)
 
 

@@ -277,6 +277,8 @@ class Worker:
     def _recorded(self, finished: Finished, accepted: bool) -> None:
         with self._lock:
             running = self._recording.pop(finished.claimed.task_id, None)
+        # The claim loop may be waiting for the completer to catch up (see _free_slots).
+        self._wake.set()
         kind = finished.outcome.kind
         task = finished.claimed.name
         if running is not None:

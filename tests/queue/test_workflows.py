@@ -85,7 +85,7 @@ def test_fan_out_to_100_children_and_fan_in(client: Client, start_worker: StartW
     wf = client.submit_workflow(
         spec(
             [
-                {"name": "fan", "type": "fan-out", "params": {"n": 100}},
+                {"name": "fan", "type": "fan-out-add", "params": {"n": 100}},
                 {"name": "sum", "type": "collect", "depends_on": ["fan"]},
             ]
         )
@@ -247,3 +247,20 @@ def test_structural_errors_name_the_field() -> None:
 
 def test_registry_is_used_for_validation() -> None:
     assert "sleep" in registry and FixedDelay(base_s=1).kind == "fixed"
+
+
+def test_builtin_fan_out_and_join(client: Client, start_worker: StartWorker) -> None:
+    wf = client.submit_workflow(
+        spec(
+            [
+                {"name": "fan", "type": "fan-out", "params": {"n": 50}},
+                {"name": "join", "type": "noop", "depends_on": ["fan"]},
+            ]
+        )
+    )
+    start_worker(concurrency=8)
+    wait_until(lambda: settled(client, wf), timeout=60)
+    rows = client.workflow(wf)["task_rows"]
+    assert len(rows) == 52 and {r["state"] for r in rows} == {"completed"}
+    join = next(r for r in rows if r["step_name"] == "join")
+    assert all(r["finished_at"] <= join["started_at"] for r in rows if r["step_name"].startswith("children["))

@@ -92,7 +92,7 @@ def crash_child(ctx: TaskContext, params: Any) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-@tests_only.task("fan-out")
+@tests_only.task("fan-out-add")
 def fan_out(ctx: TaskContext, params: Any) -> dict[str, Any]:
     """Spawn ``n`` children that each add their index to a running total."""
     children = ctx.spawn_children("parts", "add", [{"value": i} for i in range(params["n"])])
