@@ -13,13 +13,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# WSClean is the default imager and the imaging tests run it; install it when we can (as root).
+# WSClean is the default imager and the imaging tests run it; systemd-analyze checks the shipped units.
+# Install them when we can (as root).
 system-deps:
-	@command -v wsclean >/dev/null 2>&1 || { \
+	@command -v wsclean >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wsclean; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wsclean systemd; \
 	  else \
-	    echo "wsclean is not installed: run 'sudo apt-get install wsclean' (the imaging tests need it)"; exit 1; \
+	    echo "run 'sudo apt-get install wsclean systemd': the imaging and unit tests need them"; exit 1; \
 	  fi; }
 
 demo: $(STAMP)
