@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -338,13 +338,3 @@ def emit_event(conn: psycopg.Connection, name: str, payload: Any = None) -> int:
     so the event is seen only if that transaction commits. Returns how many waiting tasks it woke."""
     row = conn.execute(queries.EMIT_EVENT, (name, Jsonb(to_json(payload)))).fetchone()
     return int(row[0]) if row else 0
-
-
-def format_when(value: datetime | None) -> str:
-    """A short UTC timestamp for tables, or '-'."""
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def ids(spawned: Iterable[Spawned]) -> list[int]:
-    """Task ids of spawn results."""
-    return [s.task_id for s in spawned]

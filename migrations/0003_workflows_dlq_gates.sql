@@ -129,7 +129,8 @@ DECLARE
     v_failures integer;
     v_calls integer;
 BEGIN
-    SELECT * INTO g FROM absurd.gates WHERE key = p_key;
+    -- Locked, so concurrent outcomes move the breaker one at a time.
+    SELECT * INTO g FROM absurd.gates WHERE key = p_key FOR UPDATE;
     IF NOT FOUND OR NOT g.breaker_enabled THEN
         RETURN;
     END IF;
@@ -175,7 +176,8 @@ DECLARE
     v_keys text[];
 BEGIN
     PERFORM absurd.ensure_queue(p_queue);
-    IF p_gate IS NOT NULL AND p_gate_limit IS NOT NULL THEN
+    -- A gated task is only ever claimed through its gate's row, so the row must exist.
+    IF p_gate IS NOT NULL THEN
         INSERT INTO absurd.gates (key, max_running) VALUES (p_gate, p_gate_limit) ON CONFLICT DO NOTHING;
     END IF;
     WITH input AS (
@@ -459,8 +461,8 @@ BEGIN
                      WHEN t.retry->>'kind' = 'none' THEN 'no_retry' ELSE 'exhausted' END,
                 p_error);
     END IF;
-    -- Invalid input says nothing about the health of what the breaker guards.
-    IF t.gate_key IS NOT NULL AND NOT p_permanent THEN
+    -- Invalid input and cancellations say nothing about the health of what the breaker guards.
+    IF t.gate_key IS NOT NULL AND NOT p_permanent AND v_state <> 'cancelled' THEN
         PERFORM absurd.record_gate_outcome(t.gate_key, false);
     END IF;
     IF t.gate_key IS NOT NULL THEN
@@ -529,6 +531,9 @@ BEGIN
     RETURNING id INTO v_workflow;
     INSERT INTO absurd.queues (name)
     SELECT DISTINCT coalesce(s->>'queue', 'default') FROM jsonb_array_elements(p_tasks) s
+    ON CONFLICT DO NOTHING;
+    INSERT INTO absurd.gates (key)
+    SELECT DISTINCT s->>'gate' FROM jsonb_array_elements(p_tasks) s WHERE s->>'gate' IS NOT NULL
     ON CONFLICT DO NOTHING;
     WITH spec AS (
         SELECT s, jsonb_array_length(coalesce(s->'depends_on', '[]')) AS n_deps
@@ -647,6 +652,9 @@ BEGIN
     SET state = 'pending', failures = 0, available_at = now(), finished_at = NULL,
         params = coalesce(p_params, params)
     WHERE id = e.task_id AND state = 'failed';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'task % of DLQ entry % is no longer failed', e.task_id, p_dlq_id USING ERRCODE = 'P0002';
+    END IF;
     UPDATE absurd.dlq SET resolved_at = now(), resolution = 'retried', resolved_by = p_actor WHERE id = e.id;
     INSERT INTO absurd.dlq_actions (dlq_id, action, actor, reason, details)
     VALUES (e.id, 'retry', p_actor, p_reason, jsonb_build_object('params', p_params));
@@ -719,7 +727,9 @@ SELECT w.id, w.name, w.created_at, w.cancelled_at,
            ELSE 'finished_with_skips'
        END AS state
 FROM absurd.workflows w
+-- A task requeued from the DLQ is replaced by its copy; the original no longer counts.
 LEFT JOIN absurd.tasks t ON t.workflow_id = w.id
+    AND NOT EXISTS (SELECT 1 FROM absurd.dlq rq WHERE rq.task_id = t.id AND rq.resolution = 'requeued')
 LEFT JOIN absurd.dlq dq ON dq.task_id = t.id AND dq.resolved_at IS NULL
 GROUP BY w.id;
 
@@ -747,6 +757,66 @@ BEGIN
     SELECT count(*) INTO n FROM tasks_gone;
     DELETE FROM absurd.gate_calls gc USING absurd.gates g
     WHERE gc.key = g.key AND gc.at < now() - make_interval(secs => g.window_s) - interval '1 hour';
+    RETURN n;
+END
+$$;
+
+-- Woken tasks may sit in several queues: wake every worker, not only one queue's.
+CREATE OR REPLACE FUNCTION absurd.emit_event(p_name text, p_payload jsonb) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('absurd.event:' || p_name, 0));
+    INSERT INTO absurd.events (name, payload) VALUES (p_name, p_payload)
+    ON CONFLICT (name) DO UPDATE SET payload = excluded.payload, emitted_at = now();
+    UPDATE absurd.tasks SET available_at = now() WHERE state = 'sleeping' AND wait_event = p_name;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM pg_notify('absurd_wake', '');
+    END IF;
+    RETURN n;
+END
+$$;
+
+-- Fencing, as for every other write on a run: only a held, unexpired lease, and only a requested cancel.
+CREATE OR REPLACE FUNCTION absurd.finish_cancelled(p_task_id bigint, p_run_id bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_attempt integer;
+BEGIN
+    UPDATE absurd.tasks
+    SET state = 'cancelled', finished_at = now(), lease_expires_at = NULL
+    WHERE id = p_task_id AND current_run = p_run_id AND state = 'running' AND lease_expires_at > now()
+      AND cancel_requested_at IS NOT NULL
+    RETURNING attempts INTO v_attempt;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE absurd.runs SET state = 'cancelled', finished_at = now(), failure_reason = 'cancelled'
+    WHERE task_id = p_task_id AND attempt = v_attempt;
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION absurd.release_runs(p_task_ids bigint[], p_run_ids bigint[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH released AS (
+        UPDATE absurd.tasks t
+        SET state = 'pending', available_at = now(), lease_expires_at = NULL, worker_id = NULL
+        FROM unnest(p_task_ids, p_run_ids) AS u(task_id, run_id)
+        WHERE t.id = u.task_id AND t.current_run = u.run_id AND t.state = 'running'
+          AND t.lease_expires_at > now()
+        RETURNING t.id, t.attempts
+    ), ended AS (
+        UPDATE absurd.runs r SET state = 'released', finished_at = now()
+        FROM released WHERE r.task_id = released.id AND r.attempt = released.attempts
+    )
+    SELECT count(*) INTO n FROM released;
+    PERFORM pg_notify('absurd_wake', '');
     RETURN n;
 END
 $$;

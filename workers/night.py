@@ -35,9 +35,10 @@ from rich.table import Table
 from rich.text import Text
 
 from absurd.client import Client
+from absurd.database import redact
 from absurd.schedules.loader import load_paths
 from absurd.schedules.sync import sync
-from pipeline_tasks.constants import SIDEREAL_DAY_S
+from pipeline_tasks.constants import CHANNELS_PER_SUBBAND, INTEGRATIONS_PER_TILE, N_STATIONS, SIDEREAL_DAY_S
 from pipeline_tasks.lightcurve_plot import plot_lightcurve
 from pipeline_tasks.lightcurves import source_lightcurve, stored_variability
 from pipeline_tasks.simulate import (
@@ -71,9 +72,9 @@ class NightSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     epochs: int = Field(4, ge=3, le=len(LIGHTCURVE), description="target observations (epochs)")
-    antennas: int = Field(24, ge=6, le=117)
-    channels: int = Field(8, ge=1, le=48, description="channels per subband")
-    integrations: int = Field(10, ge=2, le=24)
+    antennas: int = Field(24, ge=6, le=N_STATIONS)
+    channels: int = Field(8, ge=1, le=CHANNELS_PER_SUBBAND, description="channels per subband")
+    integrations: int = Field(10, ge=2, le=INTEGRATIONS_PER_TILE)
     dec_deg: float = Field(40.0, ge=-30, le=90, description="target field declination")
     seed: int = 7
     concurrency: int = Field(2, ge=1, description="tasks at once in the worker pool")
@@ -260,6 +261,7 @@ def run_night_demo(base_dir: Path, settings: NightSettings, dsn: str | None, con
     for sub in ("sim", "incoming", "ms", "caltables", "images", "mosaics", "lightcurves", "logs"):
         (run.run_dir / sub).mkdir()
     console.print(f"[bold]run directory[/bold] {run.run_dir}")
+    console.print(f"[bold]database[/bold] {redact(run.dsn)} (kept: inspect it with --dsn)")
     night = simulate_night(settings, run.run_dir / "sim", console)
     install_schedule(run.dsn, run.run_dir, night, settings)
     pool, daemons = start_daemons(run, settings)
@@ -293,7 +295,11 @@ def run_night_demo(base_dir: Path, settings: NightSettings, dsn: str | None, con
             d.terminate()
         pool.stop()
         for d in daemons:
-            d.wait(60)
+            try:
+                d.wait(60)
+            except subprocess.TimeoutExpired:
+                d.kill()
+                d.wait()
     if not ok:
         console.print(f"[red]the night did not finish; logs are in {run.run_dir / 'logs'}[/red]")
         client.close()

@@ -35,6 +35,7 @@ class Finished:
     outcome: Outcome
     hook: CompletionHook | None = None
     hook_params: Any = None
+    recorded: bool = False
 
 
 class Completer:
@@ -91,16 +92,25 @@ class Completer:
 
     def _write_with_retry(self, batch: list[Finished]) -> None:
         delay = 0.1
-        while True:
+        while batch:
             try:
                 self._write(batch)
                 return
             except psycopg.OperationalError as exc:
+                # What was written before the failure is not written again.
+                batch = [f for f in batch if not f.recorded]
                 log.warning(
                     "database unavailable; outcomes kept for retry", error=str(exc), pending=len(batch)
                 )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except Exception:
+                # A bug must not stop all recording: these runs' leases lapse and the reaper retries them.
+                log.exception("could not record outcomes; their runs will be retried", count=len(batch))
+                for f in batch:
+                    if not f.recorded:
+                        self._record(f, False)
+                return
 
     def _write(self, batch: list[Finished]) -> None:
         plain = [f for f in batch if f.outcome.kind == "completed" and f.hook is None]
@@ -168,6 +178,7 @@ class Completer:
             return False
 
     def _record(self, f: Finished, accepted: bool) -> None:
+        f.recorded = True
         try:
             self._on_recorded(f, accepted)
         except Exception:  # a callback bug must not kill the writer thread

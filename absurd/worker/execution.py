@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import signal
 import traceback
 from collections.abc import Iterator
@@ -74,6 +75,12 @@ def execute(definition: TaskDefinition, ctx: TaskContext, raw_params: Any) -> Ou
         return Outcome("failed", error=describe(exc), permanent=True)
     try:
         result = to_json(definition.fn(ctx, params))
+        try:
+            json.dumps(result, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            # Found here, naming the task, rather than as a driver error in the completer.
+            error = TypeError(f"task {definition.name!r} returned a result that is not JSON: {exc}")
+            return Outcome("failed", error=describe(error), permanent=True)
         return Outcome("completed", result=result)
     except Suspended:
         return Outcome("suspended")
@@ -151,8 +158,3 @@ def run_in_child(definition: TaskDefinition, claimed: Claimed, dsn: str, worker_
     if _child_db is None or _child_db.dsn != dsn:
         _child_db = _ChildDatabase(dsn)
     return run_claimed(definition, claimed, worker_id, _child_db)
-
-
-def new_signals() -> RunSignals:
-    """Signals for an in-process run."""
-    return RunSignals()

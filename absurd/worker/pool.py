@@ -13,7 +13,7 @@ import time
 import uuid
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -75,8 +75,6 @@ class Running:
     future: Future[Any] | None = None
     cancel_seen: float | None = None
     finished: bool = False
-    params: Any = None
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 class Worker:
@@ -91,6 +89,8 @@ class Worker:
         )
         self._log = log.bind(worker_id=self.worker_id)
         self._stopping = threading.Event()
+        # Heartbeats and maintenance outlive _stopping: leases must hold through the graceful drain.
+        self._halted = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._executing: dict[int, Running] = {}
@@ -308,7 +308,7 @@ class Worker:
     def _supervise(self) -> None:
         heartbeat_s = self.settings.heartbeat_s or self.settings.lease_s / 3
         next_beat = time.monotonic() + heartbeat_s
-        while not self._stopping.wait(0.2):
+        while not self._halted.wait(0.2):
             self.sd.watchdog_due()
             self._enforce_deadlines()
             if time.monotonic() >= next_beat:
@@ -379,7 +379,7 @@ class Worker:
 
     def _maintain(self) -> None:
         next_cleanup = time.monotonic() + 60.0
-        while not self._stopping.wait(self.settings.reap_every_s):
+        while not self._halted.wait(self.settings.reap_every_s):
             try:
                 with self.pool.connection() as conn:
                     row = conn.execute(queries.REAP_EXPIRED, (1000,)).fetchone()
@@ -432,6 +432,7 @@ class Worker:
         if self._process_pool is not None:
             self._process_pool.stop()
         self.completer.stop()
+        self._halted.set()  # every outcome is written: heartbeats may end
         self._thread_pool.shutdown(wait=False, cancel_futures=True)
         try:
             with self.pool.connection(timeout=5) as conn:

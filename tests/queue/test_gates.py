@@ -133,3 +133,10 @@ def test_per_key_limit_created_on_first_spawn(client: Client, start_worker: Star
     slack = timedelta(milliseconds=50)  # transaction start times, as above
     assert all(a["finished_at"] <= b["started_at"] + slack for a, b in itertools.pairwise(runs))
     assert client.gate("calibration:2026-11-22")["max_running"] == 1
+
+
+def test_a_gate_named_at_spawn_needs_no_configuration(client: Client, start_worker: StartWorker) -> None:
+    start_worker()
+    task = client.spawn("echo", {"x": 1}, gate="casa")
+    assert client.wait_result(task.task_id, 30) == {"x": 1}
+    assert client.gate("casa")["max_running"] is None

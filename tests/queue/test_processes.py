@@ -142,3 +142,13 @@ def test_workers_survive_a_postgres_restart(pg_server: ServerUnderTest, dsn: str
             stop_worker(w)
     with Client(dsn) as c:
         assert _count(c, "SELECT count(*) FROM absurd.tasks WHERE state = 'completed'") == len(tasks)
+
+
+def test_leases_hold_through_a_long_graceful_drain(dsn: str, client: Client) -> None:
+    # A 2 s lease and a 6 s task: only heartbeats during the drain can keep the run.
+    worker = start_worker(dsn, "--lease-s", "2", "--shutdown-grace-s", "30")
+    task = client.spawn("sleep", {"seconds": 6})
+    wait_until(lambda: client.get_task(task.task_id)["state"] == "running")
+    assert stop_worker(worker) == 0
+    assert client.get_task(task.task_id)["state"] == "completed"
+    assert [r["state"] for r in client.runs(task.task_id)] == ["completed"]

@@ -134,3 +134,13 @@ def test_paused_queue_holds_tasks(client: Client, start_worker: StartWorker) -> 
     client.set_paused("held", False)
     assert client.wait_result(task.task_id, 30) == {}
     wait_until(lambda: client.get_task(task.task_id)["state"] == "completed")
+
+
+def test_a_result_that_is_not_json_fails_the_task_clearly(client: Client, start_worker: StartWorker) -> None:
+    start_worker()
+    bad = client.spawn("not-json", {}, max_attempts=3)
+    with pytest.raises(TaskFailedError, match="returned a result that is not JSON"):
+        client.wait_result(bad.task_id, 30)
+    assert len(client.runs(bad.task_id)) == 1
+    # The worker still records outcomes afterwards.
+    assert client.wait_result(client.spawn("echo", {"after": 1}).task_id, 30) == {"after": 1}

@@ -141,4 +141,10 @@ def flaky(ctx: TaskContext, params: Any) -> dict[str, bool]:
     return {"ok": True}
 
 
+@tests_only.task("not-json")
+def not_json(ctx: TaskContext, params: Any) -> dict[str, Any]:
+    """Return something that is not JSON (a bug the worker must report, not choke on)."""
+    return {"when": time.time, "nan": float("nan")}
+
+
 registry = builtin.merge(tests_only)
