@@ -95,6 +95,7 @@ class Worker:
         self._lock = threading.Lock()
         self._executing: dict[int, Running] = {}
         self._recording: dict[int, Running] = {}
+        self._abandoned: list[Future[Any]] = []
         self._threads: list[threading.Thread] = []
         self._process_pool: ProcessPool | None = None
         self.pool = ConnectionPool(
@@ -177,7 +178,10 @@ class Worker:
         """Slots for new claims. Runs whose outcome the completer has not yet written count against a
         second bound, so a lagging database slows claiming instead of letting leases pile up."""
         backlog_room = 2 * max(self.settings.concurrency, self.settings.claim_batch) - len(self._recording)
-        return min(self.settings.concurrency - len(self._executing), backlog_room)
+        # An abandoned thread still holds its place in the thread pool until its function returns.
+        self._abandoned = [f for f in self._abandoned if not f.done()]
+        busy = len(self._executing) + len(self._abandoned)
+        return min(self.settings.concurrency - busy, backlog_room)
 
     def _claim_some(self, free: int) -> int:
         got = 0
@@ -373,6 +377,8 @@ class Worker:
         if running.signals is None and running.future is not None and not running.future.done():
             running.future.cancel()  # pebble kills the child; _process_done then finishes the run
             return
+        if running.future is not None and not running.future.done():
+            self._abandoned.append(running.future)
         self._finish(running, outcome)
 
     # Maintenance -------------------------------------------------------------------------------

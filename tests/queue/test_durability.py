@@ -140,3 +140,19 @@ def test_heartbeats_keep_a_long_task_alive(client: Client, start_worker: StartWo
     task = client.spawn("sleep", {"seconds": 4})
     client.wait_result(task.task_id, 60)
     assert [r["state"] for r in client.runs(task.task_id)] == ["completed"]
+
+
+def test_an_abandoned_thread_keeps_its_slot_until_it_ends(
+    client: Client, start_worker: StartWorker, effects
+) -> None:
+    start_worker(concurrency=1)
+    stuck = client.spawn("block", {"seconds": 3}, timeout_s=0.5, max_attempts=1)
+    with pytest.raises(TaskFailedError):
+        client.wait_result(stuck.task_id, 30)
+    assert client.runs(stuck.task_id)[0]["failure_reason"] == "timeout"
+    after = client.spawn("echo", {})
+    client.wait_result(after.task_id, 30)
+    # The only thread was busy until the blocked function returned: the next task started after that.
+    [(_, _)] = effects("block ended")
+    ended = client.conn.execute("SELECT at FROM test_effects WHERE label = 'block ended'").fetchone()
+    assert ended is not None and client.runs(after.task_id)[0]["started_at"] >= ended[0]

@@ -147,4 +147,11 @@ def not_json(ctx: TaskContext, params: Any) -> dict[str, Any]:
     return {"when": time.time, "nan": float("nan")}
 
 
+@tests_only.task("block")
+def block(ctx: TaskContext, params: Any) -> None:
+    """Sleep without ever checking in (a thread the worker cannot stop), then note that it ended."""
+    time.sleep(params["seconds"])
+    _note(ctx, "block ended")
+
+
 registry = builtin.merge(tests_only)
