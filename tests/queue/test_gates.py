@@ -14,6 +14,13 @@ from tests.support.processes import start_worker as start_worker_process
 from tests.support.processes import stop_worker, wait_until
 
 
+def _running(client: Client, name: str) -> int:
+    row = client.conn.execute(
+        "SELECT count(*) FROM absurd.tasks WHERE name = %s AND state = 'running'", (name,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _breaker(client: Client, key: str) -> str:
     return str(client.gate(key, transitions=0)["breaker_state"])
 
@@ -21,12 +28,16 @@ def _breaker(client: Client, key: str) -> str:
 def test_breaker_opens_holds_half_opens_and_closes(dsn: str, client: Client) -> None:
     client.conn.execute("CREATE TABLE test_health (ok boolean); INSERT INTO test_health VALUES (false)")
     client.configure_gate(
-        GateConfig(key="flaky", breaker_enabled=True, failure_threshold=3, window_s=60, base_cooldown_s=3)
+        GateConfig(key="flaky", breaker_enabled=True, failure_threshold=3, window_s=60, base_cooldown_s=8)
     )
     tasks = client.spawn_many("flaky", [{}] * 6, max_attempts=20, retry=FixedDelay(base_s=0.1))
     workers = [start_worker_process(dsn, "--concurrency", "1") for _ in range(2)]
     try:
         wait_until(lambda: _breaker(client, "flaky") == "open", timeout=60, what="the breaker to open")
+        # Outcomes already in flight when it opened are recorded in batches; let them land first.
+        wait_until(
+            lambda: _running(client, "flaky") == 0, timeout=30, what="in-flight flaky runs to be recorded"
+        )
         # Held, not burning attempts: failures stop growing while the breaker is open.
         failures_at_open = sum(client.get_task(t.task_id)["failures"] for t in tasks)
         other = client.spawn("echo", {"still": "flowing"})
