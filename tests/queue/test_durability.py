@@ -51,7 +51,7 @@ def test_event_wait_times_out(client: Client, start_worker: StartWorker) -> None
 
 def test_sleep_frees_the_worker(client: Client, start_worker: StartWorker) -> None:
     start_worker(concurrency=1)
-    napper = client.spawn("nap", {"seconds": 1.5})
+    napper = client.spawn("nap", {"seconds": 5})
     wait_until(lambda: client.get_task(napper.task_id)["state"] == "sleeping")
     # With one slot, this can only run while the napper sleeps without holding it.
     quick = client.spawn("echo", {"q": 1})
@@ -135,9 +135,9 @@ def test_an_expired_lease_cannot_complete_or_fail(client: Client) -> None:
 
 
 def test_heartbeats_keep_a_long_task_alive(client: Client, start_worker: StartWorker) -> None:
-    # A lease of 1 s and a task of 4 s: only heartbeats can carry it through.
-    start_worker(lease_s=1.0)
-    task = client.spawn("sleep", {"seconds": 4})
+    # A lease of 2 s and a task of 6 s: only heartbeats can carry it through.
+    start_worker(lease_s=2.0)
+    task = client.spawn("sleep", {"seconds": 6})
     client.wait_result(task.task_id, 60)
     assert [r["state"] for r in client.runs(task.task_id)] == ["completed"]
 
