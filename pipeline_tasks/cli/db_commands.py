@@ -12,16 +12,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from absurd.cli.common import Dsn, JsonOut
 from pipeline_tasks import products
 from pipeline_tasks.errors import InvalidInputError
 from pipeline_tasks.mosaic import MosaicMethod
 
 products_app = typer.Typer(help="Inspect the products database.", no_args_is_help=True)
-
-Dsn = Annotated[
-    str | None, typer.Option("--dsn", envvar="ABSURD_DSN", help="Postgres DSN; default: the embedded server.")
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
 
 
 def _fail(message: str) -> typer.Exit:

@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from absurd.cli.common import Dsn, JsonOut
 from pipeline_tasks import lightcurves
-from pipeline_tasks.cli.db_commands import Dsn, JsonOut, _cell, _connect, _fail
+from pipeline_tasks.cli.db_commands import _cell, _connect, _fail
 from pipeline_tasks.lightcurve_plot import plot_lightcurve, sparkline
 from pipeline_tasks.lightcurves import SortKey, SourceLightcurve
 from pipeline_tasks.products import mjd_to_datetime

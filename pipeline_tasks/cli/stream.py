@@ -12,16 +12,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from absurd.cli.common import Dsn
 from pipeline_tasks.constants import SUBBAND_WAIT_TIMEOUT_S
 from pipeline_tasks.convert import IncompletePolicy
 
 app = typer.Typer(
     help="The streaming converter: subband files in, Measurement Sets out.", no_args_is_help=True
 )
-
-Dsn = Annotated[
-    str | None, typer.Option("--dsn", envvar="ABSURD_DSN", help="Postgres DSN; default: the embedded server.")
-]
 
 
 def _fail(message: str) -> typer.Exit:
