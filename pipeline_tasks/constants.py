@@ -12,8 +12,19 @@ DISH_DIAMETER_M = 4.65
 N_SUBBANDS = 16
 CHANNELS_PER_SUBBAND = 48
 CHANNEL_WIDTH_HZ = 244_140.625
+# The correlator's channelisation: channel j of subband k is centred at
+# 1.53 GHz − (1024 + 384·k + 8·j + 3.5) × 30517.578125 Hz (science.md), descending within a subband.
+CORRELATOR_REFERENCE_HZ = 1.53e9
+FINE_CHANNEL_HZ = 30_517.578125
+
+
+def channel_frequency_hz(subband: int, channel: int) -> float:
+    """Centre (Hz) of channel ``channel`` (0-47) of subband ``subband`` (0-15) as the correlator has it."""
+    return CORRELATOR_REFERENCE_HZ - (1024 + 384 * subband + 8 * channel + 3.5) * FINE_CHANNEL_HZ
+
+
 # Centre of the lowest channel of the lowest subband (sb15); 768 channels then span ~1.311-1.499 GHz.
-BAND_BOTTOM_HZ = 1.3114e9
+BAND_BOTTOM_HZ = channel_frequency_hz(15, 47)
 POLARIZATIONS = ("XX", "YY")
 
 # Time layout of one observation ("tile").

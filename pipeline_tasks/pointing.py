@@ -2,6 +2,10 @@
 
 The simulator aims its fixed beam here and the converter phases to it, so both take it from this
 one place. "On the meridian" means zero apparent hour angle at the array.
+
+The correlator writes the pointing declination as an *apparent* (true equator and equinox of date)
+declination. :func:`pointing_icrs` is the one conversion of that header value to an ICRS position;
+conversion, calibration, imaging, mosaics and photometry all see its result through the MS phase centre.
 """
 
 from __future__ import annotations
@@ -29,6 +33,32 @@ def meridian_icrs(time: Time, dec_deg: float, location: EarthLocation | None = N
         hour_angle = (lst - apparent.ra.rad + np.pi) % (2 * np.pi) - np.pi
         ra += hour_angle
     return float(np.degrees(ra) % 360.0), float(dec_deg)
+
+
+def pointing_icrs(
+    time: Time, apparent_dec_deg: float, location: EarthLocation | None = None
+) -> tuple[float, float]:
+    """ICRS (ra_deg, dec_deg) of the point at apparent hour angle 0 and apparent dec ``apparent_dec_deg``.
+
+    This reads the correlator's ``phase_center_dec`` right: that value is of date, not ICRS, and the two
+    differ by up to ~0.15° (precession since J2000).
+    """
+    loc = location if location is not None else array_location()
+    lst = time.sidereal_time("apparent", longitude=loc.lon)
+    apparent = SkyCoord(ra=lst, dec=apparent_dec_deg * u.deg, frame=TETE(obstime=time, location=loc))
+    icrs = apparent.transform_to("icrs")
+    return float(icrs.ra.deg % 360.0), float(icrs.dec.deg)
+
+
+def apparent_dec_deg(
+    ra_deg: float, dec_deg: float, time: Time, location: EarthLocation | None = None
+) -> float:
+    """Apparent (of date) declination of an ICRS position: what the correlator would write for it."""
+    loc = location if location is not None else array_location()
+    apparent = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs").transform_to(
+        TETE(obstime=time, location=loc)
+    )
+    return float(apparent.dec.deg)
 
 
 def hour_angle_deg(ra_deg: float, dec_deg: float, time: Time, location: EarthLocation | None = None) -> float:

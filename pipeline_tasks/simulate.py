@@ -1,9 +1,11 @@
 """Simulated DSA-110 drift-scan observations: 16 UVH5 subband files plus the truth behind them.
 
-The files look like the correlator's: named ``YYYY-MM-DDTHH:MM:SS_sbNN.hdf5`` (sb00 the highest
-frequency, channels descending within a subband), unprojected, with the pointing declination in
-``extra_keywords["phase_center_dec"]`` (radians). Name timestamps are jittered per subband; the data
-times are identical across subbands so that the files concatenate.
+By default the files are what the real correlator writes (science.md, "What the correlator really
+writes"; :mod:`pipeline_tasks.subband_file`): old-style UVH5, fringestopped to hour angle 0 at the apparent
+pointing declination, float32 uvw, channels descending, a 117-antenna table with the correlated subset in
+correlator order, ``nsamples`` 96 and no flags. ``layout="unprojected"`` writes pyuvdata's own layout with
+raw, unprojected data instead. Name timestamps are jittered per subband. :class:`Faults` injects what real
+nights bring: NaNs in the last integration, dead antennas, RFI, a shifted, short or mis-pointed subband.
 
 Gains follow pyuvdata's convention, V_obs = g_ant1 · conj(g_ant2) · V_true (CASA then solves for conj(g)).
 """
@@ -15,7 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import structlog
@@ -27,20 +29,22 @@ from pydantic import BaseModel, Field, field_validator
 from pyuvdata import Telescope, UVData
 
 from pipeline_tasks.constants import (
-    BAND_BOTTOM_HZ,
     CHANNEL_WIDTH_HZ,
     CHANNELS_PER_SUBBAND,
     DISH_DIAMETER_M,
     GROUP_TOLERANCE_S,
     INTEGRATION_S,
+    INTEGRATIONS_PER_TILE,
     N_STATIONS,
     N_SUBBANDS,
     NOMINAL_SEFD_JY,
     SIDEREAL_DAY_S,
     TELESCOPE_NAME,
+    channel_frequency_hz,
     subband_name,
 )
-from pipeline_tasks.pointing import hour_angle_deg, meridian_icrs
+from pipeline_tasks.fringestop import fringestop_phase, uvw_basis
+from pipeline_tasks.pointing import apparent_dec_deg, hour_angle_deg, meridian_icrs
 from pipeline_tasks.sky_model import (
     SkySource,
     SourceGeometry,
@@ -48,7 +52,15 @@ from pipeline_tasks.sky_model import (
     drift_visibilities,
     offset_source,
 )
-from pipeline_tasks.stations import Station, array_location, select_stations, station_ecef, stations_by_number
+from pipeline_tasks.stations import (
+    Station,
+    array_location,
+    load_stations,
+    select_stations,
+    station_ecef,
+    stations_by_number,
+)
+from pipeline_tasks.subband_file import CORRELATOR_NSAMPLES, correlator_location, write_correlator_file
 
 log = structlog.get_logger(__name__)
 
@@ -79,17 +91,48 @@ class NoiseModel(BaseModel):
     )
 
 
+class Faults(BaseModel):
+    """What real nights bring, injected on request; the default is a clean observation."""
+
+    nan_last_integration: float = Field(
+        default=0.0, ge=0, le=1, description="Fraction of baselines whose last integration is NaN."
+    )
+    dead_stations: list[int] = Field(
+        default_factory=list, description="Correlated stations (1-117) whose visibilities are all zero."
+    )
+    rfi_channels: list[tuple[int, int]] = Field(
+        default_factory=list, description="(subband, channel) pairs with persistent narrow-band RFI."
+    )
+    rfi_bursts: list[tuple[int, int]] = Field(
+        default_factory=list, description="(subband, integration) pairs with broadband impulsive RFI."
+    )
+    rfi_amplitude_jy: float = Field(default=200.0, ge=0)
+    shifted_subband: int | None = Field(
+        default=None, ge=0, le=15, description="This subband starts one integration late."
+    )
+    short_subband: int | None = Field(default=None, ge=0, le=15, description="This subband stops early.")
+    short_integrations: int = Field(default=1, ge=1, description="How many integrations the short one has.")
+    misdeclined_subband: int | None = Field(
+        default=None, ge=0, le=15, description="This subband's header carries a pointing dec 0.5° off."
+    )
+
+
 class ObservationConfig(BaseModel):
     """Everything that defines one simulated observation; the same config and seed give the same files."""
 
     start_time: datetime = Field(description="UTC start of the first integration.")
     dec_deg: float = Field(ge=-90, le=90, description="Pointing declination (ICRS).")
-    n_antennas: int = Field(default=24, ge=3, le=N_STATIONS)
+    n_antennas: int = Field(default=96, ge=3, le=N_STATIONS, description="Correlated stations (real: ~96).")
     station_numbers: list[int] | None = Field(
         default=None, description="Explicit stations (1-117); overrides n_antennas."
     )
-    n_channels: int = Field(default=8, ge=1, le=CHANNELS_PER_SUBBAND, description="Channels per subband.")
-    n_integrations: int = Field(default=10, ge=1)
+    n_channels: int = Field(
+        default=CHANNELS_PER_SUBBAND,
+        ge=1,
+        le=CHANNELS_PER_SUBBAND,
+        description="Channels per subband; divides 48.",
+    )
+    n_integrations: int = Field(default=INTEGRATIONS_PER_TILE, ge=1)
     integration_s: float = Field(default=INTEGRATION_S, gt=0)
     sources: list[SkySource] = Field(default_factory=list)
     gains: GainModel | None = Field(default_factory=lambda: GainModel(), description="None for unit gains.")
@@ -100,11 +143,23 @@ class ObservationConfig(BaseModel):
         default=GROUP_TOLERANCE_S, ge=0, description="Max |jitter| of file-name times."
     )
     include_autos: bool = True
+    layout: Literal["correlator", "unprojected"] = Field(
+        default="correlator",
+        description="correlator: the real writer's layout (fringestopped); unprojected: pyuvdata's, raw.",
+    )
+    faults: Faults = Field(default_factory=Faults)
     seed: int = 0
     gain_seed: int | None = Field(
         default=None,
         description="Seed of the gain draw alone, so that observations can share one set of gains.",
     )
+
+    @field_validator("n_channels")
+    @classmethod
+    def _divides_subband(cls, value: int) -> int:
+        if CHANNELS_PER_SUBBAND % value:
+            raise ValueError(f"channels per subband must divide {CHANNELS_PER_SUBBAND}, got {value}")
+        return value
 
     @field_validator("start_time")
     @classmethod
@@ -128,7 +183,8 @@ class ObservationConfig(BaseModel):
 
     def pointing_center(self) -> tuple[float, float]:
         """ICRS (ra_deg, dec_deg) of the meridian at the pointing declination at the mid-time."""
-        return meridian_icrs(self.mid_time(), self.dec_deg)
+        # The correlator fringestops to hour angle 0 at the location in its header, so the meridian is there.
+        return meridian_icrs(self.mid_time(), self.dec_deg, correlator_location())
 
 
 class SourceTruth(BaseModel):
@@ -167,20 +223,23 @@ class SimulatedObservation(BaseModel):
 def subband_frequencies(n_channels: int) -> list[NDArray[np.float64]]:
     """Channel centres (Hz) of each subband, sb00 first, descending within a subband as the correlator writes.
 
-    The 16 subbands always span the real band; fewer channels per subband means wider channels.
+    The 16 subbands always span the real band: with fewer than 48 channels each simulated channel is the
+    average of 48/n_channels adjacent real ones.
     """
-    width = SUBBAND_BANDWIDTH_HZ / n_channels
-    band_low_edge = BAND_BOTTOM_HZ - CHANNEL_WIDTH_HZ / 2
+    if CHANNELS_PER_SUBBAND % n_channels:
+        raise ValueError(f"n_channels must divide {CHANNELS_PER_SUBBAND}, got {n_channels}")
     result = []
     for index in range(N_SUBBANDS):
-        low_edge = band_low_edge + (N_SUBBANDS - 1 - index) * SUBBAND_BANDWIDTH_HZ
-        result.append(np.asarray(low_edge + (np.arange(n_channels)[::-1] + 0.5) * width, dtype=np.float64))
+        fine = np.array([channel_frequency_hz(index, j) for j in range(CHANNELS_PER_SUBBAND)])
+        result.append(np.asarray(fine.reshape(n_channels, -1).mean(axis=1), dtype=np.float64))
     return result
 
 
 def band_center_hz() -> float:
     """Middle of the simulated band."""
-    return float(BAND_BOTTOM_HZ - CHANNEL_WIDTH_HZ / 2 + N_SUBBANDS * SUBBAND_BANDWIDTH_HZ / 2)
+    return float(
+        (channel_frequency_hz(0, 0) + channel_frequency_hz(N_SUBBANDS - 1, CHANNELS_PER_SUBBAND - 1)) / 2
+    )
 
 
 def noise_sigma_jy(config: ObservationConfig) -> float:
@@ -233,7 +292,17 @@ def _gain_values(
     return np.asarray(amp * np.exp(1j * phase))
 
 
-def _template(config: ObservationConfig, stations: tuple[Station, ...], freqs: NDArray[np.float64]) -> UVData:
+def correlator_order(stations: tuple[Station, ...]) -> list[int]:
+    """Antenna numbers in the order a correlator lists them: not sorted, so ant_1 > ant_2 on many rows.
+
+    A fixed permutation (the same stations always give the same order).
+    """
+    numbers = [s.antenna_number for s in stations]
+    permutation = np.random.default_rng(len(numbers)).permutation(len(numbers))
+    return [numbers[i] for i in permutation]
+
+
+def _template(config: ObservationConfig, stations: tuple[Station, ...], times: Time) -> UVData:
     location = array_location()
     origin = np.array([location.x.to_value(u.m), location.y.to_value(u.m), location.z.to_value(u.m)])
     telescope = Telescope.new(
@@ -248,14 +317,16 @@ def _template(config: ObservationConfig, stations: tuple[Station, ...], freqs: N
         mount_type="alt-az",
         update_from_known=False,
     )
-    numbers = [s.antenna_number for s in stations]
+    numbers = (
+        correlator_order(stations) if config.layout == "correlator" else [s.antenna_number for s in stations]
+    )
     first = 0 if config.include_autos else 1
     antpairs = [(a, b) for i, a in enumerate(numbers) for b in numbers[i + first :]]
-    uvd = UVData.new(
-        freq_array=freqs,
+    return UVData.new(
+        freq_array=subband_frequencies(config.n_channels)[0],
         polarization_array=["xx", "yy"],
         telescope=telescope,
-        times=config.times().jd,
+        times=times.jd,
         antpairs=antpairs,
         do_blt_outer=True,
         time_axis_faster_than_bls=False,
@@ -264,13 +335,53 @@ def _template(config: ObservationConfig, stations: tuple[Station, ...], freqs: N
         empty=True,
         vis_units="uncalib",
     )
-    uvd.extra_keywords["phase_center_dec"] = float(np.radians(config.dec_deg))
-    return uvd
 
 
 def _jittered_stamps(config: ObservationConfig, rng: np.random.Generator) -> list[str]:
     jitter = rng.uniform(-config.name_jitter_s, config.name_jitter_s, N_SUBBANDS)
     return [(config.start_time + timedelta(seconds=float(j))).strftime(FILENAME_TIME_FORMAT) for j in jitter]
+
+
+def _subband_time_indices(config: ObservationConfig, index: int) -> NDArray[np.int_]:
+    """Integrations of the simulated grid (one longer if a subband is shifted) that subband ``index`` has."""
+    faults = config.faults
+    n = config.n_integrations
+    if faults.shifted_subband == index:
+        return np.arange(1, n + 1)
+    if faults.short_subband == index:
+        return np.arange(min(faults.short_integrations, n))
+    return np.arange(n)
+
+
+def _inject_faults(
+    config: ObservationConfig,
+    index: int,
+    data: NDArray[np.complex128],
+    row_time: NDArray[np.int_],
+    a1: NDArray[np.int_],
+    a2: NDArray[np.int_],
+    rng: np.random.Generator,
+) -> None:
+    faults = config.faults
+    last = config.n_integrations - 1
+    if faults.nan_last_integration > 0:
+        rows = np.flatnonzero(row_time == last)
+        hit = rows[rng.random(rows.size) < faults.nan_last_integration]
+        data[hit] = np.nan
+    dead = [n - 1 for n in faults.dead_stations]
+    if dead:
+        data[np.isin(a1, dead) | np.isin(a2, dead)] = 0.0
+    cross = a1 != a2
+    amplitude = faults.rfi_amplitude_jy
+    for subband, channel in faults.rfi_channels:
+        if subband == index and 0 <= channel < data.shape[1]:
+            phase = np.exp(2j * np.pi * rng.random(int(cross.sum())))
+            data[cross, channel] += amplitude * phase[:, None]
+    for subband, integration in faults.rfi_bursts:
+        if subband == index:
+            rows = cross & (row_time == integration)
+            phase = np.exp(2j * np.pi * rng.random((int(rows.sum()), data.shape[1])))
+            data[rows] += amplitude * phase[:, :, None]
 
 
 def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedObservation:
@@ -282,15 +393,20 @@ def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedO
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
     stations = config.stations()
-    times = config.times()
+    n_grid = config.n_integrations + (1 if config.faults.shifted_subband is not None else 0)
+    offsets = (np.arange(n_grid) + 0.5) * config.integration_s
+    times = Time(config.start_time) + offsets * u.s
     mid = config.mid_time()
     ref_hz = band_center_hz()
     ra0, dec0 = config.pointing_center()
     center = SkyCoord(ra0 * u.deg, dec0 * u.deg)
-    # The dishes stay at the alt/az of the pointing centre at mid-time for the whole drift scan.
-    beam_altaz = center.transform_to(AltAz(obstime=mid, location=array_location()))
+    # The dishes stay at the alt/az of the pointing centre at mid-time for the whole drift scan, and the
+    # correlator fringestops towards that same fixed (hour angle 0, apparent dec) direction.
+    location = array_location()
+    beam_altaz = center.transform_to(AltAz(obstime=mid, location=location))
     alt, az = beam_altaz.alt.rad, beam_altaz.az.rad
     beam_enu = np.array([np.cos(alt) * np.sin(az), np.cos(alt) * np.cos(az), np.sin(alt)])
+    pointing_dec_rad = float(np.radians(apparent_dec_deg(ra0, dec0, mid, correlator_location())))
     geometry = SourceGeometry(list(config.sources), times, beam_enu)
 
     gain_rng = rng if config.gain_seed is None else np.random.default_rng(config.gain_seed)
@@ -299,18 +415,17 @@ def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedO
     sigma = noise_sigma_jy(config)
     hours = (times - mid).to_value(u.hour)
 
+    uvd = _template(config, stations, times)
+    ant_index = {s.antenna_number: i for i, s in enumerate(stations)}
+    row_a1 = np.array([ant_index[a] for a in uvd.ant_1_array])
+    row_a2 = np.array([ant_index[a] for a in uvd.ant_2_array])
+    row_time = np.searchsorted(np.unique(uvd.time_array), uvd.time_array)
+    autos = row_a1 == row_a2
+    fringestop_uvw = uvd.uvw_array @ uvw_basis(beam_enu, location.lat.rad).T
+    all_ecef = station_ecef(load_stations())
+
     paths = []
-    uvd: UVData | None = None
     for index, freqs in enumerate(subband_frequencies(config.n_channels)):
-        if uvd is None:
-            uvd = _template(config, stations, freqs)
-            ant_index = {s.antenna_number: i for i, s in enumerate(stations)}
-            row_a1 = np.array([ant_index[a] for a in uvd.ant_1_array])
-            row_a2 = np.array([ant_index[a] for a in uvd.ant_2_array])
-            row_time = np.searchsorted(np.unique(uvd.time_array), uvd.time_array)
-            autos = row_a1 == row_a2
-        else:
-            uvd.freq_array = freqs
         model = drift_visibilities(geometry, uvd.uvw_array, row_time, freqs)
         g = _gain_values(gains, hours, freqs, ref_hz)
         data = g[row_a1, row_time] * np.conj(g[row_a2, row_time]) * model[:, :, None]
@@ -321,10 +436,36 @@ def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedO
             data += sigma * noise
         # Autocorrelations are real by construction; drop rounding residue so pyuvdata accepts them.
         data[autos] = data[autos].real
-        uvd.data_array = data.astype(np.complex64)
-        uvd.nsample_array = np.ones(data.shape, dtype=np.float32)
+        _inject_faults(config, index, data, row_time, uvd.ant_1_array, uvd.ant_2_array, rng)
+        keep = np.isin(row_time, _subband_time_indices(config, index))
         path = out_dir / f"{stamps[index]}_{subband_name(index)}.hdf5"
-        uvd.write_uvh5(str(path), clobber=True)
+        if config.layout == "correlator":
+            dec_rad = pointing_dec_rad
+            if config.faults.misdeclined_subband == index:
+                dec_rad += float(np.radians(0.5))
+            data *= fringestop_phase(fringestop_uvw[:, 2], freqs)[:, :, None]
+            write_correlator_file(
+                path,
+                times_jd=uvd.time_array[keep],
+                integration_s=config.integration_s,
+                ant_1=uvd.ant_1_array[keep],
+                ant_2=uvd.ant_2_array[keep],
+                uvw_m=fringestop_uvw[keep],
+                freq_hz=freqs,
+                channel_width_hz=SUBBAND_BANDWIDTH_HZ / config.n_channels,
+                visdata=data[keep].astype(np.complex64),
+                nsamples=np.full(data[keep].shape, CORRELATOR_NSAMPLES, dtype=np.float32),
+                antenna_positions_ecef=all_ecef,
+                pointing_dec_rad=dec_rad,
+            )
+        else:
+            part = uvd.select(blt_inds=np.flatnonzero(keep), inplace=False)
+            part.freq_array = freqs
+            part.data_array = data[keep].astype(np.complex64)
+            part.flag_array = np.zeros(part.data_array.shape, dtype=bool)
+            part.nsample_array = np.ones(part.data_array.shape, dtype=np.float32)
+            part.extra_keywords["phase_center_dec"] = pointing_dec_rad
+            part.write_uvh5(str(path), clobber=True, run_check=False)
         paths.append(path)
 
     nominal = config.start_time.strftime(FILENAME_TIME_FORMAT)
@@ -393,7 +534,7 @@ def transit_start_time(
     ra_deg: float,
     dec_deg: float,
     near: datetime,
-    n_integrations: int = 10,
+    n_integrations: int = INTEGRATIONS_PER_TILE,
     integration_s: float = INTEGRATION_S,
 ) -> datetime:
     """Start time, within half a sidereal day of ``near``, of an observation whose mid-time is the transit
@@ -401,7 +542,8 @@ def transit_start_time(
     half = timedelta(seconds=0.5 * n_integrations * integration_s)
     mid = Time(near if near.tzinfo is None else near.astimezone(UTC).replace(tzinfo=None), scale="utc")
     for _ in range(3):
-        mid = mid - hour_angle_deg(ra_deg, dec_deg, mid) / 360.0 * SIDEREAL_DAY_S * u.s
+        hour_angle = hour_angle_deg(ra_deg, dec_deg, mid, correlator_location())
+        mid = mid - hour_angle / 360.0 * SIDEREAL_DAY_S * u.s
     return mid.to_datetime().replace(tzinfo=UTC) - half
 
 
@@ -419,7 +561,7 @@ def calibrator_transit(
 
     The defaults approximate 3C286 at 1.4 GHz. ``config`` passes other ObservationConfig fields.
     """
-    n_int = int(config.get("n_integrations", 10))
+    n_int = int(config.get("n_integrations", INTEGRATIONS_PER_TILE))
     t_int = float(config.get("integration_s", INTEGRATION_S))
     start = transit_start_time(ra_deg, dec_deg, near, n_int, t_int)
     calibrator = SkySource(
