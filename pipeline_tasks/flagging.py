@@ -14,6 +14,7 @@ The result is a :class:`FlagSummary` with the fractions per antenna and per subb
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import Any
 
 import numpy as np
@@ -146,7 +147,7 @@ def _flag_rfi(uvd: UVData, rows: NDArray[np.bool_]) -> None:
     starts = np.flatnonzero(np.r_[True, sorted_bls[1:] != sorted_bls[:-1]])
     bounds = np.r_[starts, sorted_bls.size]
     image_set = None
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         index = order[lo:hi]
         if not rows[index[0]]:
             continue

@@ -1,7 +1,8 @@
 """Where a drift-scan observation looks: the meridian at the pointing declination.
 
 The simulator aims its fixed beam here and the converter phases to it, so both take it from this
-one place. "On the meridian" means zero apparent hour angle at the array.
+one place. "On the meridian" means zero apparent hour angle at the correlator's site (the location in its
+file headers, whose meridian it fringestops to); source geometry uses the array's own reference location.
 
 The correlator writes the pointing declination as an *apparent* (true equator and equinox of date)
 declination. :func:`pointing_icrs` is the one conversion of that header value to an ICRS position;
@@ -15,7 +16,7 @@ from astropy import units as u
 from astropy.coordinates import TETE, AltAz, EarthLocation, SkyCoord
 from astropy.time import Time
 
-from pipeline_tasks.stations import array_location
+from pipeline_tasks.stations import array_location, correlator_location
 
 
 def meridian_icrs(time: Time, dec_deg: float, location: EarthLocation | None = None) -> tuple[float, float]:
@@ -24,7 +25,7 @@ def meridian_icrs(time: Time, dec_deg: float, location: EarthLocation | None = N
     The apparent sidereal time alone would be off by precession (a fraction of a degree), so the
     right ascension is corrected until the apparent hour angle is zero.
     """
-    loc = location if location is not None else array_location()
+    loc = location if location is not None else correlator_location()
     lst = time.sidereal_time("apparent", longitude=loc.lon).rad
     frame = TETE(obstime=time, location=loc)
     ra = float(lst)
@@ -43,7 +44,7 @@ def pointing_icrs(
     This reads the correlator's ``phase_center_dec`` right: that value is of date, not ICRS, and the two
     differ by up to ~0.15° (precession since J2000).
     """
-    loc = location if location is not None else array_location()
+    loc = location if location is not None else correlator_location()
     lst = time.sidereal_time("apparent", longitude=loc.lon)
     apparent = SkyCoord(ra=lst, dec=apparent_dec_deg * u.deg, frame=TETE(obstime=time, location=loc))
     icrs = apparent.transform_to("icrs")
@@ -54,7 +55,7 @@ def apparent_dec_deg(
     ra_deg: float, dec_deg: float, time: Time, location: EarthLocation | None = None
 ) -> float:
     """Apparent (of date) declination of an ICRS position: what the correlator would write for it."""
-    loc = location if location is not None else array_location()
+    loc = location if location is not None else correlator_location()
     apparent = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs").transform_to(
         TETE(obstime=time, location=loc)
     )
@@ -63,7 +64,7 @@ def apparent_dec_deg(
 
 def hour_angle_deg(ra_deg: float, dec_deg: float, time: Time, location: EarthLocation | None = None) -> float:
     """Apparent hour angle, in degrees within (-180, 180], of an ICRS position at ``time``."""
-    loc = location if location is not None else array_location()
+    loc = location if location is not None else correlator_location()
     lst = time.sidereal_time("apparent", longitude=loc.lon).rad
     apparent = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs").transform_to(
         TETE(obstime=time, location=loc)

@@ -60,7 +60,7 @@ from pipeline_tasks.stations import (
     station_ecef,
     stations_by_number,
 )
-from pipeline_tasks.subband_file import CORRELATOR_NSAMPLES, correlator_location, write_correlator_file
+from pipeline_tasks.subband_file import CORRELATOR_NSAMPLES, write_correlator_file
 
 log = structlog.get_logger(__name__)
 
@@ -183,8 +183,7 @@ class ObservationConfig(BaseModel):
 
     def pointing_center(self) -> tuple[float, float]:
         """ICRS (ra_deg, dec_deg) of the meridian at the pointing declination at the mid-time."""
-        # The correlator fringestops to hour angle 0 at the location in its header, so the meridian is there.
-        return meridian_icrs(self.mid_time(), self.dec_deg, correlator_location())
+        return meridian_icrs(self.mid_time(), self.dec_deg)
 
 
 class SourceTruth(BaseModel):
@@ -406,7 +405,7 @@ def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedO
     beam_altaz = center.transform_to(AltAz(obstime=mid, location=location))
     alt, az = beam_altaz.alt.rad, beam_altaz.az.rad
     beam_enu = np.array([np.cos(alt) * np.sin(az), np.cos(alt) * np.cos(az), np.sin(alt)])
-    pointing_dec_rad = float(np.radians(apparent_dec_deg(ra0, dec0, mid, correlator_location())))
+    pointing_dec_rad = float(np.radians(apparent_dec_deg(ra0, dec0, mid)))
     geometry = SourceGeometry(list(config.sources), times, beam_enu)
 
     gain_rng = rng if config.gain_seed is None else np.random.default_rng(config.gain_seed)
@@ -542,7 +541,7 @@ def transit_start_time(
     half = timedelta(seconds=0.5 * n_integrations * integration_s)
     mid = Time(near if near.tzinfo is None else near.astimezone(UTC).replace(tzinfo=None), scale="utc")
     for _ in range(3):
-        hour_angle = hour_angle_deg(ra_deg, dec_deg, mid, correlator_location())
+        hour_angle = hour_angle_deg(ra_deg, dec_deg, mid)
         mid = mid - hour_angle / 360.0 * SIDEREAL_DAY_S * u.s
     return mid.to_datetime().replace(tzinfo=UTC) - half
 

@@ -91,6 +91,21 @@ def station_ecef(stations: tuple[Station, ...] | list[Station]) -> NDArray[np.fl
     return np.stack([loc.x.to_value(u.m), loc.y.to_value(u.m), loc.z.to_value(u.m)], axis=-1)
 
 
+# The location the correlator writes into every file header (science.md). Its meridian is where the data
+# are fringestopped, so "hour angle 0" is measured here (pipeline_tasks.pointing).
+CORRELATOR_LATITUDE_DEG = 37.2334051
+CORRELATOR_LONGITUDE_DEG = -118.2830
+CORRELATOR_ALTITUDE_M = 1188.05
+
+
+@functools.cache
+def correlator_location() -> EarthLocation:
+    """The site in the correlator's file headers, whose meridian the data are fringestopped to."""
+    return EarthLocation.from_geodetic(
+        CORRELATOR_LONGITUDE_DEG * u.deg, CORRELATOR_LATITUDE_DEG * u.deg, CORRELATOR_ALTITUDE_M * u.m
+    )
+
+
 @functools.cache
 def array_location() -> EarthLocation:
     """The array reference location: the mean ECEF position of all stations.

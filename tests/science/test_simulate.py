@@ -14,9 +14,15 @@ from pyuvdata import UVData
 from typer.testing import CliRunner
 
 from pipeline_tasks.cli.simulate import app
-from pipeline_tasks.constants import CHANNEL_WIDTH_HZ, CHANNELS_PER_SUBBAND, NOMINAL_SEFD_JY, SIDEREAL_DAY_S
+from pipeline_tasks.constants import (
+    CHANNEL_WIDTH_HZ,
+    CHANNELS_PER_SUBBAND,
+    NOMINAL_SEFD_JY,
+    SIDEREAL_DAY_S,
+    channel_frequency_hz,
+)
 from pipeline_tasks.grouping import parse_subband_path
-from pipeline_tasks.pointing import hour_angle_deg
+from pipeline_tasks.pointing import apparent_dec_deg, hour_angle_deg
 from pipeline_tasks.simulate import (
     NoiseModel,
     ObservationConfig,
@@ -27,6 +33,7 @@ from pipeline_tasks.simulate import (
 )
 from pipeline_tasks.sky_model import SkySource
 from pipeline_tasks.stations import load_stations, select_stations, station_ecef
+from pipeline_tasks.subband_file import read_subband
 
 pytestmark = pytest.mark.science
 
@@ -46,7 +53,7 @@ def tiny(**fields: object) -> ObservationConfig:
 
 
 def read(path: Path) -> UVData:
-    return UVData.from_file(str(path), file_type="uvh5")
+    return read_subband(path)
 
 
 def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path: Path) -> None:
@@ -79,22 +86,67 @@ def test_files_look_like_the_correlators(simulated_pair) -> None:
         assert np.array_equal(p.time_array, parts[0].time_array)
     first = parts[0]
     assert first.Npols == 2 and first.Ntimes == 10 and first.Nfreqs == 8
-    assert first.extra_keywords["phase_center_dec"] == pytest.approx(np.radians(obs.dec_deg))
-    assert first.phase_center_catalog[first.phase_center_id_array[0]]["cat_type"] == "unprojected"
+    assert first.telescope.name == "OVRO_MMA"
+    assert first.telescope.location.lat.deg == pytest.approx(37.2334051)
+
+
+def test_files_have_the_real_writers_layout(simulated_pair) -> None:
+    """Field by field, what science.md says the correlator's writer puts in a file."""
+    obs = simulated_pair.target
+    with h5py.File(obs.subband_paths[3]) as f:
+        header = f["Header"]
+        for absent in ("phase_center_catalog", "version", "lst_array", "vis_units", "mount_type"):
+            assert absent not in header, absent
+        assert header["phase_type"][()] == b"drift"
+        assert header["uvw_array"].dtype == np.float32
+        assert header["freq_array"].shape == (1, 8)
+        assert header["channel_width"].shape == ()
+        assert header["channel_width"][()] > 0 and np.all(np.diff(header["freq_array"][0]) < 0)
+        assert list(header["spw_array"][()]) == [1]
+        assert header["Nants_telescope"][()] == 117
+        assert [n.decode() for n in header["antenna_names"][()]] == [str(i) for i in range(1, 118)]
+        assert list(header["antenna_numbers"][()]) == list(range(117))
+        a1, a2 = header["ant_1_array"][()], header["ant_2_array"][()]
+        assert (a1 > a2).sum() > 0.25 * a1.size, "correlator order, not sorted"
+        assert np.any(a1 == a2), "autocorrelations included"
+        extra = header["extra_keywords"]
+        assert extra["phase_center_epoch"][()] in (b"HADEC", "HADEC")
+        assert extra["ha_phase_center"][()] == 0.0
+        assert "fs_table" in extra
+        # The header dec is apparent (of date), not the ICRS dec of the pointing.
+        assert np.degrees(extra["phase_center_dec"][()]) != pytest.approx(obs.pointing_dec_deg, abs=0.02)
+        mid = Time(obs.mid_time_mjd, format="mjd")
+        assert np.degrees(extra["phase_center_dec"][()]) == pytest.approx(
+            apparent_dec_deg(obs.pointing_ra_deg, obs.pointing_dec_deg, mid), abs=1e-6
+        )
+        # Fringestopped: the same uvw (towards the meridian) for every integration.
+        uvw = header["uvw_array"][()]
+        n_bls = int(header["Nbls"][()])
+        assert np.array_equal(uvw[:n_bls], uvw[-n_bls:])
+        data = f["Data"]
+        assert data["visdata"].shape[1] == 1 and data["visdata"].dtype == np.complex64
+        assert not data["flags"][()].any()
+        assert np.all(data["nsamples"][()] == 96)
+    channels = [channel_frequency_hz(3, j) for j in range(48)]
+    assert parts_freqs(obs.subband_paths[3]) == pytest.approx(np.reshape(channels, (8, 6)).mean(axis=1))
+
+
+def parts_freqs(path: Path) -> np.ndarray:
+    with h5py.File(path) as f:
+        return np.asarray(f["Header/freq_array"][0])
 
 
 def test_antennas_come_from_the_station_file_numbered_from_zero(simulated_pair) -> None:
     uvd = read(simulated_pair.calibrator.subband_paths[0])
     stations = select_stations(24)
     tel = uvd.telescope
-    assert list(tel.antenna_names) == [s.name for s in stations]
-    assert list(tel.antenna_numbers) == [s.number - 1 for s in stations]
-    assert min(tel.antenna_numbers) >= 0 and 0 in tel.antenna_numbers
+    assert tel.Nants == 117
+    assert sorted(set(uvd.ant_1_array) | set(uvd.ant_2_array)) == [s.number - 1 for s in stations]
     origin = np.array(
         [tel.location.x.to_value("m"), tel.location.y.to_value("m"), tel.location.z.to_value("m")]
     )
     absolute = tel.antenna_positions + origin
-    assert np.abs(absolute - station_ecef(stations)).max() < 1e-3
+    assert np.abs(absolute - station_ecef(load_stations())).max() < 1e-3
     assert uvd.Nbls == 24 * 25 // 2
     assert {s.is_core for s in stations} == {True, False}
 
