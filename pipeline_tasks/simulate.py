@@ -55,6 +55,7 @@ from pipeline_tasks.sky_model import (
 from pipeline_tasks.stations import (
     Station,
     array_location,
+    correlator_location,
     load_stations,
     select_stations,
     station_ecef,
@@ -336,6 +337,26 @@ def _template(config: ObservationConfig, stations: tuple[Station, ...], times: T
     )
 
 
+def _move_to_correlator_site(uvd: UVData) -> None:
+    """Re-reference raw (unprojected) data to the correlator's site, as its files are.
+
+    Raw visibilities depend only on the baselines and the sky, so only the metadata change.
+    """
+    site = correlator_location()
+    origin = np.array([site.x.to_value(u.m), site.y.to_value(u.m), site.z.to_value(u.m)])
+    absolute = uvd.telescope.antenna_positions + np.array(
+        [
+            uvd.telescope.location.x.to_value(u.m),
+            uvd.telescope.location.y.to_value(u.m),
+            uvd.telescope.location.z.to_value(u.m),
+        ]
+    )
+    uvd.telescope.location = site
+    uvd.telescope.antenna_positions = absolute - origin
+    uvd.set_lsts_from_time_array()
+    uvd.set_uvws_from_antenna_positions()
+
+
 def _jittered_stamps(config: ObservationConfig, rng: np.random.Generator) -> list[str]:
     jitter = rng.uniform(-config.name_jitter_s, config.name_jitter_s, N_SUBBANDS)
     return [(config.start_time + timedelta(seconds=float(j))).strftime(FILENAME_TIME_FORMAT) for j in jitter]
@@ -367,9 +388,6 @@ def _inject_faults(
         rows = np.flatnonzero(row_time == last)
         hit = rows[rng.random(rows.size) < faults.nan_last_integration]
         data[hit] = np.nan
-    dead = [n - 1 for n in faults.dead_stations]
-    if dead:
-        data[np.isin(a1, dead) | np.isin(a2, dead)] = 0.0
     cross = a1 != a2
     amplitude = faults.rfi_amplitude_jy
     for subband, channel in faults.rfi_channels:
@@ -381,6 +399,9 @@ def _inject_faults(
             rows = cross & (row_time == integration)
             phase = np.exp(2j * np.pi * rng.random((int(rows.sum()), data.shape[1])))
             data[rows] += amplitude * phase[:, :, None]
+    dead = [n - 1 for n in faults.dead_stations]
+    if dead:  # last: a dead antenna shows no RFI either
+        data[np.isin(a1, dead) | np.isin(a2, dead)] = 0.0
 
 
 def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedObservation:
@@ -464,6 +485,7 @@ def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedO
             part.flag_array = np.zeros(part.data_array.shape, dtype=bool)
             part.nsample_array = np.ones(part.data_array.shape, dtype=np.float32)
             part.extra_keywords["phase_center_dec"] = pointing_dec_rad
+            _move_to_correlator_site(part)
             part.write_uvh5(str(path), clobber=True, run_check=False)
         paths.append(path)
 
