@@ -1,7 +1,9 @@
 """The science benchmark: ``python -m bench.science [--quick] [--json] [--antennas 24,48,96]``.
 
-For each array size it simulates a calibrator transit and a target observation (not timed), then
-times the stages one observation goes through: convert (target UVH5 → MS), solve (on the
+For each array size it simulates a calibrator transit and a target observation in the real correlator's
+file layout (fringestopped old-style UVH5, float32 uvw, 117-antenna table; not timed), then times the
+stages one observation goes through: convert (target UVH5 → MS: read, undo the fringestop, phase, flag
+with AOFlagger, write), solve (on the
 calibrator; once per transit, not per observation), apply, image (WSClean when installed) and
 photometry (forced, at the simulated sources). Each size runs in its own child process, at lower
 CPU priority so that it yields to other work on a shared machine, and a sampler follows the resident
@@ -301,10 +303,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--antennas", default="24,48,96", help="comma-separated array sizes")
     parser.add_argument("--channels", type=int, default=48, help="channels per subband")
     parser.add_argument("--integrations", type=int, default=24)
-    parser.add_argument("--imsize", type=int, default=1024)
-    parser.add_argument("--cell-arcsec", type=float, default=5.0)
+    # 4096 × 3″ (3.4°) covers the primary beam to its half-power radius (1.35°), as the tutorial default does.
+    parser.add_argument("--imsize", type=int, default=4096)
+    parser.add_argument("--cell-arcsec", type=float, default=3.0)
     parser.add_argument(
-        "--quick", action="store_true", help="12, 24 and 48 antennas, 8 channels, 10 integrations"
+        "--quick",
+        action="store_true",
+        help="12, 24 and 48 antennas, 8 channels, 10 integrations, 1024 × 5″ images",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories")
@@ -321,6 +326,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.quick:
         antennas, channels, integrations = [12, 24, 48], 8, 10
+        args.imsize, args.cell_arcsec = 1024, 5.0
     else:
         antennas, channels, integrations = (
             [int(a) for a in args.antennas.split(",")],

@@ -42,7 +42,7 @@ from pipeline_tasks.calibrators import (
     calibrators_in_beam,
     load_catalogue,
 )
-from pipeline_tasks.constants import FIRST_OUTRIGGER
+from pipeline_tasks.constants import FIRST_OUTRIGGER, N_SUBBANDS, subband_name
 from pipeline_tasks.errors import InvalidInputError
 
 log = structlog.get_logger(__name__)
@@ -102,6 +102,11 @@ class CalibrationQA(BaseModel):
     thresholds: QAThresholds
     passed: bool
     failures: list[str]
+    data_flagged_by_antenna: dict[str, float] = Field(
+        default_factory=dict,
+        description="Flagged fraction of the calibrator data per antenna, before solving.",
+    )
+    data_flagged_by_subband: dict[str, float] = Field(default_factory=dict)
 
 
 class MsSummary(BaseModel):
@@ -140,6 +145,7 @@ class CalibrationResult(BaseModel):
     mid_mjd: float
     valid_start_mjd: float
     valid_end_mjd: float
+    pointing_dec_deg: float = Field(description="ICRS declination of the calibrator transit's phase centre")
     casa_log: Path
 
 
@@ -261,6 +267,47 @@ def unflagged_per_antenna(ms: Path) -> dict[int, int]:
     finally:
         tb.close()
     return counts
+
+
+def data_flag_fractions(ms: Path, antenna_names: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Flagged fraction of the cross-correlations per antenna name and per subband (sb00 the highest).
+
+    The MS holds the 16 subbands as one ascending band, so subband k is the k-th sixteenth from the top.
+    """
+    tb = _table()
+    tb.open(str(ms))
+    n_ant = len(antenna_names)
+    flagged_ant = np.zeros(n_ant)
+    total_ant = np.zeros(n_ant)
+    flagged_chan: NDArray[np.float64] | None = None
+    n_cross = 0
+    try:
+        nrows = tb.nrows()
+        for start in range(0, nrows, _ROW_CHUNK):
+            n = min(_ROW_CHUNK, nrows - start)
+            a1 = tb.getcol("ANTENNA1", start, n)
+            a2 = tb.getcol("ANTENNA2", start, n)
+            flag = tb.getcol("FLAG", start, n) | tb.getcol("FLAG_ROW", start, n)[None, None, :]
+            cross = a1 != a2
+            per_row = flag.mean(axis=(0, 1))[cross]
+            for ants in (a1[cross], a2[cross]):
+                flagged_ant += np.bincount(ants, weights=per_row, minlength=n_ant)[:n_ant]
+                total_ant += np.bincount(ants, minlength=n_ant)[:n_ant]
+            per_chan = flag[:, :, cross].mean(axis=0).sum(axis=1)
+            flagged_chan = per_chan if flagged_chan is None else flagged_chan + per_chan
+            n_cross += int(cross.sum())
+    finally:
+        tb.close()
+    by_antenna = {
+        name: round(float(flagged_ant[i] / total_ant[i]), 5)
+        for i, name in enumerate(antenna_names)
+        if total_ant[i] > 0
+    }
+    by_subband: dict[str, float] = {}
+    if flagged_chan is not None and n_cross and flagged_chan.size % N_SUBBANDS == 0:
+        per_sub = (flagged_chan / n_cross).reshape(N_SUBBANDS, -1).mean(axis=1)
+        by_subband = {subband_name(N_SUBBANDS - 1 - k): round(float(f), 5) for k, f in enumerate(per_sub)}
+    return by_antenna, by_subband
 
 
 def choose_refant(
@@ -510,7 +557,10 @@ def solve_calibration(
                 f"{cal.name}: gain amplitude per antenna",
             ),
         }
-        qa = assess_solutions([sols[k] for k in apply_kinds], sols["prior_phase"], thresholds)
+        by_antenna, by_subband = data_flag_fractions(ms, summary.antenna_names)
+        qa = assess_solutions([sols[k] for k in apply_kinds], sols["prior_phase"], thresholds).model_copy(
+            update={"data_flagged_by_antenna": by_antenna, "data_flagged_by_subband": by_subband}
+        )
         bound.info("calibration QA", **qa.model_dump(exclude={"thresholds"}))
         if not qa.passed:
             raise CalibrationQAError(ms, qa)
@@ -540,5 +590,6 @@ def solve_calibration(
         mid_mjd=summary.mid_mjd,
         valid_start_mjd=summary.mid_mjd - half,
         valid_end_mjd=summary.mid_mjd + half,
+        pointing_dec_deg=summary.phase_centre_dec_deg,
         casa_log=casa_log,
     )

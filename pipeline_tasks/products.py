@@ -54,14 +54,18 @@ def caltable_ready_event(generation: int) -> str:
 
 _RECORD_MS = """
 INSERT INTO products.ms_index (path, group_id, start_mjd, end_mjd, mid_mjd, mid_time, ra_deg, dec_deg,
-                                    n_antennas, n_channels, subbands_missing, status, task_id)
+                                    n_antennas, n_channels, subbands_missing, status, task_id, phasing,
+                                    pointing_dec_apparent_deg, subbands_flagged, flag_summary)
 VALUES (%(path)s, %(group_id)s, %(start_mjd)s, %(end_mjd)s, %(mid_mjd)s, %(mid_time)s, %(ra_deg)s,
-        %(dec_deg)s, %(n_antennas)s, %(n_channels)s, %(subbands_missing)s, %(status)s, %(task_id)s)
+        %(dec_deg)s, %(n_antennas)s, %(n_channels)s, %(subbands_missing)s, %(status)s, %(task_id)s,
+        %(phasing)s, %(pointing_dec_apparent_deg)s, %(subbands_flagged)s, %(flag_summary)s)
 ON CONFLICT (path) DO UPDATE SET
     group_id = excluded.group_id, start_mjd = excluded.start_mjd, end_mjd = excluded.end_mjd,
     mid_mjd = excluded.mid_mjd, mid_time = excluded.mid_time, ra_deg = excluded.ra_deg,
     dec_deg = excluded.dec_deg, n_antennas = excluded.n_antennas, n_channels = excluded.n_channels,
     subbands_missing = excluded.subbands_missing, status = excluded.status, task_id = excluded.task_id,
+    phasing = excluded.phasing, pointing_dec_apparent_deg = excluded.pointing_dec_apparent_deg,
+    subbands_flagged = excluded.subbands_flagged, flag_summary = excluded.flag_summary,
     -- A rewritten MS has no CORRECTED_DATA any more.
     calibrated_with = NULL, calibrated_at = NULL, flagged_fraction_after = NULL, recorded_at = now()
 RETURNING id
@@ -105,6 +109,10 @@ def record_ms(conn: psycopg.Connection, record: ConversionRecord, task_id: int |
             "subbands_missing": record.subbands_missing,
             "status": record.status,
             "task_id": task_id,
+            "phasing": record.phasing.value,
+            "pointing_dec_apparent_deg": record.pointing_dec_apparent_deg,
+            "subbands_flagged": Jsonb(record.subbands_flagged),
+            "flag_summary": Jsonb(record.flags.model_dump(mode="json")) if record.flags else None,
         },
     ).fetchone()
     assert row is not None
@@ -133,17 +141,18 @@ def mark_calibrated(
 _RECORD_CALTABLES = """
 INSERT INTO products.caltables (ms_path, mode, calibrator, calibrator_offset_deg, calibrator_flux_jy,
     refant, tables, apply_tables, mid_mjd, valid_start_mjd, valid_end_mjd, valid_from, valid_until,
-    qa_passed, qa, plots, task_id)
+    qa_passed, qa, plots, task_id, pointing_dec_deg)
 VALUES (%(ms_path)s, %(mode)s, %(calibrator)s, %(offset)s, %(flux)s, %(refant)s, %(tables)s,
     %(apply_tables)s, %(mid_mjd)s, %(valid_start_mjd)s, %(valid_end_mjd)s, %(valid_from)s, %(valid_until)s,
-    %(qa_passed)s, %(qa)s, %(plots)s, %(task_id)s)
+    %(qa_passed)s, %(qa)s, %(plots)s, %(task_id)s, %(pointing_dec_deg)s)
 ON CONFLICT (ms_path, mode) DO UPDATE SET
     calibrator = excluded.calibrator, calibrator_offset_deg = excluded.calibrator_offset_deg,
     calibrator_flux_jy = excluded.calibrator_flux_jy, refant = excluded.refant, tables = excluded.tables,
     apply_tables = excluded.apply_tables, mid_mjd = excluded.mid_mjd, valid_start_mjd =
     excluded.valid_start_mjd, valid_end_mjd = excluded.valid_end_mjd, valid_from = excluded.valid_from,
     valid_until = excluded.valid_until, qa_passed = excluded.qa_passed, qa = excluded.qa, plots =
-    excluded.plots, task_id = excluded.task_id, recorded_at = now()
+    excluded.plots, task_id = excluded.task_id, pointing_dec_deg = excluded.pointing_dec_deg,
+    recorded_at = now()
 RETURNING id
 """
 
@@ -198,6 +207,7 @@ def record_caltables(
             "qa": Jsonb(result.qa.model_dump(mode="json")),
             "plots": Jsonb({kind: str(path) for kind, path in result.plots.items()}),
             "task_id": task_id,
+            "pointing_dec_deg": result.pointing_dec_deg,
         },
     ).fetchone()
     generation = conn.execute(_NEXT_GENERATION).fetchone()

@@ -25,7 +25,7 @@ from astropy import units as u
 from astropy.coordinates import AltAz, SkyCoord
 from astropy.time import Time
 from numpy.typing import NDArray
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyuvdata import Telescope, UVData
 
 from pipeline_tasks.constants import (
@@ -94,6 +94,8 @@ class NoiseModel(BaseModel):
 
 class Faults(BaseModel):
     """What real nights bring, injected on request; the default is a clean observation."""
+
+    model_config = ConfigDict(extra="forbid")
 
     nan_last_integration: float = Field(
         default=0.0, ge=0, le=1, description="Fraction of baselines whose last integration is NaN."

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from pipeline_tasks.simulate import (
+    Faults,
     NoiseModel,
     ObservationConfig,
     SimulatedObservation,
@@ -34,6 +36,33 @@ Sigma = Annotated[
 ]
 NoNoise = Annotated[bool, typer.Option("--no-noise", help="Write noiseless data.")]
 NoGains = Annotated[bool, typer.Option("--no-gains", help="Write unit gains.")]
+Layout = Annotated[
+    str,
+    typer.Option(
+        help="correlator: the real writer's layout (fringestopped, float32 uvw, 117-antenna table); "
+        "unprojected: pyuvdata's layout with raw data."
+    ),
+]
+FaultsJson = Annotated[
+    str | None,
+    typer.Option(
+        "--faults",
+        help='Real-life faults as JSON, e.g. \'{"nan_last_integration": 0.5, "dead_stations": [12], '
+        '"rfi_channels": [[4, 3]], "shifted_subband": 2}\' (fields of pipeline_tasks.simulate.Faults).',
+    ),
+]
+
+
+def _layout_and_faults(layout: str, faults: str | None) -> dict[str, Any]:
+    if layout not in ("correlator", "unprojected"):
+        raise typer.BadParameter(f"{layout!r}: choose correlator or unprojected", param_hint="--layout")
+    fields: dict[str, Any] = {"layout": layout}
+    if faults:
+        try:
+            fields["faults"] = Faults.model_validate_json(faults)
+        except ValidationError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--faults") from exc
+    return fields
 
 
 def _common(
@@ -88,9 +117,12 @@ def calibrator(
     noise_sigma: Sigma = None,
     no_noise: NoNoise = False,
     no_gains: NoGains = False,
+    layout: Layout = "correlator",
+    faults: FaultsJson = None,
 ) -> None:
     """A calibrator transiting the meridian at the mid-time of the observation."""
     common = _common(n_antennas, n_channels, n_integrations, seed, gain_seed, noise_sigma, no_noise, no_gains)
+    common |= _layout_and_faults(layout, faults)
     config = calibrator_transit(
         _utc(near),
         name=name,
@@ -117,9 +149,12 @@ def target(
     noise_sigma: Sigma = None,
     no_noise: NoNoise = False,
     no_gains: NoGains = False,
+    layout: Layout = "correlator",
+    faults: FaultsJson = None,
 ) -> None:
     """A field of five point sources from 500 to 10 mJy around the pointing centre."""
     common = _common(n_antennas, n_channels, n_integrations, seed, gain_seed, noise_sigma, no_noise, no_gains)
+    common |= _layout_and_faults(layout, faults)
     config = target_field(_utc(start_time), dec_deg, extended=extended, **common)
     _report([simulate_observation(config, out_dir)])
 

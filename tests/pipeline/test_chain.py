@@ -107,6 +107,16 @@ def test_each_ms_is_recorded_once(
         assert mid_mjd == pytest.approx(truth.mid_time_mjd, abs=1e-5)
         assert start_mjd < mid_mjd < end_mjd
         assert abs((mid_time - mjd_to_datetime(mid_mjd)).total_seconds()) < 1e-3
+        ((phasing, apparent_dec, flagged, flags),) = pipeline.rows(
+            "SELECT phasing, pointing_dec_apparent_deg, subbands_flagged, flag_summary "
+            "FROM products.ms_index WHERE path = %s",
+            str(record.ms_path),
+        )
+        assert phasing == "fringestopped" and flagged == {}
+        assert apparent_dec == pytest.approx(record.pointing_dec_apparent_deg)
+        assert abs(apparent_dec - truth.pointing_dec_deg) > 0.01, "the header's dec is of date, not ICRS"
+        assert set(flags["by_subband"]) == {f"sb{i:02d}" for i in range(16)}
+        assert len(flags["by_antenna"]) == 24 and flags["rfi_flagger"].startswith("AOFlagger")
 
 
 def test_caltables_are_recorded_with_their_validity_window(pipeline: Pipeline, chain: Chain) -> None:
@@ -119,6 +129,12 @@ def test_caltables_are_recorded_with_their_validity_window(pipeline: Pipeline, c
     cal_id, calibrator, mid, start, end, valid_from, valid_until, qa_passed, qa, apply_tables = rows[0]
     assert calibrator == "3C286"
     assert qa_passed and qa["passed"] and qa["median_snr"] >= qa["thresholds"]["min_median_snr"]
+    assert len(qa["data_flagged_by_antenna"]) == 24 and len(qa["data_flagged_by_subband"]) == 16
+    assert max(qa["data_flagged_by_antenna"].values()) < 0.05
+    ((pointing_dec,),) = pipeline.rows(
+        "SELECT pointing_dec_deg FROM products.caltables WHERE id = %s", cal_id
+    )
+    assert pointing_dec == pytest.approx(30.509156, abs=0.01)
     # Solved with the default 12 h validity on either side of the transit.
     assert start == pytest.approx(mid - 0.5) and end == pytest.approx(mid + 0.5)
     assert valid_until - valid_from == timedelta(days=1)

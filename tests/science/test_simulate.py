@@ -269,6 +269,24 @@ def test_cli_writes_an_observation(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*_sources.csv"))) == 1
 
 
+def test_cli_injects_faults_and_refuses_bad_ones(tmp_path: Path) -> None:
+    small = ["--n-antennas", "6", "--n-channels", "2", "--n-integrations", "2", "--no-noise"]
+    base = ["target", "--start-time", "2025-06-01T20:00:00", "--dec-deg", "40", *small]
+    faults = '{"dead_stations": [1], "short_subband": 3}'
+    result = CliRunner().invoke(app, [*base, "--out-dir", str(tmp_path / "f"), "--faults", faults])
+    assert result.exit_code == 0, result.output
+    short = read(next((tmp_path / "f").glob("*_sb03.hdf5")))
+    assert short.Ntimes == 1
+    result = CliRunner().invoke(app, [*base, "--out-dir", str(tmp_path / "u"), "--layout", "unprojected"])
+    assert result.exit_code == 0, result.output
+    with h5py.File(next((tmp_path / "u").glob("*_sb00.hdf5"))) as f:
+        assert "phase_center_catalog" in f["Header"]
+    bad = CliRunner().invoke(app, [*base, "--out-dir", str(tmp_path / "b"), "--faults", '{"dead": 1}'])
+    assert bad.exit_code != 0 and "--faults" in bad.output and "dead" in bad.output
+    bad = CliRunner().invoke(app, [*base, "--out-dir", str(tmp_path / "b"), "--layout", "raw"])
+    assert bad.exit_code != 0 and "correlator or unprojected" in bad.output
+
+
 def test_cli_writes_epochs_and_reads_configs(tmp_path: Path) -> None:
     small = ["--n-antennas", "6", "--n-channels", "2", "--n-integrations", "2", "--no-noise"]
     result = CliRunner().invoke(
