@@ -14,3 +14,17 @@ ALTER TABLE products.ms_index
 -- declination, and the operators want to see how far.
 ALTER TABLE products.caltables
     ADD COLUMN pointing_dec_deg double precision;
+
+-- A late subband (the streaming converter's 'late' file: a subband a group lacked when it was sealed) now
+-- leads to a reconversion of the group with every file it has: a new version of its MS (<group>.vN.ms),
+-- recorded as a new ms_index row that supersedes the old one. Light curves use only unsuperseded MSs.
+ALTER TABLE products.ms_index
+    ADD COLUMN version       integer NOT NULL DEFAULT 1 CHECK (version >= 1),
+    ADD COLUMN superseded_by bigint REFERENCES products.ms_index (id) ON DELETE SET NULL;
+CREATE UNIQUE INDEX ms_index_group_version ON products.ms_index (group_id, version);
+
+--   converted / failed / skipped ──(late subband registered)──► spawned (version + 1) ──► converted ...
+ALTER TABLE products.stream_groups
+    ADD COLUMN version integer NOT NULL DEFAULT 1 CHECK (version >= 1);
+ALTER TABLE products.stream_files
+    ADD COLUMN reconverted_in integer;  -- the group version that took this late file in

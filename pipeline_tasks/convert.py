@@ -81,14 +81,16 @@ class ConversionRecord(BaseModel):
     )
     notes: list[str] = Field(default_factory=list)
     flags: FlagSummary | None = None
+    version: int = Field(default=1, description="2 and up: a reconversion that supersedes the earlier MS")
     n_antennas: int
     n_channels: int
     status: Literal["complete", "partial"]
 
 
-def ms_path_for(group: SubbandGroup, output_dir: Path) -> Path:
-    """Where the Measurement Set of ``group`` goes."""
-    return Path(output_dir) / f"{group.group_id}.ms"
+def ms_path_for(group: SubbandGroup, output_dir: Path, version: int = 1) -> Path:
+    """Where the Measurement Set of ``group`` goes; a reconversion (version 2 and up) gets its own name."""
+    suffix = "" if version == 1 else f".v{version}"
+    return Path(output_dir) / f"{group.group_id}{suffix}.ms"
 
 
 def convert_group(
@@ -98,6 +100,7 @@ def convert_group(
     overwrite: bool = False,
     flag: bool = True,
     rfi: bool = True,
+    version: int = 1,
 ) -> ConversionRecord:
     """Convert ``group`` to ``<output_dir>/<group_id>.ms`` and describe the result.
 
@@ -112,7 +115,7 @@ def convert_group(
     if not group.is_complete and policy is IncompletePolicy.SKIP:
         raise MissingSubbandError(group.group_id, group.missing)
     output_dir = Path(output_dir)
-    final = ms_path_for(group, output_dir)
+    final = ms_path_for(group, output_dir, version)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} already exists; pass overwrite to replace it")
 
@@ -158,6 +161,7 @@ def convert_group(
         subbands_flagged=joined.flagged_subbands,
         notes=joined.notes,
         flags=flags,
+        version=version,
         n_antennas=int(uvd.telescope.Nants),
         n_channels=int(uvd.Nfreqs),
         status="partial" if stand_ins else "complete",

@@ -184,13 +184,17 @@ _REFERENCE_SOURCES = "SELECT name FROM products.sources WHERE reference ORDER BY
 _SOURCE_REFERENCE_FLAG = "SELECT reference FROM products.sources WHERE name = %s"
 
 # Measurements of a mosaic repeat epochs already measured on its input images, so they are left
-# out unless asked for.
+# out unless asked for; so are those of an image made from a superseded MS (a late subband led to a
+# reconversion, whose images are measured in their turn).
 _PHOTOMETRY_OF = """
-SELECT source_name AS name, ra_deg, dec_deg, image_path, mjd, peak_jy, peak_err_jy, flux_jy,
-       flux_err_jy, local_rms_jy, snr, pb_response, flags
-FROM products.photometry
-WHERE source_name = ANY(%(names)s) AND (%(include_mosaics)s OR mosaic_id IS NULL)
-ORDER BY source_name, mjd
+SELECT p.source_name AS name, p.ra_deg, p.dec_deg, p.image_path, p.mjd, p.peak_jy, p.peak_err_jy,
+       p.flux_jy, p.flux_err_jy, p.local_rms_jy, p.snr, p.pb_response, p.flags
+FROM products.photometry p
+LEFT JOIN products.images i ON i.id = p.image_id
+LEFT JOIN products.ms_index m ON m.id = i.ms_id
+WHERE p.source_name = ANY(%(names)s) AND (%(include_mosaics)s OR p.mosaic_id IS NULL)
+  AND m.superseded_by IS NULL
+ORDER BY p.source_name, p.mjd
 """
 
 _PREVIOUS_FLAGS = """

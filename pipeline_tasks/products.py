@@ -55,10 +55,10 @@ def caltable_ready_event(generation: int) -> str:
 _RECORD_MS = """
 INSERT INTO products.ms_index (path, group_id, start_mjd, end_mjd, mid_mjd, mid_time, ra_deg, dec_deg,
                                     n_antennas, n_channels, subbands_missing, status, task_id, phasing,
-                                    pointing_dec_apparent_deg, subbands_flagged, flag_summary)
+                                    pointing_dec_apparent_deg, subbands_flagged, flag_summary, version)
 VALUES (%(path)s, %(group_id)s, %(start_mjd)s, %(end_mjd)s, %(mid_mjd)s, %(mid_time)s, %(ra_deg)s,
         %(dec_deg)s, %(n_antennas)s, %(n_channels)s, %(subbands_missing)s, %(status)s, %(task_id)s,
-        %(phasing)s, %(pointing_dec_apparent_deg)s, %(subbands_flagged)s, %(flag_summary)s)
+        %(phasing)s, %(pointing_dec_apparent_deg)s, %(subbands_flagged)s, %(flag_summary)s, %(version)s)
 ON CONFLICT (path) DO UPDATE SET
     group_id = excluded.group_id, start_mjd = excluded.start_mjd, end_mjd = excluded.end_mjd,
     mid_mjd = excluded.mid_mjd, mid_time = excluded.mid_time, ra_deg = excluded.ra_deg,
@@ -66,9 +66,16 @@ ON CONFLICT (path) DO UPDATE SET
     subbands_missing = excluded.subbands_missing, status = excluded.status, task_id = excluded.task_id,
     phasing = excluded.phasing, pointing_dec_apparent_deg = excluded.pointing_dec_apparent_deg,
     subbands_flagged = excluded.subbands_flagged, flag_summary = excluded.flag_summary,
+    version = excluded.version,
     -- A rewritten MS has no CORRECTED_DATA any more.
     calibrated_with = NULL, calibrated_at = NULL, flagged_fraction_after = NULL, recorded_at = now()
 RETURNING id
+"""
+
+# A reconversion supersedes every earlier version of its group.
+_SUPERSEDE_MS = """
+UPDATE products.ms_index SET superseded_by = %(id)s
+WHERE group_id = %(group_id)s AND version < %(version)s AND superseded_by IS DISTINCT FROM %(id)s
 """
 
 _FIND_MS = "SELECT * FROM products.ms_index WHERE path = %s"
@@ -113,9 +120,12 @@ def record_ms(conn: psycopg.Connection, record: ConversionRecord, task_id: int |
             "pointing_dec_apparent_deg": record.pointing_dec_apparent_deg,
             "subbands_flagged": Jsonb(record.subbands_flagged),
             "flag_summary": Jsonb(record.flags.model_dump(mode="json")) if record.flags else None,
+            "version": record.version,
         },
     ).fetchone()
     assert row is not None
+    if record.version > 1:
+        conn.execute(_SUPERSEDE_MS, {"id": row[0], "group_id": record.group_id, "version": record.version})
     return int(row[0])
 
 

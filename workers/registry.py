@@ -120,6 +120,7 @@ def convert_uvh5(ctx: absurd.TaskContext, params: ConvertParams) -> ConvertResul
         Path(params.output_dir).resolve(),
         params.policy,
         params.overwrite,
+        version=params.version,
     )
     return ConvertResult(task_id=ctx.task_id, record=record)
 

@@ -9,7 +9,10 @@ One pass (``StreamDaemon.tick``), about once a second:
    ago, is sealed: ``convert-uvh5`` is spawned with the idempotency key ``convert-uvh5:<group id>`` and
    the group row written, in one transaction. A timed-out group is converted with its missing subbands
    flagged (policy ``flag``) or given up (policy ``skip``). A file that fits a group already sealed is
-   recorded as late (or duplicate), logged as a warning, and not converted.
+   recorded as late (a subband the group lacked) or duplicate (one it has), with a warning.
+   *Reconvert*: a group that ended (converted, failed or skipped) and has a late subband is spawned
+   again as version N+1 with all its files (idempotency key ``convert-uvh5:<group id>:vN``); its MS
+   ``<group>.vN.ms`` supersedes the earlier one. Duplicates are never converted.
 4. *Hand on*: for each spawned group whose task has ended, either the group is marked converted and
    ``new_ms`` emitted in the same transaction (so exactly once), or it is marked failed with the task's
    error.
@@ -34,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import absurd
 from absurd.database import connect, resolve_dsn
-from pipeline_tasks.constants import GROUP_TOLERANCE_S, SUBBAND_WAIT_TIMEOUT_S
+from pipeline_tasks.constants import GROUP_TOLERANCE_S, N_SUBBANDS, SUBBAND_WAIT_TIMEOUT_S, subband_name
 from pipeline_tasks.convert import IncompletePolicy
 from pipeline_tasks.grouping import SubbandFile, SubbandGroup, group_files
 from workers import stream_store as store
@@ -181,6 +184,7 @@ class StreamDaemon:
                 self._tracker.offer(path)
         self._register(self._conn)
         self._seal(self._conn)
+        self._reconvert_late(self._conn)
         self._hand_on(self._conn)
 
     def _register(self, conn: psycopg.Connection) -> None:
@@ -203,7 +207,8 @@ class StreamDaemon:
                 continue
             store.mark_late(conn, new.path, match.group_id, duplicate=match.has_subband)
             self.log.warning(
-                "late subband file: its group was already sealed; recorded, not converted",
+                "late subband file: its group was already sealed"
+                + ("; recorded, not converted" if match.has_subband else "; the group will be reconverted"),
                 path=str(new.path),
                 group_id=match.group_id,
                 group_status=match.status,
@@ -279,6 +284,37 @@ class StreamDaemon:
         else:
             bound.info("group complete; conversion spawned", task_id=row["convert_task_id"])
 
+    def _reconvert_late(self, conn: psycopg.Connection) -> None:
+        """A group that ended without a subband that has since arrived is converted again, as version N+1.
+
+        The new MS (``<group>.vN.ms``) supersedes the old one in ``ms_index`` and ``new_ms`` is emitted
+        for it, so everything downstream runs again on it; light curves leave the superseded one out. A
+        group still converting is left alone until it ends.
+        """
+        from workers.task_params import ConvertParams
+
+        s = self.settings
+        for due in store.regroup_candidates(conn, s.incoming_dir):
+            version = due.version + 1
+            missing = [subband_name(i) for i in range(N_SUBBANDS) if i not in set(due.subbands)]
+            params = ConvertParams(
+                input_files=due.paths, output_dir=s.output_dir, policy=IncompletePolicy.FLAG, version=version
+            )
+            with conn.transaction():
+                client = absurd.Client(conn=conn, registry=self.registry)
+                task_id = client.spawn(
+                    CONVERT_TASK, params, idempotency_key=f"{CONVERT_TASK}:{due.group_id}:v{version}"
+                ).task_id
+                respawned = store.respawn_group(conn, due.group_id, version, task_id, len(due.paths), missing)
+            if respawned:
+                self.log.warning(
+                    "late subband arrived; reconverting the group as a new version",
+                    group_id=due.group_id,
+                    version=version,
+                    task_id=task_id,
+                    still_missing=missing,
+                )
+
     def _hand_on(self, conn: psycopg.Connection) -> None:
         from workers.task_params import ConvertResult
 
@@ -319,6 +355,7 @@ def new_ms_payload(done: dict[str, Any]) -> dict[str, Any]:
         "subbands_missing": list(done["subbands_missing"]),
         "convert_task_id": done["convert_task_id"],
         "latency_s": done["latency_s"],
+        "version": done["version"],
     }
 
 

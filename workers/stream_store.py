@@ -85,12 +85,41 @@ SET status = 'converted', ms_path = m.path, mid_mjd = m.mid_mjd, converted_at = 
 FROM products.ms_index m
 WHERE g.group_id = %s AND g.status = 'spawned' AND m.path = %s
 RETURNING g.group_id, m.path AS ms_path, m.mid_mjd, m.start_mjd, m.end_mjd, m.status AS ms_status,
-          m.subbands_missing, g.convert_task_id, g.latency_s
+          m.subbands_missing, g.convert_task_id, g.latency_s, g.version
 """
 
 _MARK_FAILED = """
 UPDATE products.stream_groups SET status = 'failed', error = %s
 WHERE group_id = %s AND status = 'spawned'
+"""
+
+# Groups that ended (converted, failed or skipped) and have a late subband not yet converted with them.
+_REGROUP_CANDIDATES = """
+SELECT g.group_id, g.version,
+       array_agg(f.path ORDER BY f.subband) AS paths,
+       array_agg(f.subband ORDER BY f.subband) AS subbands
+FROM products.stream_groups g
+JOIN products.stream_files f ON f.group_id = g.group_id AND f.status IN ('grouped', 'late')
+WHERE g.incoming_dir = %s AND g.status IN ('converted', 'failed', 'skipped')
+  AND EXISTS (SELECT 1 FROM products.stream_files l
+              WHERE l.group_id = g.group_id AND l.status = 'late' AND l.reconverted_in IS NULL)
+GROUP BY g.group_id, g.version
+ORDER BY g.group_id
+"""
+
+_RESPAWN_GROUP = """
+UPDATE products.stream_groups
+SET status = 'spawned', version = %(version)s, convert_task_id = %(task_id)s, spawned_at = now(),
+    n_files = %(n_files)s, subbands_missing = %(missing)s, ms_path = NULL, mid_mjd = NULL,
+    converted_at = NULL, new_ms_emitted_at = NULL, latency_s = NULL, error = NULL,
+    last_arrival_at = greatest(last_arrival_at, (SELECT max(arrived_at) FROM products.stream_files
+                                                 WHERE group_id = %(group_id)s AND status = 'late'))
+WHERE group_id = %(group_id)s AND version = %(version)s - 1
+"""
+
+_MARK_RECONVERTED = """
+UPDATE products.stream_files SET reconverted_in = %s
+WHERE group_id = %s AND status = 'late' AND reconverted_in IS NULL
 """
 
 _GROUP_COUNTS = """
@@ -220,6 +249,41 @@ def mark_converted(conn: psycopg.Connection, group_id: str, ms_path: str) -> dic
     or the MS is not recorded."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(_MARK_CONVERTED, (group_id, ms_path)).fetchone()
+
+
+@dataclass(frozen=True)
+class Regroup:
+    """A group that ended and has late subbands to convert with it: version ``version + 1`` is due."""
+
+    group_id: str
+    version: int
+    paths: list[Path]
+    subbands: list[int]
+
+
+def regroup_candidates(conn: psycopg.Connection, incoming_dir: Path) -> list[Regroup]:
+    """Ended groups of ``incoming_dir`` with a late subband that no conversion has taken in yet."""
+    rows = conn.execute(_REGROUP_CANDIDATES, (str(incoming_dir),)).fetchall()
+    return [Regroup(g, int(v), [Path(p) for p in paths], list(subs)) for g, v, paths, subs in rows]
+
+
+def respawn_group(
+    conn: psycopg.Connection, group_id: str, version: int, task_id: int, n_files: int, missing: list[str]
+) -> bool:
+    """Put an ended group back to 'spawned' as ``version``, and mark its late files taken in."""
+    done = conn.execute(
+        _RESPAWN_GROUP,
+        {
+            "group_id": group_id,
+            "version": version,
+            "task_id": task_id,
+            "n_files": n_files,
+            "missing": missing,
+        },
+    ).rowcount
+    if done:
+        conn.execute(_MARK_RECONVERTED, (version, group_id))
+    return done > 0
 
 
 def mark_failed(conn: psycopg.Connection, group_id: str, error: str) -> bool:

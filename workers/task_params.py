@@ -34,6 +34,11 @@ class ConvertParams(_Params):
     output_dir: Path
     policy: IncompletePolicy = IncompletePolicy.WAIT
     overwrite: bool = Field(default=True, description="replace an existing MS of the same group")
+    version: int = Field(
+        default=1,
+        ge=1,
+        description="MS version: 2 and up are reconversions (<group>.vN.ms) with late subbands",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ConvertParams:

@@ -108,6 +108,15 @@ def test_streaming_night_with_restart(
             what="the held-back subband recorded as late",
         )
         wait_until(
+            lambda: run.rows(
+                "SELECT 1 FROM products.stream_groups "
+                "WHERE group_id = %s AND version = 2 AND status = 'converted'",
+                ids["b"],
+            ),
+            timeout=120,
+            what="group B reconverted with its late subband",
+        )
+        wait_until(
             lambda: (
                 group_states(run)
                 == {ids["a"]: "converted", ids["b"]: "converted", ids["c"]: "converted", ids["d"]: "failed"}
@@ -122,23 +131,31 @@ def test_streaming_night_with_restart(
     assert exit_code == 0, run.log_text()[-2000:]
 
     converted = {ids["a"], ids["b"], ids["c"]}
-    # Every group converted exactly once: one task per group, one MS per converted group.
+    # Every group converted exactly once per version: B once without its held-back subband, and once more
+    # (version 2) when it arrived late.
     tasks = run.rows(
         "SELECT idempotency_key, count(*) FROM absurd.tasks WHERE name = 'convert-uvh5' GROUP BY 1"
     )
-    assert sorted(tasks) == sorted((f"convert-uvh5:{g}", 1) for g in ids.values())
-    ms_rows = run.rows("SELECT group_id, path, subbands_missing FROM products.ms_index")
-    assert sorted(r[0] for r in ms_rows) == sorted(converted)
-    assert {r[0]: r[2] for r in ms_rows}[ids["b"]] == ["sb05"]
-    for _, path, _ in ms_rows:
+    expected_keys = [f"convert-uvh5:{g}" for g in ids.values()] + [f"convert-uvh5:{ids['b']}:v2"]
+    assert sorted(tasks) == sorted((k, 1) for k in expected_keys)
+    ms_rows = run.rows(
+        "SELECT group_id, path, subbands_missing, version, superseded_by, id FROM products.ms_index"
+    )
+    assert sorted(r[0] for r in ms_rows) == sorted([*converted, ids["b"]])
+    b_rows = sorted((r for r in ms_rows if r[0] == ids["b"]), key=lambda r: r[3])
+    (_, v1_path, v1_missing, _, v1_superseded, _), (_, v2_path, v2_missing, _, v2_superseded, v2_id) = b_rows
+    assert v1_missing == ["sb05"] and v2_missing == []
+    assert v1_superseded == v2_id and v2_superseded is None
+    assert Path(v2_path).name == f"{ids['b']}.v2.ms" and Path(v1_path).name == f"{ids['b']}.ms"
+    for _, path, *_ in ms_rows:
         assert Path(path).is_dir() and Path(path).parent == run.output.resolve()
 
-    # new_ms once per converted group, naming its MS.
+    # new_ms once per conversion, naming its MS: twice for B, v1 then v2.
     emitted = [p for (p,) in run.rows("SELECT payload FROM public.new_ms_log")]
-    assert sorted(p["group_id"] for p in emitted) == sorted(converted)
-    by_group = {r[0]: r[1] for r in ms_rows}
+    assert sorted(p["group_id"] for p in emitted) == sorted([*converted, ids["b"]])
+    by_version = {(r[0], r[3]): r[1] for r in ms_rows}
     for payload in emitted:
-        assert payload["ms_path"] == by_group[payload["group_id"]]
+        assert payload["ms_path"] == by_version[(payload["group_id"], payload["version"])]
         assert payload["mid_mjd"] > 60000 and payload["latency_s"] > 0
 
     # The broken group is a dead letter whose reason names the file.
@@ -158,9 +175,16 @@ def test_streaming_night_with_restart(
     assert files[str(run.incoming.resolve() / stray.name)] == "duplicate"
     assert sum(s == "grouped" for s in files.values()) == 4 * 16 - 1
     assert "late subband file" in run.log_text()
+    assert "reconverting the group as a new version" in run.log_text()
+    (reconverted_in,) = run.rows(
+        "SELECT reconverted_in FROM products.stream_files WHERE path = %s",
+        str(run.incoming.resolve() / held_back.name),
+    )
+    assert reconverted_in == (2,)
 
     assert report["converted_groups"] == 3 and report["failed_groups"] == 1
-    assert report["pending_groups"] == 0 and report["incomplete_groups"] == 1
+    # B is whole since its late subband came in.
+    assert report["pending_groups"] == 0 and report["incomplete_groups"] == 0
     assert report["late_files"] == 2 and report["duplicate_files"] == 1
     latencies = [r[0] for r in run.rows("SELECT latency_s FROM products.stream_groups WHERE latency_s > 0")]
     assert len(latencies) == 3
