@@ -13,10 +13,16 @@ from pipeline_tasks.constants import GROUP_TOLERANCE_S
 from pipeline_tasks.errors import GroupNotReadyError, InvalidInputError, MissingSubbandError
 from pipeline_tasks.grouping import find_groups, group_files, parse_subband_path
 
-app = typer.Typer(help="Convert DSA-110 UVH5 subband groups to Measurement Sets phased to the meridian.")
+app = typer.Typer(
+    help="Convert DSA-110 UVH5 subband groups (the correlator's layout) to flagged Measurement Sets "
+    "phased to the meridian."
+)
 
 OutputDir = Annotated[Path, typer.Option("--output-dir", help="Directory for the Measurement Sets.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace an existing MS of the same group.")]
+Rfi = Annotated[
+    bool, typer.Option(help="Flag RFI with AOFlagger (NaN, zero and dead-antenna flagging always runs).")
+]
 
 
 @app.command("groups")
@@ -28,6 +34,7 @@ def groups(
     policy: Annotated[str, typer.Option(help="Incomplete groups: wait, skip or flag.")] = "wait",
     tolerance_s: Annotated[float, typer.Option(help="Name-time tolerance of a group.")] = GROUP_TOLERANCE_S,
     overwrite: Overwrite = False,
+    rfi: Rfi = True,
 ) -> None:
     """Convert every group in a directory and time range; print one JSON line per group."""
     from pipeline_tasks.convert import IncompletePolicy, convert_group, ms_path_for
@@ -40,8 +47,15 @@ def groups(
             outcome |= {"status": "exists", "ms_path": str(ms_path_for(group, output_dir))}
         else:
             try:
-                record = convert_group(group, output_dir, IncompletePolicy(chosen), overwrite)
-                outcome |= {"status": record.status, "ms_path": str(record.ms_path)}
+                record = convert_group(group, output_dir, IncompletePolicy(chosen), overwrite, rfi=rfi)
+                outcome |= {
+                    "status": record.status,
+                    "ms_path": str(record.ms_path),
+                    "phasing": record.phasing.value,
+                    "flagged_fraction": record.flags.total_fraction if record.flags else None,
+                    "subbands_flagged": record.subbands_flagged,
+                    "notes": record.notes,
+                }
             except GroupNotReadyError as exc:
                 outcome |= {"status": "waiting", "missing": exc.missing}
             except MissingSubbandError as exc:
@@ -60,6 +74,7 @@ def single(
     output_dir: OutputDir,
     policy: Annotated[str, typer.Option(help="If subbands are missing: skip (fail) or flag.")] = "skip",
     overwrite: Overwrite = False,
+    rfi: Rfi = True,
 ) -> None:
     """Convert the files of one observation; print its record as JSON."""
     from pipeline_tasks.convert import IncompletePolicy, convert_group
@@ -73,7 +88,7 @@ def single(
         ids = ", ".join(g.group_id for g in found)
         raise typer.BadParameter(f"the files form {len(found)} groups ({ids}), not one")
     try:
-        record = convert_group(found[0], output_dir, IncompletePolicy(_policy(policy)), overwrite)
+        record = convert_group(found[0], output_dir, IncompletePolicy(_policy(policy)), overwrite, rfi=rfi)
     except (InvalidInputError, GroupNotReadyError, FileExistsError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=1) from exc

@@ -288,6 +288,7 @@ def test_cli_converts_complete_groups_and_reports_the_rest(
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [line["status"] for line in lines] == ["complete", "waiting"]
     assert Path(lines[0]["ms_path"]).is_dir()
+    assert lines[0]["phasing"] == "fringestopped" and lines[0]["flagged_fraction"] < 0.05
 
     again = runner.invoke(app, [*args, "--policy", "skip"])
     statuses = [json.loads(line)["status"] for line in again.output.splitlines() if line.startswith("{")]
