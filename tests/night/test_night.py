@@ -1,5 +1,6 @@
-"""A whole night through the real daemons: files out of order, a late subband, a duplicate, a corrupt
-file, and the streaming converter and the worker SIGKILLed half way. Nothing may be lost or doubled."""
+"""A whole night through the real daemons: files out of order, a late subband (reconverted), a duplicate,
+a corrupt file, and the streaming converter and the worker SIGKILLed half way. Nothing may be lost or
+doubled."""
 
 from __future__ import annotations
 
@@ -120,11 +121,14 @@ def test_a_night_with_bad_files_and_a_crash(pg_server: ServerUnderTest, tmp_path
             d.wait(60)
 
     n_good = len(night.observations)
-    # Every complete group converted exactly once; the corrupt one is a dead letter with its reason.
-    assert _count(client, "SELECT count(*) FROM products.ms_index") == n_good
+    # Every complete group converted exactly once, and the first target once more (version 2) when its
+    # late subband came in; the corrupt one is a dead letter with its reason.
+    assert _count(client, "SELECT count(*) FROM products.ms_index") == n_good + 1
+    assert _count(client, "SELECT count(*) FROM products.ms_index WHERE superseded_by IS NULL") == n_good
     assert _count(client, "SELECT count(DISTINCT group_id) FROM products.ms_index") == n_good
+    assert _count(client, "SELECT count(*) FROM products.ms_index WHERE version = 2") == 1
     assert _count(client, "SELECT count(*) FROM products.stream_groups WHERE status = 'converted'") == n_good
-    assert _count(client, "SELECT count(*) FROM absurd.tasks WHERE name = 'convert-uvh5'") == n_good + 1
+    assert _count(client, "SELECT count(*) FROM absurd.tasks WHERE name = 'convert-uvh5'") == n_good + 2
     [dead] = client.dlq()
     assert dead["task_name"] == "convert-uvh5"
     assert corrupt[3].name in dead["error_message"] and "cannot read" in dead["error_message"]
@@ -132,13 +136,14 @@ def test_a_night_with_bad_files_and_a_crash(pg_server: ServerUnderTest, tmp_path
         "SELECT status FROM products.stream_files WHERE late OR status <> 'grouped'"
     ).fetchall()
     assert {r[0] for r in late} >= {"late"}
+    assert _count(client, "SELECT count(*) FROM products.stream_files WHERE reconverted_in = 2") == 1
     # One workflow, one image and one photometry row per source for each MS: nothing doubled.
-    assert _count(client, "SELECT count(*) FROM absurd.workflows") == n_good
-    assert _count(client, "SELECT count(*) FROM products.images") == n_good
+    assert _count(client, "SELECT count(*) FROM absurd.workflows") == n_good + 1
+    assert _count(client, "SELECT count(*) FROM products.images") == n_good + 1
     n_sources = len(night.truth)
     assert (
         _count(client, "SELECT count(*) FROM products.photometry WHERE image_id IS NOT NULL")
-        == n_good * n_sources
+        == (n_good + 1) * n_sources
     )
     assert _count(client, "SELECT count(*) FROM products.caltables") == 1
     # The crash cost attempts at most, never work: every workflow task completed.
