@@ -67,6 +67,8 @@ log = structlog.get_logger(__name__)
 
 FILENAME_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 SUBBAND_BANDWIDTH_HZ = CHANNELS_PER_SUBBAND * CHANNEL_WIDTH_HZ
+# The scale of simulated correlator output: arbitrary, as the real one's is; calibration takes it out.
+RAW_UNITS_PER_JY = 100.0
 
 
 class GainModel(BaseModel):
@@ -151,6 +153,11 @@ class ObservationConfig(BaseModel):
         description="correlator: the real writer's layout (fringestopped); unprojected: pyuvdata's, raw.",
     )
     faults: Faults = Field(default_factory=Faults)
+    raw_units_per_jy: float = Field(
+        default=RAW_UNITS_PER_JY,
+        gt=0,
+        description="Correlator units per Jy: real files are uncalibrated; 1 writes data in Jy.",
+    )
     seed: int = 0
     gain_seed: int | None = Field(
         default=None,
@@ -459,6 +466,7 @@ def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedO
         # Autocorrelations are real by construction; drop rounding residue so pyuvdata accepts them.
         data[autos] = data[autos].real
         _inject_faults(config, index, data, row_time, uvd.ant_1_array, uvd.ant_2_array, rng)
+        data *= config.raw_units_per_jy
         keep = np.isin(row_time, _subband_time_indices(config, index))
         path = out_dir / f"{stamps[index]}_{subband_name(index)}.hdf5"
         if config.layout == "correlator":
@@ -500,13 +508,15 @@ def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedO
     _write_sources_csv(sources_csv, truths)
     truth_json = out_dir / f"{nominal}_truth.json"
     truth = {
-        "convention": "V_obs = g_ant1 * conj(g_ant2) * V_true; g = amplitude*(1 + amplitude_drift*dt_h)"
+        "convention": "V_obs = raw_units_per_jy * g_ant1 * conj(g_ant2) * V_true;"
+        " g = amplitude*(1 + amplitude_drift*dt_h)"
         " * exp(i*(phase + phase_drift*dt_h + 2*pi*(freq - ref_freq)*delay)); dt_h from mid-time",
         "ref_freq_hz": ref_hz,
         "mid_time_mjd": mid.mjd,
         "pointing_ra_deg": ra0,
         "pointing_dec_deg": dec0,
         "noise_sigma_jy": sigma,
+        "raw_units_per_jy": config.raw_units_per_jy,
         "gains": [
             {"antenna_name": s.name, "antenna_number": s.antenna_number, "pol": pol}
             | {key: float(values[i, p]) for key, values in gains.items()}

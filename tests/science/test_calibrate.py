@@ -37,15 +37,17 @@ def solved(converted_pair, tmp_path_factory) -> CalibrationResult:
 
 
 def injected_gains(truth_json: Path, freq_hz: np.ndarray) -> dict[str, np.ndarray]:
-    """Injected complex gains at the mid-time, per antenna name, shaped (chan, pol)."""
+    """Injected complex gains at the mid-time (raw units per Jy included), per antenna, shaped (chan, pol)."""
     truth = json.loads(Path(truth_json).read_text())
+    # The data are in raw units: each antenna's gain carries the square root of the scale.
+    scale = np.sqrt(truth["raw_units_per_jy"])
     out: dict[str, np.ndarray] = {}
     for g in truth["gains"]:
         pol = 0 if g["pol"] == "XX" else 1
         phase = np.radians(g["phase_deg"]) + 2e-9 * np.pi * g["delay_ns"] * (freq_hz - truth["ref_freq_hz"])
-        out.setdefault(g["antenna_name"], np.zeros((freq_hz.size, 2), complex))[:, pol] = g[
-            "amplitude"
-        ] * np.exp(1j * phase)
+        out.setdefault(g["antenna_name"], np.zeros((freq_hz.size, 2), complex))[:, pol] = (
+            scale * g["amplitude"] * np.exp(1j * phase)
+        )
     return out
 
 

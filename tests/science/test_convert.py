@@ -142,8 +142,15 @@ def test_ms_has_the_layout_and_positions_expected(converted_pair, simulated_pair
 
 
 def clean_source_ms(tmp_path: Path, east_deg: float, north_deg: float) -> tuple[Path, SimulatedObservation]:
+    # In Jy (not the correlator's raw units), so that DATA compares with the sky model directly.
     base = ObservationConfig(
-        start_time=START, dec_deg=40.0, n_channels=4, n_integrations=3, gains=None, noise=None
+        start_time=START,
+        dec_deg=40.0,
+        n_channels=4,
+        n_integrations=3,
+        gains=None,
+        noise=None,
+        raw_units_per_jy=1.0,
     )
     ra0, dec0 = base.pointing_center()
     source = offset_source("S", ra0, dec0, east_deg, north_deg, flux_jy=2.0, spectral_index=-0.7)

@@ -26,6 +26,7 @@ from pipeline_tasks.errors import CorruptFileError
 from pipeline_tasks.grouping import find_groups
 from pipeline_tasks.pointing import apparent_dec_deg, pointing_icrs
 from pipeline_tasks.simulate import (
+    RAW_UNITS_PER_JY,
     Faults,
     GainModel,
     NoiseModel,
@@ -45,7 +46,11 @@ STEADY_GAINS = GainModel(amplitude_drift_rms_per_hour=0.0, phase_drift_rms_deg_p
 
 
 def point_at_centre(dec_deg: float, flux_jy: float = 1.0, **fields: object) -> ObservationConfig:
-    base = ObservationConfig.model_validate({"start_time": START, "dec_deg": dec_deg, **SMALL} | fields)
+    """One source at the pointing centre. Data in Jy unless ``raw_units_per_jy`` says otherwise, so that
+    uncalibrated visibilities compare with the sky directly."""
+    base = ObservationConfig.model_validate(
+        {"start_time": START, "dec_deg": dec_deg, "raw_units_per_jy": 1.0, **SMALL} | fields
+    )
     ra, dec = base.pointing_center()
     source = SkySource(name="P", ra_deg=ra, dec_deg=dec, flux_jy=flux_jy, spectral_index=-0.7)
     return base.model_copy(update={"sources": [source]})
@@ -225,9 +230,11 @@ def test_a_truly_corrupt_file_is_still_reported_as_corrupt(tmp_path: Path) -> No
 def cross_dec_caltables(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """A full solve on a 3C286 transit (dec +30.5°), with the gains the targets share."""
     work = tmp_path_factory.mktemp("xdec-cal")
+    # Both in the correlator's raw units: the solve must take the scale out.
     config = calibrator_transit(
         START, seed=11, gain_seed=77, gains=STEADY_GAINS, noise=NoiseModel(sigma_jy=0.5), **SMALL
     )
+    assert config.raw_units_per_jy == RAW_UNITS_PER_JY != 1.0
     simulate_observation(config, work / "uvh5")
     record = convert(work / "uvh5", work / "ms")
     result = solve_calibration(record.ms_path, work / "cal", log_dir=work / "logs")
@@ -250,6 +257,7 @@ def test_a_caltable_applies_across_declinations(
         gain_seed=77,
         gains=STEADY_GAINS,
         noise=NoiseModel(sigma_jy=0.5),
+        raw_units_per_jy=RAW_UNITS_PER_JY,
     )
     obs = simulate_observation(config, tmp_path / "uvh5")
     record = convert(tmp_path / "uvh5", tmp_path / "ms")
@@ -266,4 +274,5 @@ def test_a_caltable_applies_across_declinations(
     flux_ratio = vis[good].real.sum() / model[good].sum()
     noise = 0.5 / np.sqrt(good.sum()) / model[good].mean()
     assert 1.0 / noise > 50, "the test must measure at ≥ 50σ"
+    print(f"flux ratio at {offset_deg}° from the calibrator: {flux_ratio:.4f} ({1.0 / noise:.0f} sigma)")
     assert flux_ratio == pytest.approx(1.0, abs=0.02)

@@ -24,6 +24,7 @@ from pipeline_tasks.constants import (
 from pipeline_tasks.grouping import parse_subband_path
 from pipeline_tasks.pointing import apparent_dec_deg, hour_angle_deg
 from pipeline_tasks.simulate import (
+    RAW_UNITS_PER_JY,
     NoiseModel,
     ObservationConfig,
     epoch_series,
@@ -222,8 +223,11 @@ def test_noise_has_the_stated_sigma(tmp_path: Path) -> None:
     cross = uvd.ant_1_array != uvd.ant_2_array
     values = uvd.data_array[cross]
     assert obs.noise_sigma_jy == 0.5
-    assert np.std(values.real) == pytest.approx(0.5, rel=0.1)
-    assert np.std(values.imag) == pytest.approx(0.5, rel=0.1)
+    # The files hold raw correlator units: Jy times the simulator's scale.
+    scale = json.loads(obs.truth_json.read_text())["raw_units_per_jy"]
+    assert scale == RAW_UNITS_PER_JY != 1.0
+    assert np.std(values.real) == pytest.approx(0.5 * scale, rel=0.1)
+    assert np.std(values.imag) == pytest.approx(0.5 * scale, rel=0.1)
 
 
 def test_epochs_vary_one_source_along_the_lightcurve(tmp_path: Path) -> None:
