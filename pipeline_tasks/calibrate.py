@@ -561,7 +561,12 @@ def solve_calibration(
         qa = assess_solutions([sols[k] for k in apply_kinds], sols["prior_phase"], thresholds).model_copy(
             update={"data_flagged_by_antenna": by_antenna, "data_flagged_by_subband": by_subband}
         )
-        bound.info("calibration QA", **qa.model_dump(exclude={"thresholds"}))
+        most_flagged = max(by_antenna.items(), key=lambda kv: kv[1], default=("none", 0.0))
+        bound.info(
+            "calibration QA",
+            **qa.model_dump(exclude={"thresholds", "data_flagged_by_antenna", "data_flagged_by_subband"}),
+            most_flagged_antenna=f"{most_flagged[0]} {most_flagged[1]:.3f}",
+        )
         if not qa.passed:
             raise CalibrationQAError(ms, qa)
 

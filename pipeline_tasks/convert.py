@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, Field
 from pyuvdata import UVData
 
-from pipeline_tasks.constants import N_SUBBANDS, subband_name
+from pipeline_tasks.constants import N_SUBBANDS, TELESCOPE_NAME, subband_name
 from pipeline_tasks.errors import (
     ChannelMismatchError,
     GroupNotReadyError,
@@ -359,10 +359,14 @@ def _station_name(name: str) -> str:
 
 
 def _prepare_for_casa(uvd: UVData) -> None:
-    """Alt-az mounts (CASA warns per row without them) and weights normalised to 1 for a full integration.
+    """Our telescope name, alt-az mounts and weights normalised to 1 for a full integration.
 
-    The correlator's ``nsamples`` is 96 for a full integration; CASA would take that as the weight.
+    The files say OVRO_MMA, whose entry in CASA's observatory table is wrong (science.md); under our own
+    name CASA takes the array position from the antennas, which carry the file's location. Without a
+    mount type CASA warns once per row. The correlator's ``nsamples`` is 96 for a full integration, and
+    CASA would take that as the weight.
     """
+    uvd.telescope.name = TELESCOPE_NAME
     uvd.telescope.mount_type = ["alt-az"] * uvd.telescope.Nants
     unflagged = uvd.nsample_array[~uvd.flag_array]
     full = float(unflagged.max()) if unflagged.size else 1.0

@@ -130,6 +130,8 @@ def test_the_pointing_is_read_as_an_apparent_declination(tmp_path: Path) -> None
 def test_the_ms_has_mounts_normalised_weights_and_station_names(tmp_path: Path) -> None:
     simulate_observation(point_at_centre(40.0, gains=None), tmp_path / "uvh5")
     record = convert(tmp_path / "uvh5", tmp_path / "ms")
+    with table(f"{record.ms_path}/OBSERVATION", ack=False) as tb:
+        assert list(tb.getcol("TELESCOPE_NAME")) == ["DSA_110"], "not CASA's broken OVRO_MMA entry"
     with table(f"{record.ms_path}/ANTENNA", ack=False) as tb:
         assert set(tb.getcol("MOUNT")) == {"alt-az"}
         assert list(tb.getcol("NAME")) == [s.name for s in select_stations(24)]
