@@ -29,3 +29,24 @@ def fwhm_rad(freq_hz: float) -> float:
     # The Airy power pattern falls to one half at x = 1.6163.
     wavelength = SPEED_OF_LIGHT_M_S / freq_hz
     return float(2.0 * np.arcsin(1.6163 * wavelength / (np.pi * DISH_DIAMETER_M)))
+
+
+def drift_response(
+    ra_deg: ArrayLike, dec_deg: ArrayLike, track_ra_deg: ArrayLike, track_dec_deg: float, freq_hz: float
+) -> NDArray[np.float64]:
+    """Response of a drift scan at ICRS (ra_deg, dec_deg): the Airy pattern averaged over the beam's track.
+
+    The dishes stay fixed while the sky drifts, so the beam centre moves along the pointing declination at
+    the sidereal rate; ``track_ra_deg`` holds its RA at each integration. A 24-integration tile drifts
+    ~1.3°·cos(dec), so the static beam at the mid-time centre overstates the response (by ~3 % at the
+    centre of a tile at +30°). With one track point this is the static beam.
+    """
+    ra, dec = np.radians(np.asarray(ra_deg, dtype=float)), np.radians(np.asarray(dec_deg, dtype=float))
+    pixels = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
+    track = np.radians(np.atleast_1d(np.asarray(track_ra_deg, dtype=float)))
+    d0 = np.radians(track_dec_deg)
+    total = np.zeros(pixels.shape[:-1])
+    for ra0 in track:
+        centre = np.array([np.cos(d0) * np.cos(ra0), np.cos(d0) * np.sin(ra0), np.sin(d0)])
+        total += airy_response(np.arccos(np.clip(pixels @ centre, -1.0, 1.0)), freq_hz)
+    return np.asarray(total / track.size)

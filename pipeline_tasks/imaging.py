@@ -12,22 +12,21 @@ from __future__ import annotations
 import shutil
 import subprocess
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import structlog
-from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 from numpy.typing import NDArray
 from pydantic import BaseModel, Field
 
 from pipeline_tasks import casa_env
-from pipeline_tasks.beam import airy_response
-from pipeline_tasks.calibrate import read_ms_summary
-from pipeline_tasks.constants import PB_CUTOFF
+from pipeline_tasks.beam import drift_response
+from pipeline_tasks.calibrate import SECONDS_PER_DAY, SIDEREAL_DEG_PER_S, MsSummary, read_ms_summary
+from pipeline_tasks.constants import INTEGRATION_S, PB_CUTOFF
 from pipeline_tasks.errors import InvalidInputError
 from pipeline_tasks.image_preview import write_preview
 
@@ -156,6 +155,7 @@ def create_image(
                 pointing=(summary.phase_centre_ra_deg, summary.phase_centre_dec_deg),
                 freq_hz=freq_hz,
                 cutoff=params.pb_cutoff,
+                track_ra_deg=drift_track_ra_deg(summary),
             )
         stage["preview"] = write_preview(
             stage["image"],
@@ -310,6 +310,15 @@ def image_frequency(header: fits.Header) -> float | None:
     return None
 
 
+def drift_track_ra_deg(summary: MsSummary) -> list[float]:
+    """RA of the beam centre at each integration of ``summary``'s observation: the phase centre (the beam
+    centre at mid-time) moved at the sidereal rate."""
+    duration_s = (summary.end_mjd - summary.start_mjd) * SECONDS_PER_DAY
+    n = max(1, round(duration_s / INTEGRATION_S))
+    offsets_s = (np.arange(n) + 0.5) * duration_s / n - duration_s / 2
+    return [float((summary.phase_centre_ra_deg + SIDEREAL_DEG_PER_S * dt) % 360.0) for dt in offsets_s]
+
+
 def write_pb_images(
     image: Path,
     pb_path: Path,
@@ -318,11 +327,14 @@ def write_pb_images(
     pointing: tuple[float, float],
     freq_hz: float,
     cutoff: float,
+    track_ra_deg: Sequence[float] | None = None,
 ) -> None:
     """Write the Airy primary beam on the image grid, and the image divided by it.
 
-    The beam is centred on ``pointing`` (ICRS degrees) at ``freq_hz``; pixels where it falls below
-    ``cutoff`` are blanked (NaN) in the corrected image.
+    The beam is centred on ``pointing`` (ICRS degrees) at ``freq_hz``; with ``track_ra_deg`` (the beam
+    centre's RA at each integration of a drift scan) it is averaged along that track
+    (:func:`pipeline_tasks.beam.drift_response`). Pixels where it falls below ``cutoff`` are blanked
+    (NaN) in the corrected image.
     """
     with fits.open(image) as hdul:
         header = hdul[0].header.copy()
@@ -330,14 +342,16 @@ def write_pb_images(
     plane = cube.reshape(cube.shape[-2:]) if cube.ndim > 2 else cube
     ny, nx = plane.shape
     yy, xx = np.mgrid[0:ny, 0:nx]
-    world = WCS(header).celestial.pixel_to_world(xx, yy)
-    centre = SkyCoord(pointing[0] * u.deg, pointing[1] * u.deg)
-    pb = airy_response(world.separation(centre).rad, freq_hz)
+    world = WCS(header).celestial.pixel_to_world(xx, yy).icrs
+    track = [pointing[0]] if track_ra_deg is None else list(track_ra_deg)
+    pb = drift_response(world.ra.deg, world.dec.deg, track, pointing[1], freq_hz)
     with np.errstate(invalid="ignore", divide="ignore"):
         corrected = np.where(pb >= cutoff, plane / pb, np.nan)
     pb_header = header.copy()
     pb_header["BUNIT"] = ""
     pb_header["HISTORY"] = f"Airy primary beam, D=4.65 m, at {freq_hz / 1e9:.4f} GHz"
+    if len(track) > 1:
+        pb_header["HISTORY"] = f"averaged over the drift of the beam centre: {len(track)} integrations"
     fits.PrimaryHDU(pb.reshape(cube.shape).astype(np.float32), header=pb_header).writeto(
         pb_path, overwrite=True
     )

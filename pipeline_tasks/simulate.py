@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyuvdata import Telescope, UVData
 
+from pipeline_tasks.beam import airy_response
 from pipeline_tasks.constants import (
     CHANNEL_WIDTH_HZ,
     CHANNELS_PER_SUBBAND,
@@ -48,7 +49,6 @@ from pipeline_tasks.pointing import apparent_dec_deg, hour_angle_deg, meridian_i
 from pipeline_tasks.sky_model import (
     SkySource,
     SourceGeometry,
-    apparent_flux,
     drift_visibilities,
     offset_source,
 )
@@ -205,7 +205,9 @@ class SourceTruth(BaseModel):
     flux_jy: float
     ref_freq_hz: float
     spectral_index: float
-    apparent_flux_jy: float = Field(description="Beam-attenuated flux at the band centre at the mid-time.")
+    apparent_flux_jy: float = Field(
+        description="Flux at the band centre through the beam, averaged over the drift of the observation."
+    )
     kind: str
     major_fwhm_arcsec: float
     minor_fwhm_arcsec: float
@@ -501,8 +503,11 @@ def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedO
 
     nominal = config.start_time.strftime(FILENAME_TIME_FORMAT)
     truths = [
-        SourceTruth(**s.model_dump(), apparent_flux_jy=apparent_flux(s, center, ref_hz))
-        for s in config.sources
+        SourceTruth(
+            **s.model_dump(),
+            apparent_flux_jy=_drift_apparent_flux(s, geometry, k, config.n_integrations, ref_hz),
+        )
+        for k, s in enumerate(config.sources)
     ]
     sources_csv = out_dir / f"{nominal}_sources.csv"
     _write_sources_csv(sources_csv, truths)
@@ -543,6 +548,15 @@ def simulate_observation(config: ObservationConfig, out_dir: Path) -> SimulatedO
         antenna_names=[s.name for s in stations],
         sources=truths,
     )
+
+
+def _drift_apparent_flux(
+    source: SkySource, geometry: SourceGeometry, index: int, n_integrations: int, freq_hz: float
+) -> float:
+    """The source's flux at ``freq_hz`` times the beam response averaged over the observation's integrations:
+    what an image of the whole drift scan holds."""
+    response = airy_response(geometry.beam_offset[index, :n_integrations], freq_hz)
+    return float(source.flux_at(freq_hz) * np.mean(response))
 
 
 def _write_sources_csv(path: Path, truths: list[SourceTruth]) -> None:

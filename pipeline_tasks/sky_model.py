@@ -70,12 +70,6 @@ def offset_source(
     return SkySource(name=name, ra_deg=float(pos.ra.deg), dec_deg=float(pos.dec.deg), **fields)
 
 
-def apparent_flux(source: SkySource, center: SkyCoord, freq_hz: float) -> float:
-    """Flux density (Jy) at ``freq_hz`` attenuated by the primary beam pointed at ``center``."""
-    offset = source.coord.separation(center).rad
-    return float(source.flux_at(freq_hz) * airy_response(offset, freq_hz))
-
-
 class SourceGeometry:
     """Per-source directions over an observation, computed once and reused for every subband."""
 

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy import units as u
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
 from pipeline_tasks.applycal import apply_calibration
 from pipeline_tasks.beam import airy_response
-from pipeline_tasks.calibrate import solve_calibration
+from pipeline_tasks.calibrate import SIDEREAL_DEG_PER_S, solve_calibration
+from pipeline_tasks.constants import INTEGRATION_S
 from pipeline_tasks.imaging import ImagingParams, create_image, read_plane, robust_rms, write_pb_images
 
 
@@ -75,3 +78,35 @@ def test_pb_images_divide_by_airy_beam(tmp_path: Path) -> None:
     assert pb[50, 0] == pytest.approx(float(airy_response(np.radians(0.5), 1.4e9)), rel=1e-3)
     assert pbcor[50, 0] == pytest.approx(1.0 / pb[50, 0], rel=1e-5)
     assert np.isnan(pbcor[pb < 0.1]).all()
+
+
+def test_a_drift_scan_beam_is_the_airy_beam_averaged_along_its_track(tmp_path: Path) -> None:
+    """24 integrations at +30°: the beam centre moves 1.3°·cos(dec) across the tile, so a source at the
+    mid-time centre is seen at ~97 % on average, not 100 %."""
+    header = fits.Header()
+    for key, value in {
+        "CTYPE1": "RA---SIN", "CRVAL1": 200.0, "CDELT1": -0.01, "CRPIX1": 51.0,
+        "CTYPE2": "DEC--SIN", "CRVAL2": 30.0, "CDELT2": 0.01, "CRPIX2": 51.0,
+        "CTYPE3": "FREQ", "CRVAL3": 1.4e9, "CDELT3": 1e8, "CRPIX3": 1.0,
+    }.items():  # fmt: skip
+        header[key] = value
+    image = tmp_path / "img.fits"
+    fits.PrimaryHDU(np.ones((1, 101, 101), np.float32), header=header).writeto(image)
+    offsets_s = (np.arange(24) + 0.5) * INTEGRATION_S - 12 * INTEGRATION_S
+    track = list(200.0 + SIDEREAL_DEG_PER_S * offsets_s)
+    pb_path, pbcor_path = tmp_path / "pb.fits", tmp_path / "pbcor.fits"
+    write_pb_images(
+        image, pb_path, pbcor_path, pointing=(200.0, 30.0), freq_hz=1.4e9, cutoff=0.1, track_ra_deg=track
+    )
+    pb, pbcor = read_plane(pb_path), read_plane(pbcor_path)
+    centre = SkyCoord(200.0 * u.deg, 30.0 * u.deg)
+    expected = np.mean(
+        [airy_response(centre.separation(SkyCoord(ra * u.deg, 30.0 * u.deg)).rad, 1.4e9) for ra in track]
+    )
+    assert pb[50, 50] == pytest.approx(expected, rel=1e-4)
+    assert 0.96 < pb[50, 50] < 0.98
+    assert pb[50, 50] == pytest.approx(pb.max(), rel=1e-6), (
+        "the drift beam still peaks at the mid-time centre"
+    )
+    assert pb[50, 30] == pytest.approx(pb[50, 70], rel=1e-4), "symmetric about the mid-time centre in RA"
+    assert pbcor[50, 50] == pytest.approx(1.0 / pb[50, 50], rel=1e-5)
