@@ -21,6 +21,11 @@ def _running(client: Client, name: str) -> int:
     return int(row[0]) if row else 0
 
 
+def _live_workers(client: Client) -> int:
+    row = client.conn.execute("SELECT count(*) FROM absurd.workers WHERE stopped_at IS NULL").fetchone()
+    return int(row[0]) if row else 0
+
+
 def _breaker(client: Client, key: str) -> str:
     return str(client.gate(key, transitions=0)["breaker_state"])
 
@@ -30,8 +35,10 @@ def test_breaker_opens_holds_half_opens_and_closes(dsn: str, client: Client) -> 
     client.configure_gate(
         GateConfig(key="flaky", breaker_enabled=True, failure_threshold=3, window_s=60, base_cooldown_s=8)
     )
-    tasks = client.spawn_many("flaky", [{}] * 6, max_attempts=20, retry=FixedDelay(base_s=0.1))
     workers = [start_worker_process(dsn, "--concurrency", "1") for _ in range(2)]
+    # Both processes are up before the work exists: a slow start on a loaded machine would leave it to one.
+    wait_until(lambda: _live_workers(client) == 2, timeout=60, what="both worker processes to register")
+    tasks = client.spawn_many("flaky", [{}] * 6, max_attempts=20, retry=FixedDelay(base_s=0.1))
     try:
         wait_until(lambda: _breaker(client, "flaky") == "open", timeout=60, what="the breaker to open")
         # Outcomes already in flight when it opened are recorded in batches; let them land first.
