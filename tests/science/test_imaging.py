@@ -60,7 +60,8 @@ def test_robust_rms_ignores_bright_pixels() -> None:
     assert robust_rms(data) == pytest.approx(2e-3, rel=0.03)
 
 
-def test_pb_images_divide_by_airy_beam(tmp_path: Path) -> None:
+def flat_image(tmp_path: Path) -> Path:
+    """A 101×101 image of ones, 0.01° pixels, centred on (200°, +30°) at 1.4 GHz."""
     header = fits.Header()
     for key, value in {
         "CTYPE1": "RA---SIN", "CRVAL1": 200.0, "CDELT1": -0.01, "CRPIX1": 51.0,
@@ -70,6 +71,11 @@ def test_pb_images_divide_by_airy_beam(tmp_path: Path) -> None:
         header[key] = value
     image = tmp_path / "img.fits"
     fits.PrimaryHDU(np.ones((1, 101, 101), np.float32), header=header).writeto(image)
+    return image
+
+
+def test_pb_images_divide_by_airy_beam(tmp_path: Path) -> None:
+    image = flat_image(tmp_path)
     pb_path, pbcor_path = tmp_path / "pb.fits", tmp_path / "pbcor.fits"
     write_pb_images(image, pb_path, pbcor_path, pointing=(200.0, 30.0), freq_hz=1.4e9, cutoff=0.1)
     pb, pbcor = read_plane(pb_path), read_plane(pbcor_path)
@@ -83,15 +89,7 @@ def test_pb_images_divide_by_airy_beam(tmp_path: Path) -> None:
 def test_a_drift_scan_beam_is_the_airy_beam_averaged_along_its_track(tmp_path: Path) -> None:
     """24 integrations at +30°: the beam centre moves 1.3°·cos(dec) across the tile, so a source at the
     mid-time centre is seen at ~97 % on average, not 100 %."""
-    header = fits.Header()
-    for key, value in {
-        "CTYPE1": "RA---SIN", "CRVAL1": 200.0, "CDELT1": -0.01, "CRPIX1": 51.0,
-        "CTYPE2": "DEC--SIN", "CRVAL2": 30.0, "CDELT2": 0.01, "CRPIX2": 51.0,
-        "CTYPE3": "FREQ", "CRVAL3": 1.4e9, "CDELT3": 1e8, "CRPIX3": 1.0,
-    }.items():  # fmt: skip
-        header[key] = value
-    image = tmp_path / "img.fits"
-    fits.PrimaryHDU(np.ones((1, 101, 101), np.float32), header=header).writeto(image)
+    image = flat_image(tmp_path)
     offsets_s = (np.arange(24) + 0.5) * INTEGRATION_S - 12 * INTEGRATION_S
     track = list(200.0 + SIDEREAL_DEG_PER_S * offsets_s)
     pb_path, pbcor_path = tmp_path / "pb.fits", tmp_path / "pbcor.fits"
