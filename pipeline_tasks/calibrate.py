@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -247,40 +247,11 @@ def find_calibrator(
     return found[0]
 
 
-def unflagged_per_antenna(ms: Path) -> dict[int, int]:
-    """Unflagged cross-correlation samples (rows x channels x pols) touching each antenna."""
+def _cross_flags(ms: Path) -> Iterator[tuple[NDArray[np.int_], NDArray[np.int_], NDArray[np.bool_]]]:
+    """ANTENNA1, ANTENNA2 and FLAG (with FLAG_ROW folded in, shaped pol × chan × row) of the
+    cross-correlations of ``ms``, a chunk of rows at a time."""
     tb = _table()
     tb.open(str(ms))
-    counts: dict[int, int] = {}
-    try:
-        nrows = tb.nrows()
-        for start in range(0, nrows, _ROW_CHUNK):
-            n = min(_ROW_CHUNK, nrows - start)
-            a1 = tb.getcol("ANTENNA1", start, n)
-            a2 = tb.getcol("ANTENNA2", start, n)
-            good = (~tb.getcol("FLAG", start, n)).sum(axis=(0, 1))
-            good = np.where(tb.getcol("FLAG_ROW", start, n), 0, good)
-            cross = a1 != a2
-            for ants in (a1[cross], a2[cross]):
-                for ant, total in enumerate(np.bincount(ants, weights=good[cross])):
-                    counts[ant] = counts.get(ant, 0) + int(total)
-    finally:
-        tb.close()
-    return counts
-
-
-def data_flag_fractions(ms: Path, antenna_names: list[str]) -> tuple[dict[str, float], dict[str, float]]:
-    """Flagged fraction of the cross-correlations per antenna name and per subband (sb00 the highest).
-
-    The MS holds the 16 subbands as one ascending band, so subband k is the k-th sixteenth from the top.
-    """
-    tb = _table()
-    tb.open(str(ms))
-    n_ant = len(antenna_names)
-    flagged_ant = np.zeros(n_ant)
-    total_ant = np.zeros(n_ant)
-    flagged_chan: NDArray[np.float64] | None = None
-    n_cross = 0
     try:
         nrows = tb.nrows()
         for start in range(0, nrows, _ROW_CHUNK):
@@ -289,15 +260,40 @@ def data_flag_fractions(ms: Path, antenna_names: list[str]) -> tuple[dict[str, f
             a2 = tb.getcol("ANTENNA2", start, n)
             flag = tb.getcol("FLAG", start, n) | tb.getcol("FLAG_ROW", start, n)[None, None, :]
             cross = a1 != a2
-            per_row = flag.mean(axis=(0, 1))[cross]
-            for ants in (a1[cross], a2[cross]):
-                flagged_ant += np.bincount(ants, weights=per_row, minlength=n_ant)[:n_ant]
-                total_ant += np.bincount(ants, minlength=n_ant)[:n_ant]
-            per_chan = flag[:, :, cross].mean(axis=0).sum(axis=1)
-            flagged_chan = per_chan if flagged_chan is None else flagged_chan + per_chan
-            n_cross += int(cross.sum())
+            yield a1[cross], a2[cross], flag[:, :, cross]
     finally:
         tb.close()
+
+
+def unflagged_per_antenna(ms: Path) -> dict[int, int]:
+    """Unflagged cross-correlation samples (rows x channels x pols) touching each antenna."""
+    counts: dict[int, int] = {}
+    for a1, a2, flag in _cross_flags(ms):
+        good = (~flag).sum(axis=(0, 1))
+        for ants in (a1, a2):
+            for ant, total in enumerate(np.bincount(ants, weights=good)):
+                counts[ant] = counts.get(ant, 0) + int(total)
+    return counts
+
+
+def data_flag_fractions(ms: Path, antenna_names: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Flagged fraction of the cross-correlations per antenna name and per subband (sb00 the highest).
+
+    The MS holds the 16 subbands as one ascending band, so subband k is the k-th sixteenth from the top.
+    """
+    n_ant = len(antenna_names)
+    flagged_ant = np.zeros(n_ant)
+    total_ant = np.zeros(n_ant)
+    flagged_chan: NDArray[np.float64] | None = None
+    n_cross = 0
+    for a1, a2, flag in _cross_flags(ms):
+        per_row = flag.mean(axis=(0, 1))
+        for ants in (a1, a2):
+            flagged_ant += np.bincount(ants, weights=per_row, minlength=n_ant)[:n_ant]
+            total_ant += np.bincount(ants, minlength=n_ant)[:n_ant]
+        per_chan = flag.mean(axis=0).sum(axis=1)
+        flagged_chan = per_chan if flagged_chan is None else flagged_chan + per_chan
+        n_cross += a1.size
     by_antenna = {
         name: round(float(flagged_ant[i] / total_ant[i]), 5)
         for i, name in enumerate(antenna_names)
