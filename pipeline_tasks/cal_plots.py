@@ -1,7 +1,8 @@
 """Read CASA calibration tables into arrays, and draw the diagnostic plots of a solve.
 
-Three plots: bandpass amplitude against frequency, gain phase against time and gain amplitude per
-antenna. Call :func:`pipeline_tasks.casa_env.configure` before using :func:`read_caltable`.
+Four plots: bandpass amplitude against frequency, gain phase against time, gain amplitude per antenna,
+and the flagged fraction of the calibrator's data per antenna and per subband. Call
+:func:`pipeline_tasks.casa_env.configure` before using :func:`read_caltable`.
 """
 
 from __future__ import annotations
@@ -164,6 +165,30 @@ def plot_gain_amplitude_per_antenna(sols: CalSolutions, png: Path, title: str = 
     ax.set_ylabel("gain amplitude")
     ax.legend(fontsize=7)
     fig.suptitle(title or f"Gain amplitude: {sols.path.name}")
+    return _save(fig, png)
+
+
+def plot_flag_fractions(
+    by_antenna: dict[str, float], by_subband: dict[str, float], png: Path, title: str = ""
+) -> Path:
+    """Flagged fraction of the data per antenna and per subband: where flagging took the calibrator's data."""
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(max(8.0, 0.25 * len(by_antenna) + 4.0), 3.6), gridspec_kw={"width_ratios": [3, 1]}
+    )
+    names = list(by_antenna)
+    left.bar(range(len(names)), [100.0 * by_antenna[n] for n in names], color="tab:red")
+    left.set_xticks(range(len(names)))
+    left.set_xticklabels(names, rotation=90, fontsize=6)
+    left.set_ylabel("flagged (%)")
+    left.set_title("per antenna", fontsize=9)
+    subbands = sorted(by_subband)
+    right.bar(range(len(subbands)), [100.0 * by_subband[b] for b in subbands], color="tab:orange")
+    right.set_xticks(range(len(subbands)))
+    right.set_xticklabels(subbands, rotation=90, fontsize=6)
+    right.set_title("per subband", fontsize=9)
+    for ax in (left, right):
+        ax.set_ylim(0, max(1.0, ax.get_ylim()[1]))
+    fig.suptitle(title or "Flagged data")
     return _save(fig, png)
 
 

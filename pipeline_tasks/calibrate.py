@@ -31,6 +31,7 @@ from pipeline_tasks.beam import airy_response
 from pipeline_tasks.cal_plots import (
     CalSolutions,
     plot_bandpass_amplitude,
+    plot_flag_fractions,
     plot_gain_amplitude_per_antenna,
     plot_gain_phase_vs_time,
     read_caltable,
@@ -540,7 +541,11 @@ def solve_calibration(
             apply_kinds = ["bandpass", "prior_phase"]
 
         sols = {kind: read_caltable(path).for_antennas(active) for kind, path in scratch.items()}
+        by_antenna, by_subband = data_flag_fractions(ms, summary.antenna_names)
         plots = {
+            "flag_fractions": plot_flag_fractions(
+                by_antenna, by_subband, out_dir / f"{prefix}_flags.png", f"{cal.name}: flagged data"
+            ),
             "bandpass_amplitude": plot_bandpass_amplitude(
                 sols["bandpass"], out_dir / f"{prefix}_bandpass_amp.png", f"{cal.name}: bandpass amplitude"
             ),
@@ -553,7 +558,6 @@ def solve_calibration(
                 f"{cal.name}: gain amplitude per antenna",
             ),
         }
-        by_antenna, by_subband = data_flag_fractions(ms, summary.antenna_names)
         qa = assess_solutions([sols[k] for k in apply_kinds], sols["prior_phase"], thresholds).model_copy(
             update={"data_flagged_by_antenna": by_antenna, "data_flagged_by_subband": by_subband}
         )

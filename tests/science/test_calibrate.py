@@ -63,6 +63,7 @@ def test_solve_finds_calibrator_and_passes_qa(solved: CalibrationResult) -> None
     assert solved.apply_tables == [solved.tables["bandpass"], solved.tables["gain"]]
     for table in solved.tables.values():
         assert (table / "table.dat").exists()
+    assert set(solved.plots) == {"flag_fractions", "bandpass_amplitude", "gain_phase", "gain_amplitude"}
     for png in solved.plots.values():
         assert png.stat().st_size > 1000
     # Outriggers are excluded from the reference by default.
