@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console, Group
 from rich.live import Live
@@ -40,7 +39,7 @@ from absurd.schedules.loader import load_paths
 from absurd.schedules.sync import sync
 from pipeline_tasks.constants import CHANNELS_PER_SUBBAND, INTEGRATIONS_PER_TILE, N_STATIONS, SIDEREAL_DAY_S
 from pipeline_tasks.lightcurve_plot import plot_lightcurve
-from pipeline_tasks.lightcurves import source_lightcurve, stored_variability
+from pipeline_tasks.lightcurves import load_photometry, source_lightcurve, stored_variability
 from pipeline_tasks.simulate import (
     SimulatedObservation,
     calibrator_transit,
@@ -353,11 +352,8 @@ def summarise(client: Client, run: DemoRun, night: Night, console: Console, wall
         )
     console.print(durations)
 
-    with conn.cursor(row_factory=dict_row) as cur:
-        measured = cur.execute(
-            """SELECT p.source_name, p.mjd, p.flux_jy, p.flux_err_jy FROM products.photometry p
-               WHERE p.image_id IS NOT NULL AND p.flags = '{}' ORDER BY p.mjd"""
-        ).fetchall()
+    # The light curves' own query: no mosaics, and no image of an MS a late subband superseded.
+    measured = [m for m in load_photometry(conn, list(night.truth)) if not m.flags and m.flux_jy is not None]
     fluxes = Table(
         title="injected against measured flux (mJy, apparent, per target epoch)", header_style="bold"
     )
@@ -366,11 +362,12 @@ def summarise(client: Client, run: DemoRun, night: Night, console: Console, wall
         fluxes.add_column(f"epoch {i + 1}", justify="right")
     fluxes.add_column("worst |Δ|/σ", justify="right")
     for source, injected in night.truth.items():
-        rows = [m for m in measured if m["source_name"] == source]
+        rows = sorted((m for m in measured if m.name == source), key=lambda m: m.mjd or 0.0)
         cells, worst = [], 0.0
         for inj, m in zip(injected, rows, strict=False):
-            worst = max(worst, abs(m["flux_jy"] - inj) / m["flux_err_jy"])
-            cells.append(f"{inj * 1e3:.0f}→{m['flux_jy'] * 1e3:.0f}")
+            assert m.flux_jy is not None
+            worst = max(worst, abs(m.flux_jy - inj) / (m.flux_err_jy or float("inf")))
+            cells.append(f"{inj * 1e3:.0f}→{m.flux_jy * 1e3:.0f}")
         cells += ["-"] * (len(injected) - len(cells))
         fluxes.add_row(source, *cells, f"{worst:.1f}")
     console.print(fluxes)
