@@ -21,53 +21,69 @@ def _running(client: Client, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _live_workers(client: Client) -> int:
-    row = client.conn.execute("SELECT count(*) FROM absurd.workers WHERE stopped_at IS NULL").fetchone()
-    return int(row[0]) if row else 0
-
-
 def _breaker(client: Client, key: str) -> str:
     return str(client.gate(key, transitions=0)["breaker_state"])
 
 
 def test_breaker_opens_holds_half_opens_and_closes(dsn: str, client: Client) -> None:
+    # Behaviour only: which process ran what, and how fast, is up to the scheduler. The cooldown is an hour,
+    # and the test ends it by hand, so a slow machine cannot let the breaker half-open early.
     client.conn.execute("CREATE TABLE test_health (ok boolean); INSERT INTO test_health VALUES (false)")
     client.configure_gate(
-        GateConfig(key="flaky", breaker_enabled=True, failure_threshold=3, window_s=60, base_cooldown_s=8)
+        GateConfig(
+            key="flaky", breaker_enabled=True, failure_threshold=3, window_s=3600, base_cooldown_s=3600
+        )
     )
     workers = [start_worker_process(dsn, "--concurrency", "1") for _ in range(2)]
-    # Both processes are up before the work exists: a slow start on a loaded machine would leave it to one.
-    wait_until(lambda: _live_workers(client) == 2, timeout=60, what="both worker processes to register")
     tasks = client.spawn_many("flaky", [{}] * 6, max_attempts=20, retry=FixedDelay(base_s=0.1))
     try:
-        wait_until(lambda: _breaker(client, "flaky") == "open", timeout=60, what="the breaker to open")
+        wait_until(lambda: _breaker(client, "flaky") == "open", timeout=120, what="the breaker to open")
         # Outcomes already in flight when it opened are recorded in batches; let them land first.
         wait_until(
-            lambda: _running(client, "flaky") == 0, timeout=30, what="in-flight flaky runs to be recorded"
+            lambda: _running(client, "flaky") == 0, timeout=60, what="in-flight flaky runs to be recorded"
         )
-        # Held, not burning attempts: failures stop growing while the breaker is open.
         failures_at_open = sum(client.get_task(t.task_id)["failures"] for t in tasks)
+        assert failures_at_open >= 3
+        # The breaker guards its key only: other work flows, and by the time it has, a claim has passed the
+        # open gate by. Held, not burning attempts: no flaky run started, no failure was added.
         other = client.spawn("echo", {"still": "flowing"})
-        assert client.wait_result(other.task_id, 30) == {"still": "flowing"}
-        time.sleep(1.0)
+        assert client.wait_result(other.task_id, 60) == {"still": "flowing"}
         assert _breaker(client, "flaky") == "open"
+        assert _running(client, "flaky") == 0
         assert sum(client.get_task(t.task_id)["failures"] for t in tasks) == failures_at_open
-        # At most one failure each before it opened (outcomes are recorded in batches, so a few more than
-        # the threshold can land); with 0.1 s retries, an unheld task would have failed ~10 more times.
-        assert all(client.get_task(t.task_id)["failures"] <= 1 for t in tasks)
         assert client.dlq() == []
         client.conn.execute("UPDATE test_health SET ok = true")
-        wait_until(lambda: _breaker(client, "flaky") == "closed", timeout=60, what="the breaker to close")
+        client.conn.execute("UPDATE absurd.gates SET cooldown_until = now() WHERE key = 'flaky'")
+        wait_until(lambda: _breaker(client, "flaky") == "closed", timeout=120, what="the breaker to close")
         for t in tasks:
-            client.wait_result(t.task_id, 60)
+            client.wait_result(t.task_id, 120)
     finally:
         for w in workers:
             stop_worker(w)
     history = [(t["from_state"], t["to_state"]) for t in reversed(client.gate("flaky")["transitions"])]
-    assert history[:3] == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
-    # Two separate processes did the work.
-    row = client.conn.execute("SELECT count(DISTINCT worker_id) FROM absurd.runs").fetchone()
-    assert row is not None and row[0] == 2
+    assert history == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+
+
+def test_gated_work_is_not_starved_by_ungated_work(client: Client) -> None:
+    client.configure_gate(GateConfig(key="casa", max_running=4))
+    urgent = client.spawn("noop", {}, gate="casa", priority=10)
+    older = client.spawn("noop", {}, gate="casa")
+    client.spawn_many("noop", [{}] * 20)
+    claimed = {r[0] for r in client.conn.execute("SELECT task_id FROM absurd.claim('default', 'w', 5, 60)")}
+    assert len(claimed) == 5
+    # Priority first, then age, whether a task is gated or not.
+    assert {urgent.task_id, older.task_id} <= claimed
+
+
+def test_an_open_breaker_half_opens_while_ungated_work_fills_every_claim(client: Client) -> None:
+    client.configure_gate(GateConfig(key="k", breaker_enabled=True, failure_threshold=1, base_cooldown_s=10))
+    client.conn.execute("SELECT absurd.record_gate_outcome('k', false)")
+    client.conn.execute("UPDATE absurd.gates SET cooldown_until = now() WHERE key = 'k'")
+    trial = client.spawn("noop", {}, gate="k")
+    client.spawn_many("noop", [{}] * 20)
+    claimed = {r[0] for r in client.conn.execute("SELECT task_id FROM absurd.claim('default', 'w', 5, 60)")}
+    assert _breaker(client, "k") == "half_open"
+    assert trial.task_id in claimed
 
 
 def test_failed_trial_reopens_with_a_longer_cooldown(client: Client) -> None:
