@@ -76,7 +76,9 @@ def execute(definition: TaskDefinition, ctx: TaskContext, raw_params: Any) -> Ou
     try:
         result = to_json(definition.fn(ctx, params))
         try:
-            json.dumps(result, allow_nan=False)
+            text = json.dumps(result, allow_nan=False)
+            if "\\u0000" in text:
+                raise ValueError("it contains a NUL character (U+0000), which Postgres jsonb cannot store")
         except (TypeError, ValueError) as exc:
             # Found here, naming the task, rather than as a driver error in the completer.
             error = TypeError(f"task {definition.name!r} returned a result that is not JSON: {exc}")

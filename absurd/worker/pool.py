@@ -93,6 +93,7 @@ class Worker:
         self._halted = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
+        # Keyed by run id: a task reaped and claimed again by this worker may have an old run still recording.
         self._executing: dict[int, Running] = {}
         self._recording: dict[int, Running] = {}
         self._abandoned: list[Future[Any]] = []
@@ -208,14 +209,14 @@ class Worker:
             definition = None
             running = Running(claimed, None, time.monotonic())
             with self._lock:
-                self._executing[claimed.task_id] = running
+                self._executing[claimed.run_id] = running
             error = UnknownTaskError(f"{exc} (worker {self.worker_id})")
             self._finish(running, Outcome("failed", error=describe(error), permanent=True))
             return
         assert definition is not None
         running = Running(claimed, definition, time.monotonic())
         with self._lock:
-            self._executing[claimed.task_id] = running
+            self._executing[claimed.run_id] = running
         if definition.mode == "process":
             future = self._processes().schedule(
                 run_in_child,
@@ -263,13 +264,13 @@ class Worker:
 
     def _finish(self, running: Running, outcome: Outcome) -> None:
         """Hand a run's outcome to the completer, once."""
-        task_id = running.claimed.task_id
+        run_id = running.claimed.run_id
         with self._lock:
             if running.finished:
                 return
             running.finished = True
-            self._executing.pop(task_id, None)
-            self._recording[task_id] = running
+            self._executing.pop(run_id, None)
+            self._recording[run_id] = running
         definition = running.definition
         hook = definition.on_complete if definition else None
         params = None
@@ -280,7 +281,7 @@ class Worker:
 
     def _recorded(self, finished: Finished, accepted: bool) -> None:
         with self._lock:
-            running = self._recording.pop(finished.claimed.task_id, None)
+            running = self._recording.pop(finished.claimed.run_id, None)
         # The claim loop may be waiting for the completer to catch up (see _free_slots).
         self._wake.set()
         kind = finished.outcome.kind
@@ -322,6 +323,10 @@ class Worker:
                 except psycopg.OperationalError as exc:
                     self._log.warning("heartbeat failed; database unavailable", error=str(exc))
                     next_beat = time.monotonic() + min(1.0, heartbeat_s)
+                except Exception:
+                    # The thread must outlive any one beat: without it every lease of this worker lapses.
+                    self._log.exception("heartbeat failed")
+                    next_beat = time.monotonic() + min(1.0, heartbeat_s)
 
     def _heartbeat(self) -> None:
         with self._lock:
@@ -340,7 +345,8 @@ class Worker:
             ).fetchall()
         alive = {task_id: cancel for task_id, cancel in rows}
         now = time.monotonic()
-        for task_id, running in held.items():
+        for running in held.values():
+            task_id = running.claimed.task_id
             if running.finished:
                 continue
             if task_id not in alive:
@@ -398,6 +404,9 @@ class Worker:
                         next_cleanup = time.monotonic() + self.settings.cleanup_every_s
             except psycopg.OperationalError as exc:
                 self._log.warning("maintenance skipped; database unavailable", error=str(exc))
+            except Exception:
+                # A bug or a bad row must not end reaping and cleanup for the life of the worker.
+                self._log.exception("maintenance pass failed; retrying at the next one")
 
     # Registry and shutdown ----------------------------------------------------------------------
 
@@ -432,6 +441,9 @@ class Worker:
             leftover = [r for r in self._executing.values() if not r.finished]
             for running in leftover:
                 running.finished = True
+                # Released runs may be claimed elsewhere at once: a thread must stop at its next heartbeat.
+                if running.signals is not None:
+                    running.signals.lease_lost = True
             self._executing.clear()
         if leftover:
             self._release(leftover)

@@ -144,3 +144,15 @@ def test_a_result_that_is_not_json_fails_the_task_clearly(client: Client, start_
     assert len(client.runs(bad.task_id)) == 1
     # The worker still records outcomes afterwards.
     assert client.wait_result(client.spawn("echo", {"after": 1}).task_id, 30) == {"after": 1}
+
+
+def test_a_released_thread_run_stops_at_its_next_heartbeat(client: Client, start_worker: StartWorker) -> None:
+    worker = start_worker(shutdown_grace_s=0.2)
+    task = client.spawn("sleep", {"seconds": 120, "heartbeat_every_s": 0.05})
+    wait_until(lambda: list(worker._executing.values()), what="the run to start")
+    (running,) = list(worker._executing.values())
+    worker.stop()
+    assert running.future is not None
+    # Released to other workers after the grace period: it must not go on running beside its next claimer.
+    wait_until(running.future.done, timeout=60, what="the released thread to stop")
+    assert client.get_task(task.task_id)["state"] == "pending"
