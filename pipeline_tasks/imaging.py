@@ -53,7 +53,16 @@ class ImagingParams(BaseModel):
     niter: int = Field(default=5000, ge=0)
     threshold_jy: float = Field(default=0.0, ge=0, description="absolute CLEAN stopping threshold")
     nsigma: float = Field(default=3.0, ge=0, description="stop CLEAN at this many times the residual noise")
+    auto_mask_sigma: float = Field(
+        default=0.0,
+        ge=0,
+        description="WSClean: clean to this many sigma unmasked, then to nsigma inside that mask (0: off)",
+    )
     gain: float = Field(default=0.1, gt=0, le=1)
+    wsclean_gridder: Literal["wgridder", "wstacking"] = Field(
+        default="wgridder",
+        description="WSClean's gridder: wgridder is accurate to 1e-4; w-stacking aliases near the edges",
+    )
     multiterm: bool = True
     nterms: int = Field(
         default=2, ge=1, description="Taylor terms (tclean), spectral polynomial terms (WSClean)"
@@ -217,8 +226,12 @@ def _run_wsclean(ms: Path, workdir: Path, params: ImagingParams, log_path: Path)
         # The model column is not needed afterwards; skipping it saves a full pass over the MS.
         "-no-update-model-required",
     ]  # fmt: skip
+    if params.wsclean_gridder == "wgridder":
+        cmd.append("-use-wgridder")
     if params.nsigma > 0:
         cmd += ["-auto-threshold", str(params.nsigma)]
+    if params.auto_mask_sigma > 0:
+        cmd += ["-auto-mask", str(params.auto_mask_sigma)]
     if params.threshold_jy > 0:
         cmd += ["-threshold", str(params.threshold_jy)]
     if params.multiterm and params.channels_out > 1:

@@ -10,7 +10,10 @@ At each position this measures:
 - the local rms: the MAD-based, sigma-clipped scatter of pixels in an annulus around the position;
 - the flux error: the rms propagated through the fit assuming the noise is correlated with the shape
   of the restoring beam, as it is in a restored image (about 1.15 × rms for a large aperture);
-- the signal-to-noise ratio, flux / flux error.
+- the signal-to-noise ratio, flux / flux error;
+- a fitted position and flux: the restoring beam with free amplitude and centre, least-squares fitted
+  to the same aperture (``fit_position``), for where the source really is and how far it is from the
+  position asked for.
 
 Flags: ``off_image`` (nothing measured), ``near_edge`` (the fit aperture leaves the image),
 ``blanked`` (NaN pixels in the aperture), ``few_noise_pixels`` (the rms rests on few pixels),
@@ -29,6 +32,7 @@ import structlog
 from astropy.coordinates import SkyCoord
 from numpy.typing import NDArray
 from pydantic import BaseModel, Field
+from scipy.optimize import least_squares
 
 from pipeline_tasks.beam import airy_response
 from pipeline_tasks.catalogs import SkyPosition
@@ -74,6 +78,7 @@ class PhotometryOptions(BaseModel):
     pointing_ra_deg: float | None = None
     pointing_dec_deg: float | None = None
     freq_hz: float | None = Field(default=None, description="frequency for the Airy model; default: header")
+    fit_position: bool = Field(default=True, description="also fit the beam's centre and amplitude")
 
 
 class PhotometryResult(BaseModel):
@@ -93,6 +98,10 @@ class PhotometryResult(BaseModel):
     local_rms_jy: float | None = None
     snr: float | None = None
     pb_response: float | None = None
+    fit_flux_jy: float | None = None
+    fit_ra_deg: float | None = None
+    fit_dec_deg: float | None = None
+    fit_offset_arcsec: float | None = Field(default=None, description="fitted position − forced position")
     flags: list[Flag] = Field(default_factory=list)
 
 
@@ -248,7 +257,45 @@ def _measure_one(
             factor = _correlated_error_factor(image, x0, y0, xx[use], yy[use], weights)
             result.flux_err_jy = result.local_rms_jy * factor
             result.snr = result.flux_jy / result.flux_err_jy
+        if options.fit_position and result.flux_jy > 0:
+            _fit_beam(image, result, x0, y0, xx[use], yy[use], pixels[use], fwhm_pix)
     return result
+
+
+def _fit_beam(
+    image: FitsImage,
+    result: PhotometryResult,
+    x0: float,
+    y0: float,
+    xs: NDArray[np.float64],
+    ys: NDArray[np.float64],
+    values: NDArray[np.float64],
+    fwhm_pix: float,
+) -> None:
+    """Least-squares restoring beam with free amplitude and centre (within half a FWHM of the start)."""
+    if xs.size < 4 or result.flux_jy is None:
+        return
+
+    def residual(p: NDArray[np.float64]) -> NDArray[np.float64]:
+        return p[0] * image.beam_at(p[1], p[2], xs, ys) - values
+
+    reach = 0.5 * fwhm_pix
+    start = np.array([result.flux_jy, x0, y0])
+    lower = np.array([0.0, x0 - reach, y0 - reach])
+    upper = np.array([np.inf, x0 + reach, y0 + reach])
+    fitted = least_squares(
+        residual, start, bounds=(lower, upper), x_scale=[max(result.flux_jy, 1e-6), 1.0, 1.0]
+    )
+    if not fitted.success:
+        return
+    amplitude, xf, yf = (float(v) for v in fitted.x)
+    ra, dec = (float(v) for v in image.wcs.all_pix2world(xf, yf, 0))
+    result.fit_flux_jy = amplitude
+    result.fit_ra_deg = ra % 360.0
+    result.fit_dec_deg = dec
+    result.fit_offset_arcsec = float(
+        SkyCoord(result.ra_deg, result.dec_deg, unit="deg").separation(SkyCoord(ra, dec, unit="deg")).arcsec
+    )
 
 
 def measure_many(
