@@ -32,8 +32,9 @@ FROM absurd.tasks WHERE id = %s
 TASK = """
 SELECT id, queue, name, params, headers, state, priority,
        CASE WHEN isfinite(available_at) THEN available_at END AS available_at, max_attempts, retry, timeout_s,
-       idempotency_key, attempts, failures, current_run, worker_id, lease_expires_at, wait_event,
-       cancel_requested_at, result, last_error, created_at, started_at, finished_at
+       idempotency_key, attempts, failures, lease_expiries, max_lease_expiries, current_run, worker_id,
+       lease_expires_at, wait_event, cancel_requested_at, result, last_error, created_at, started_at,
+       finished_at
 FROM absurd.tasks WHERE id = %s
 """
 TASK_STATE = "SELECT state, result, last_error FROM absurd.tasks WHERE id = %s"
@@ -110,7 +111,8 @@ GROUP BY t.id ORDER BY t.id
 
 LIST_DLQ = """
 SELECT d.id, d.task_id, d.queue, d.task_name, d.reason, d.entered_at, d.error->>'type' AS error_type,
-       d.error->>'message' AS error_message, t.attempts, t.workflow_id, t.step_name
+       d.error->>'message' AS error_message, t.attempts, t.failures, t.lease_expiries, t.workflow_id,
+       t.step_name
 FROM absurd.dlq d JOIN absurd.tasks t ON t.id = d.task_id
 WHERE d.resolved_at IS NULL
   AND (%(queue)s::text IS NULL OR d.queue = %(queue)s)

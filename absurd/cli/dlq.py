@@ -106,7 +106,7 @@ def list_entries(
         return
     table(
         "dead-letter queue",
-        ["id", "task", "name", "queue", "reason", "entered", "workflow", "error"],
+        ["id", "task", "name", "queue", "reason", "failures", "crashes", "entered", "workflow", "error"],
         [
             [
                 r["id"],
@@ -114,6 +114,8 @@ def list_entries(
                 r["task_name"],
                 r["queue"],
                 r["reason"],
+                r["failures"],
+                r["lease_expiries"],
                 _short_time(r["entered_at"]),
                 f"{r['workflow_id']}:{r['step_name']}" if r["workflow_id"] else None,
                 first_line(r["error_message"], 40),

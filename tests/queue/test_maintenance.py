@@ -59,13 +59,19 @@ def test_a_run_whose_failure_cannot_be_recorded_does_not_block_the_reaper(client
     assert states == {tasks[0].task_id: "running", tasks[1].task_id: "pending", tasks[2].task_id: "pending"}
 
 
-def test_a_retry_forever_task_past_a_thousand_failures_is_still_reaped(client: Client) -> None:
+def test_a_retry_forever_task_past_a_thousand_failures_is_still_retried(client: Client) -> None:
     task = client.spawn("noop", {}, max_attempts=1_000_000)
-    _claim(client.conn)
     client.conn.execute(
-        "UPDATE absurd.tasks SET failures = 2000, lease_expires_at = now() - interval '1 s' WHERE id = %s",
-        (task.task_id,),
+        "UPDATE absurd.tasks SET failures = 2000, lease_expiries = 2000, max_lease_expiries = 1000000"
     )
+    ((task_id, run_id),) = _claim(client.conn)
+    # Both backoffs (failures, crashes) once overflowed power(2, n) before the cap applied.
+    assert client.conn.execute(
+        "SELECT absurd.fail_run(%s, %s, 'error', '{}', false)", (task_id, run_id)
+    ).fetchone() == ("pending",)
+    client.conn.execute("UPDATE absurd.tasks SET available_at = now()")
+    _claim(client.conn)
+    client.conn.execute("UPDATE absurd.tasks SET lease_expires_at = now() - interval '1 s'")
     assert client.conn.execute("SELECT absurd.reap_expired(1000)").fetchone() == (1,)
     assert client.get_task(task.task_id)["state"] == "pending"
 
@@ -115,3 +121,28 @@ def test_children_spawned_after_cancel_workflow_never_run(client: Client) -> Non
     assert len(rows) == 3
     assert {client.get_task(r[0])["state"] for r in rows} == {"cancelled"}
     assert _claim(client.conn) == []
+
+
+def _crash(client: Client) -> None:
+    """The worker holding the run dies: its lease lapses and the reaper takes the run back."""
+    client.conn.execute("UPDATE absurd.tasks SET available_at = now() WHERE state = 'pending'")
+    assert len(_claim(client.conn)) == 1
+    client.conn.execute(
+        "UPDATE absurd.tasks SET lease_expires_at = now() - interval '1 s' WHERE state = 'running'"
+    )
+    assert client.conn.execute("SELECT absurd.reap_expired(10)").fetchone() == (1,)
+
+
+def test_worker_crashes_are_counted_apart_from_failures(client: Client) -> None:
+    task = client.spawn("noop", {}, max_attempts=3)
+    for _ in range(3):
+        _crash(client)
+    row = client.get_task(task.task_id)
+    # Three crashes of unrelated workers do not send a healthy task with max_attempts=3 to the DLQ.
+    assert (row["state"], row["failures"], row["lease_expiries"]) == ("pending", 0, 3)
+    client.conn.execute("UPDATE absurd.tasks SET max_lease_expiries = 4")
+    _crash(client)
+    row = client.get_task(task.task_id)
+    assert (row["state"], row["failures"], row["lease_expiries"]) == ("failed", 0, 4)
+    (entry,) = client.dlq()
+    assert (entry["reason"], entry["failures"], entry["lease_expiries"]) == ("lease_expired", 0, 4)

@@ -74,6 +74,8 @@ def test_sigkilled_worker_task_is_finished_by_another(dsn: str, client: Client) 
 
 def test_a_task_that_keeps_killing_its_worker_ends_failed(dsn: str, client: Client) -> None:
     task = client.spawn("kill-worker", {}, retry=FixedDelay(base_s=0.1))
+    # Crashes have their own limit (default 10), apart from max_attempts; an operator lowers it here.
+    client.conn.execute("UPDATE absurd.tasks SET max_lease_expiries = 2 WHERE id = %s", (task.task_id,))
     for _ in range(2):
         worker = start_worker(dsn, "--lease-s", "1")
         worker.wait(timeout=60)  # the task kills it
@@ -86,6 +88,8 @@ def test_a_task_that_keeps_killing_its_worker_ends_failed(dsn: str, client: Clie
         timeout=30,
     )
     assert [r["failure_reason"] for r in client.runs(task.task_id)] == ["lease_expired", "lease_expired"]
+    row = client.get_task(task.task_id)
+    assert (row["failures"], client.dlq()[0]["reason"]) == (0, "lease_expired")
 
 
 def test_sigterm_lets_running_tasks_finish(dsn: str, client: Client) -> None:
