@@ -19,11 +19,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import structlog
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from absurd.database import connect, resolve_dsn
@@ -35,6 +37,9 @@ from absurd.schedules.sync import from_row
 from absurd.sdnotify import SdNotify
 
 log = structlog.get_logger("absurd.scheduler")
+
+# Errors that mean the database, not a schedule, is the problem: the tick is retried as a whole.
+_DATABASE_DOWN = (psycopg.OperationalError, psycopg.InterfaceError, ConfigurationError)
 
 
 class SchedulerSettings(BaseModel):
@@ -100,41 +105,88 @@ class Scheduler:
             r[0] for r in self.conn.execute(queries.DUE_SCHEDULES, (now, self.settings.batch)).fetchall()
         ]
         for name in names:
-            with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
-                row = cur.execute(queries.LOCK_DUE_SCHEDULE, (name, now)).fetchone()
-                if row is None:
-                    continue  # another scheduler holds it, or has just fired it
-                schedule = from_row(row)
-                policy = schedule.catch_up
-                # Enough of the latest due times for any policy: the catch-up limit plus those on time.
-                on_time_bound = int(self.settings.grace_s / (schedule.trigger.every or 60.0)) + 2
-                due = schedule.trigger.times_between(row["next_fire_at"], now, policy.limit + on_time_bound)
-                chosen = policy.choose(due, now, self.settings.grace_s)
-                for fire_time, kind in chosen:
-                    previous = schedule.trigger.previous_time(fire_time)
-                    made += self._fire_one(name, row["template"], fire_time, kind, previous=previous)
-                skipped = len(due) - len(chosen)
-                if skipped:
-                    self._log.warning(
-                        "missed fires skipped by catch-up policy", schedule=name, skipped=skipped
-                    )
-                upcoming = schedule.trigger.next_times(now, 1)
-                cur.execute(queries.SET_NEXT_FIRE, (upcoming[0] if upcoming else None, name))
+            try:
+                made += self._fire_schedule(name, now)
+            except _DATABASE_DOWN:
+                raise
+            except Exception as exc:
+                # One bad schedule must not stop the others: its failure is recorded and it moves on.
+                self._log.exception("schedule could not fire", schedule=name)
+                made += self._record_failure(name, now, None, f"{type(exc).__name__}: {exc}")
         return made
+
+    def _fire_schedule(self, name: str, now: datetime) -> int:
+        made = 0
+        with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(queries.LOCK_DUE_SCHEDULE, (name, now)).fetchone()
+            if row is None:
+                return 0  # another scheduler holds it, or has just fired it
+            schedule = from_row(row)
+            policy = schedule.catch_up
+            # Enough of the latest due times for any policy: the catch-up limit plus those on time.
+            on_time_bound = int(self.settings.grace_s / (schedule.trigger.every or 60.0)) + 2
+            due = schedule.trigger.times_between(row["next_fire_at"], now, policy.limit + on_time_bound)
+            chosen = policy.choose(due, now, self.settings.grace_s)
+            for fire_time, kind in chosen:
+                previous = schedule.trigger.previous_time(fire_time)
+                made += self._fire_one(name, row["template"], fire_time, kind, previous=previous)
+            skipped = len(due) - len(chosen)
+            if skipped:
+                self._log.warning("missed fires skipped by catch-up policy", schedule=name, skipped=skipped)
+            upcoming = schedule.trigger.next_times(now, 1)
+            cur.execute(queries.SET_NEXT_FIRE, (upcoming[0] if upcoming else None, name))
+        return made
+
+    def _record_failure(self, name: str, now: datetime, event: dict[str, Any] | None, error: str) -> int:
+        """Record a fire that failed (no workflow, with the error) and move the schedule past it, so the
+        next tick does not fail the same way. ``event`` is the pending event row for event schedules."""
+        try:
+            with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
+                if event is not None:
+                    fire_time, kind, event_id = event["emitted_at"], "event", event["event_id"]
+                else:
+                    row = cur.execute(queries.LOCK_DUE_SCHEDULE, (name, now)).fetchone()
+                    if row is None:
+                        return 0
+                    fire_time, kind, event_id = row["next_fire_at"], "scheduled", None
+                    try:
+                        upcoming = from_row(row).trigger.next_times(now, 1)
+                        following = upcoming[0] if upcoming else None
+                    except Exception:
+                        following = now + timedelta(hours=1)
+                    cur.execute(queries.SET_NEXT_FIRE, (following, name))
+                cur.execute(
+                    queries.FIRE, (name, fire_time, kind, event_id, self.scheduler_id, Jsonb({}), None, error)
+                )
+        except _DATABASE_DOWN:
+            raise
+        except Exception:
+            self._log.exception("could not record the failed fire", schedule=name)
+            return 0
+        self.metrics.fire_errors.labels(name).inc()
+        return 1
 
     def _fire_events(self) -> int:
         made = 0
         with self.conn.cursor(row_factory=dict_row) as cur:
             pending = cur.execute(queries.PENDING_EVENTS, (self.settings.batch,)).fetchall()
         for row in pending:
-            with self.conn.transaction():
-                made += self._fire_one(
-                    row["name"],
-                    row["template"],
-                    row["emitted_at"],
-                    "event",
-                    event_id=row["event_id"],
-                    event=event_context(row["payload"]),
+            try:
+                with self.conn.transaction():
+                    made += self._fire_one(
+                        row["name"],
+                        row["template"],
+                        row["emitted_at"],
+                        "event",
+                        event_id=row["event_id"],
+                        event=event_context(row["payload"]),
+                    )
+            except _DATABASE_DOWN:
+                raise
+            except Exception as exc:
+                self._log.exception("event could not fire its schedule", schedule=row["name"])
+                made += self._record_failure(
+                    row["name"], row["emitted_at"], row, f"{type(exc).__name__}: {exc}"
                 )
         return made
 
@@ -188,7 +240,7 @@ class Scheduler:
                         self.conn.execute(queries.PRUNE_EVENT_LOG, (self.settings.event_retention_s,))
                         next_prune = time.monotonic() + 3600.0
                     backoff = 0.5
-                except (psycopg.OperationalError, psycopg.InterfaceError, ConfigurationError) as exc:
+                except _DATABASE_DOWN as exc:
                     self._log.warning("tick failed; database unavailable", error=str(exc), retry_in_s=backoff)
                     self.sd.status(f"database unavailable: {exc}".splitlines()[0])
                     wait, backoff = backoff, min(backoff * 2, 10.0)

@@ -63,14 +63,17 @@ def cron_between(expr: str, timezone: str, start: datetime, end: datetime, newes
     """Fire times ``t`` with ``start <= t <= end``, oldest first, keeping at most the ``newest`` latest."""
     zone = ZoneInfo(timezone)
     # croniter's get_prev is strict, so start a microsecond past the end to include it.
-    it = croniter(expr, (end + timedelta(microseconds=1)).astimezone(zone))
+    # Added in UTC: arithmetic on an aware datetime drops its fold (01:10 PST would become 01:10 PDT).
+    it = croniter(expr, (end.astimezone(UTC) + timedelta(microseconds=1)).astimezone(zone))
     skip = _skips_repeats(expr)
     found: list[datetime] = []
     for _ in range(MAX_WALK):
         if len(found) >= newest:
             break
         t: datetime = it.get_prev(datetime)
-        if t < start:
+        # In UTC: two datetimes sharing a tzinfo compare by wall clock and ignore fold, so in the hour
+        # repeated at fall-back 01:30 PDT would not count as before 01:00 PST.
+        if t.astimezone(UTC) < start.astimezone(UTC):
             break
         if skip and _repeated_wall_time(t, zone):
             continue

@@ -96,7 +96,9 @@ class Trigger(BaseModel):
 
     def previous_time(self, before: datetime) -> datetime | None:
         """The latest fire time strictly before ``before``; None for an event trigger."""
-        found = self.times_between(datetime.fromtimestamp(0, UTC), before - timedelta(microseconds=1), 1)
+        # In UTC: subtracting from an aware datetime would drop its fold in a repeated hour.
+        just_before = before.astimezone(UTC) - timedelta(microseconds=1)
+        found = self.times_between(datetime.fromtimestamp(0, UTC), just_before, 1)
         return found[0] if found else None
 
     def times_between(self, start: datetime, end: datetime, newest: int) -> list[datetime]:
