@@ -49,3 +49,8 @@ def start_worker(dsn: str) -> Iterator[StartWorker]:
         worker.stop()
     for _, thread in started:
         thread.join(timeout=30)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the chaos marker (``pytest -m chaos`` runs the chaos suite alone)."""
+    config.addinivalue_line("markers", "chaos: worker SIGKILLs and a Postgres restart under load")
