@@ -26,7 +26,7 @@ LEFT JOIN absurd.tasks t ON t.queue = q.name AND t.state = s.state
 GROUP BY q.name, s.state
 """
 BREAKER_STATES = "SELECT key, breaker_state FROM absurd.gates WHERE breaker_enabled"
-DLQ_OPEN = "SELECT queue, count(*) FROM absurd.dlq WHERE resolved_at IS NULL GROUP BY queue"
+DLQ_OPEN = "SELECT queue, reason, count(*) FROM absurd.dlq WHERE resolved_at IS NULL GROUP BY queue, reason"
 BREAKER_VALUES = ("closed", "half_open", "open")
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 
@@ -43,7 +43,10 @@ class QueueCollector(Collector):
         depth = GaugeMetricFamily(
             "absurd_queue_depth", "tasks in a queue by state", labels=["queue", "state"]
         )
-        dlq = GaugeMetricFamily("absurd_dlq_open", "open dead-letter entries by queue", labels=["queue"])
+        # reason tells task failures (exhausted, permanent, no_retry) from worker crashes (lease_expired).
+        dlq = GaugeMetricFamily(
+            "absurd_dlq_open", "open dead-letter entries by queue and reason", labels=["queue", "reason"]
+        )
         breaker = GaugeMetricFamily(
             "absurd_breaker_state", "1 for the state a circuit breaker is in", labels=["key", "state"]
         )
@@ -51,8 +54,8 @@ class QueueCollector(Collector):
             with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
                 for queue, state, n in conn.execute(QUEUE_DEPTHS).fetchall():
                     depth.add_metric([queue, state], n)
-                for queue, n in conn.execute(DLQ_OPEN).fetchall():
-                    dlq.add_metric([queue], n)
+                for queue, reason, n in conn.execute(DLQ_OPEN).fetchall():
+                    dlq.add_metric([queue, reason], n)
                 for key, state in conn.execute(BREAKER_STATES).fetchall():
                     for value in BREAKER_VALUES:
                         breaker.add_metric([key, value], 1.0 if state == value else 0.0)

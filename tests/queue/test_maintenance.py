@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 
 from absurd.client import Client
+from absurd.metrics import QueueCollector
 from absurd.workflow_spec import parse_spec
 
 
@@ -133,7 +134,7 @@ def _crash(client: Client) -> None:
     assert client.conn.execute("SELECT absurd.reap_expired(10)").fetchone() == (1,)
 
 
-def test_worker_crashes_are_counted_apart_from_failures(client: Client) -> None:
+def test_worker_crashes_are_counted_apart_from_failures(dsn: str, client: Client) -> None:
     task = client.spawn("noop", {}, max_attempts=3)
     for _ in range(3):
         _crash(client)
@@ -146,3 +147,7 @@ def test_worker_crashes_are_counted_apart_from_failures(client: Client) -> None:
     assert (row["state"], row["failures"], row["lease_expiries"]) == ("failed", 0, 4)
     (entry,) = client.dlq()
     assert (entry["reason"], entry["failures"], entry["lease_expiries"]) == ("lease_expired", 0, 4)
+    # The dashboard's gauge tells crashes from failures.
+    families = {f.name: f for f in QueueCollector(dsn).collect()}
+    samples = [(s.labels, s.value) for s in families["absurd_dlq_open"].samples]
+    assert samples == [({"queue": "default", "reason": "lease_expired"}, 1.0)]
