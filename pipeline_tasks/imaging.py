@@ -52,13 +52,14 @@ class ImagingParams(BaseModel):
     robust: float = Field(default=0.0, ge=-2, le=2)
     niter: int = Field(default=5000, ge=0)
     threshold_jy: float = Field(default=0.0, ge=0, description="absolute CLEAN stopping threshold")
-    nsigma: float = Field(default=3.0, ge=0, description="stop CLEAN at this many times the residual noise")
+    nsigma: float = Field(default=1.0, ge=0, description="stop CLEAN at this many times the residual noise")
     auto_mask_sigma: float = Field(
-        default=0.0,
+        default=4.0,
         ge=0,
-        description="WSClean: clean to this many sigma unmasked, then to nsigma inside that mask (0: off)",
+        description="clean to this many sigma unmasked, then to nsigma inside the mask so made (0: off)",
     )
     gain: float = Field(default=0.1, gt=0, le=1)
+    mgain: float = Field(default=0.5, gt=0, le=1, description="WSClean: fraction cleaned per major cycle")
     wsclean_gridder: Literal["wgridder", "wstacking"] = Field(
         default="wgridder",
         description="WSClean's gridder: wgridder is accurate to 1e-4; w-stacking aliases near the edges",
@@ -218,7 +219,7 @@ def _run_wsclean(ms: Path, workdir: Path, params: ImagingParams, log_path: Path)
         "-weight", "briggs", str(params.robust),
         "-niter", str(params.niter),
         "-gain", str(params.gain),
-        "-mgain", "0.8",
+        "-mgain", str(params.mgain),
         "-data-column", params.data_column,
         "-pol", "I",
         "-j", str(params.threads),
@@ -276,6 +277,9 @@ def _run_tclean(ms: Path, workdir: Path, params: ImagingParams) -> dict[str, Pat
         gain=params.gain,
         threshold=f"{params.threshold_jy}Jy",
         nsigma=params.nsigma,
+        # tclean's own automasking stands in for WSClean's -auto-mask: same idea, its own algorithm.
+        usemask="auto-multithresh" if params.auto_mask_sigma > 0 else "user",
+        noisethreshold=params.auto_mask_sigma if params.auto_mask_sigma > 0 else 5.0,
         pbcor=False,
         savemodel="none",
     )

@@ -23,7 +23,7 @@ from tests.support.processes import wait_until
 from workers.task_params import ApplyOutcome, ImageOutcome, MosaicOutcome, PhotometryOutcome, SolveResult
 
 # 1024 pixels of 5″ cover the default target field (sources out to 0.55° from the centre).
-IMAGING = {"imsize": 1024, "cell_arcsec": 5.0, "robust": 0.0, "niter": 10000, "nsigma": 3.0}
+IMAGING = {"imsize": 1024, "cell_arcsec": 5.0}
 # Flux agreement: 3 σ of the measurement plus a 3 % floor for calibration and CLEAN systematics,
 # the size of the peak ratios found for 20–150 mJy sources on this data (shared/notes/science.md).
 N_SIGMA = 3.0

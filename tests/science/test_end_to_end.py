@@ -50,7 +50,7 @@ def chain(converted_pair, tmp_path_factory) -> Chain:
         target_ms,
         work / "images",
         log_dir=logs,
-        params=ImagingParams(imsize=IMSIZE, cell_arcsec=CELL_ARCSEC, robust=0.0, niter=10000, nsigma=3.0),
+        params=ImagingParams(imsize=IMSIZE, cell_arcsec=CELL_ARCSEC),
     )
     return Chain(cal=cal, applied=applied, image=image)
 
