@@ -299,6 +299,7 @@ class AccuracyReport(BaseModel):
     rows: list[SourceRow]
     prepare_s: float
     measure_s: float
+    failures: list[str] = []
 
 
 def print_bins(report: AccuracyReport, console: Console) -> None:
@@ -362,14 +363,23 @@ def run_monte_carlo(
     """Independent realisations through the whole chain."""
     rng = np.random.default_rng(seed)
     rows: list[SourceRow] = []
+    failures: list[str] = []
     prepare_s = measure_s = 0.0
     for index in range(realisations):
         scene = _scene(rng, sources, settings, snr_range)
-        prepared = prepare(index, scene, settings, workdir, seed=seed)
-        prepare_s += prepared.seconds
-        start = time.perf_counter()
-        rows += measure(prepared, settings, workdir)
-        measure_s += time.perf_counter() - start
+        try:
+            prepared = prepare(index, scene, settings, workdir, seed=seed)
+            prepare_s += prepared.seconds
+            start = time.perf_counter()
+            rows += measure(prepared, settings, workdir)
+            measure_s += time.perf_counter() - start
+        except Exception as exc:  # a failure is a finding: count it, keep its logs, go on
+            kept = Path(tempfile.mkdtemp(prefix=f"bench-accuracy-failed-r{index:03d}-"))
+            logs = workdir / f"r{index:03d}" / "logs"
+            if logs.is_dir():
+                shutil.copytree(logs, kept / "logs", dirs_exist_ok=True)
+            failures.append(f"realisation {index}: {type(exc).__name__}: {exc} (logs kept in {kept})")
+            console.print(f"[red]realisation {index} failed[/]: {failures[-1]}")
         shutil.rmtree(workdir / f"r{index:03d}", ignore_errors=True)
         elapsed = prepare_s + measure_s
         console.print(
@@ -384,6 +394,7 @@ def run_monte_carlo(
         rows=rows,
         prepare_s=prepare_s,
         measure_s=measure_s,
+        failures=failures,
     )
 
 
@@ -457,6 +468,8 @@ def main(argv: list[str] | None = None) -> None:
             console=console,
         )
         print_bins(report, console)
+        for failure in report.failures:
+            console.print(f"[red]failed:[/] {failure}")
         console.print(
             f"predicted image noise {report.predicted_noise_jy * 1e3:.3f} mJy; "
             f"prepare {report.prepare_s:.0f} s, image+measure {report.measure_s:.0f} s "

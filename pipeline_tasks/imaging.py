@@ -37,6 +37,7 @@ WSCLEAN = "wsclean"
 # wherever the response is above 0.1, at a third of the cost on a 4096² image.
 MAX_TRACK_POINTS = 8
 MAD_TO_SIGMA = 1.4826
+TCLEAN_SIDELOBE_THRESHOLD = 0.5
 
 
 class ImagingError(RuntimeError):
@@ -50,11 +51,11 @@ class ImagingParams(BaseModel):
     imsize: int = Field(default=512, ge=16)
     cell_arcsec: float = Field(default=4.0, gt=0)
     robust: float = Field(default=0.0, ge=-2, le=2)
-    niter: int = Field(default=5000, ge=0)
+    niter: int = Field(default=20000, ge=0, description="a cap: the thresholds stop CLEAN first")
     threshold_jy: float = Field(default=0.0, ge=0, description="absolute CLEAN stopping threshold")
-    nsigma: float = Field(default=1.0, ge=0, description="stop CLEAN at this many times the residual noise")
+    nsigma: float = Field(default=0.5, ge=0, description="stop CLEAN at this many times the residual noise")
     auto_mask_sigma: float = Field(
-        default=4.0,
+        default=5.0,
         ge=0,
         description="clean to this many sigma unmasked, then to nsigma inside the mask so made (0: off)",
     )
@@ -277,9 +278,11 @@ def _run_tclean(ms: Path, workdir: Path, params: ImagingParams) -> dict[str, Pat
         gain=params.gain,
         threshold=f"{params.threshold_jy}Jy",
         nsigma=params.nsigma,
-        # tclean's own automasking stands in for WSClean's -auto-mask: same idea, its own algorithm.
+        # tclean's own automasking stands in for WSClean's -auto-mask. Its sidelobe criterion (3 × the
+        # PSF's largest sidelobe × the peak) masks nothing with a snapshot PSF whose sidelobes reach 0.5.
         usemask="auto-multithresh" if params.auto_mask_sigma > 0 else "user",
         noisethreshold=params.auto_mask_sigma if params.auto_mask_sigma > 0 else 5.0,
+        sidelobethreshold=TCLEAN_SIDELOBE_THRESHOLD,
         pbcor=False,
         savemodel="none",
     )
