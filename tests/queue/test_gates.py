@@ -7,6 +7,8 @@ import threading
 import time
 from datetime import timedelta
 
+import psycopg
+
 from absurd.client import Client
 from absurd.options import FixedDelay, GateConfig
 from tests.queue.conftest import StartWorker
@@ -174,3 +176,52 @@ def test_a_gate_named_at_spawn_needs_no_configuration(client: Client, start_work
     task = client.spawn("echo", {"x": 1}, gate="casa")
     assert client.wait_result(task.task_id, 30) == {"x": 1}
     assert client.gate("casa")["max_running"] is None
+
+
+def test_completions_lock_gates_in_key_order(dsn: str, client: Client) -> None:
+    # A completer holding g5 and wanting g3 while another holds g3 and wants g5 is a deadlock. With locks
+    # taken in key order, a completion that waits for g3 holds no gate after it meanwhile.
+    keys = ["g2", "g5", "g3", "g1", "g4"]
+    for key in keys:
+        client.configure_gate(GateConfig(key=key, breaker_enabled=True))
+    runs: dict[int, int] = {}
+    for key in keys:  # claimed one by one, in this (not key) order
+        client.spawn("noop", {}, gate=key)
+        claim = "SELECT task_id, run_id FROM absurd.claim('default', 'w', 1, 600)"
+        runs.update(client.conn.execute(claim).fetchall())
+    ids = list(runs)
+    assert len(ids) == len(keys)
+    with psycopg.connect(dsn) as holder, psycopg.connect(dsn, autocommit=True) as completer:
+        holder.execute("SELECT 1 FROM absurd.gates WHERE key = 'g3' FOR UPDATE")
+        pid = completer.info.backend_pid
+        thread = threading.Thread(
+            target=completer.execute,
+            args=(
+                "SELECT absurd.complete_runs(%s, %s, array_fill('{}'::jsonb, ARRAY[5]))",
+                (ids, [runs[i] for i in ids]),
+            ),
+        )
+        thread.start()
+        wait_until(
+            lambda: (
+                client.conn.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone()
+                == ("Lock",)
+            ),
+            timeout=30,
+            what="the completion to wait for g3",
+        )
+        with psycopg.connect(dsn) as other:
+            other.execute("SET lock_timeout = '2s'")
+            try:
+                # Not held by the waiting completer.
+                other.execute("SELECT 1 FROM absurd.gates WHERE key > 'g3' FOR UPDATE")
+                held_after = False
+            except psycopg.errors.LockNotAvailable:
+                held_after = True
+            other.rollback()
+        holder.rollback()
+        thread.join(30)
+    assert not held_after, "the completer held a gate after g3 while it waited for g3"
+    assert {client.get_task(i)["state"] for i in ids} == {"completed"}
