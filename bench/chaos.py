@@ -1,4 +1,5 @@
-"""The chaos run: ``python -m bench.chaos [--tasks N] [--workers W] [--kill-every-s S] [--json]``.
+"""The chaos run: ``python -m bench.chaos [--tasks N] [--workers W] [--kill-every-s S] [--diamonds-only]
+[--no-restart] [--json]``.
 
 Plain, hook-writing and diamond-workflow tasks (whose joins take their parents' results through
 ``${step.result...}`` references) are drained by W real ``absurd worker`` processes while a random worker
@@ -83,11 +84,11 @@ def _count(dsn: str, sql: str) -> int:
     return int(row[0]) if row else 0
 
 
-def spawn_mix(client: Client, n: int, plain_s: float) -> None:
+def spawn_mix(client: Client, n: int, plain_s: float, diamonds_only: bool = False) -> None:
     """About a third each: plain tasks (``sleep`` for ``plain_s``, so runs are in flight when a worker is
-    killed), hook-writing tasks, and diamonds of three tasks."""
+    killed), hook-writing tasks, and diamonds of three tasks; or only diamonds."""
     client.conn.execute(EFFECTS_DDL)
-    third = n // 3
+    third = 0 if diamonds_only else n // 3
     client.spawn_many("sleep", [{"seconds": plain_s, "heartbeat_every_s": 0.1}] * third)
     client.spawn_many("effect", [{}] * third)
     for _ in range((n - 2 * third) // 3):
@@ -103,6 +104,8 @@ def run_chaos(
     lease_s: float = 5.0,
     concurrency: int = 8,
     plain_s: float = 0.2,
+    diamonds_only: bool = False,
+    restart: bool = True,
     timeout_s: float = 3600.0,
     seed: int = 7,
 ) -> ChaosReport:
@@ -113,7 +116,7 @@ def run_chaos(
     """
     rng = random.Random(seed)
     with Client(dsn) as client:
-        spawn_mix(client, tasks, plain_s)
+        spawn_mix(client, tasks, plain_s, diamonds_only)
     total = _count(dsn, "SELECT count(*) FROM absurd.tasks")
     args = ("--concurrency", str(concurrency), "--lease-s", str(lease_s))
     procs: list[subprocess.Popen[bytes]] = [start_worker(dsn, *args) for _ in range(workers)]
@@ -131,12 +134,12 @@ def run_chaos(
                 continue
             if unfinished == 0:
                 break
-            if restarts == 0 and unfinished <= total // 2 and server.restart is not None:
+            if restart and restarts == 0 and unfinished <= total // 2 and server.restart is not None:
                 server.restart()
                 restarts += 1
             now = time.monotonic()
             old_enough = [i for i in range(workers) if now - born[i] >= 2 * kill_every_s]
-            if now >= next_kill and old_enough:
+            if kill_every_s > 0 and now >= next_kill and old_enough:
                 victim = rng.choice(old_enough)
                 procs[victim].send_signal(signal.SIGKILL)
                 procs[victim].wait()
@@ -187,15 +190,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--kill-every-s", type=float, default=2.0)
+    parser.add_argument("--kill-every-s", type=float, default=2.0, help="0: no kills")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--diamonds-only", action="store_true", help="spawn only diamond workflows")
+    parser.add_argument("--no-restart", action="store_true", help="do not restart Postgres")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with session_server() as server:
         make_template(server)
         with fresh_database(server) as dsn:
             report = run_chaos(
-                server, dsn, args.tasks, args.workers, args.kill_every_s, concurrency=args.concurrency
+                server,
+                dsn,
+                args.tasks,
+                args.workers,
+                args.kill_every_s,
+                concurrency=args.concurrency,
+                diamonds_only=args.diamonds_only,
+                restart=not args.no_restart,
             )
     if args.json:
         print(json.dumps(asdict(report)))
