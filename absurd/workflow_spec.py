@@ -55,9 +55,10 @@ class TaskSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[Dependency] = Field(default_factory=list)
     queue: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-    priority: int = 0
+    # Postgres integers: a larger value would fail at submission (or a schedule's every fire), not here.
+    priority: int = Field(0, ge=-(2**31), le=2**31 - 1)
     timeout_s: float | None = Field(None, gt=0)
-    max_attempts: int = Field(3, ge=1)
+    max_attempts: int = Field(3, ge=1, le=2**31 - 1)
     retry: RetryPolicy = ExponentialBackoff()
     gate: str | None = None
 
@@ -69,6 +70,16 @@ class TaskSpec(BaseModel):
             value = [value]
         if isinstance(value, list):
             return [{"task": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("depends_on")
+    @classmethod
+    def _no_duplicates(cls, value: list[Dependency]) -> list[Dependency]:
+        """A dependency named twice would count twice against a task that can be released only once."""
+        names = [d.task for d in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"depends on {', '.join(repeated)} more than once")
         return value
 
 

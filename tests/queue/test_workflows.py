@@ -264,3 +264,17 @@ def test_builtin_fan_out_and_join(client: Client, start_worker: StartWorker) -> 
     assert len(rows) == 52 and {r["state"] for r in rows} == {"completed"}
     join = next(r for r in rows if r["step_name"] == "join")
     assert all(r["finished_at"] <= join["started_at"] for r in rows if r["step_name"].startswith("children["))
+
+
+@pytest.mark.parametrize(
+    ("task", "problem"),
+    [
+        ({"name": "a", "type": "noop", "priority": 2**40}, "priority"),
+        ({"name": "a", "type": "noop", "max_attempts": 2**40}, "max_attempts"),
+        ({"name": "a", "type": "noop", "depends_on": ["b", "b"]}, "depends on b more than once"),
+    ],
+)
+def test_specs_that_would_fail_at_submission_are_refused_at_parse(task: dict, problem: str) -> None:
+    with pytest.raises(SpecError) as refused:
+        spec([task, {"name": "b", "type": "noop"}])
+    assert problem in str(refused.value)
