@@ -194,7 +194,7 @@ def run_scale(settings: ScaleSettings) -> ScaleResult:
     target_ms = _timed("convert", lambda: convert_group(target_group, work / "ms").ms_path, stages)
     solved = _timed("solve", lambda: solve_calibration(cal_ms, work / "caltables", log_dir=logs), stages)
     _timed("apply", lambda: apply_calibration(target_ms, solved.apply_tables, log_dir=logs), stages)
-    imaging = ImagingParams(imsize=settings.imsize, cell_arcsec=settings.cell_arcsec, niter=10000)
+    imaging = ImagingParams(imsize=settings.imsize, cell_arcsec=settings.cell_arcsec)
     image = _timed(
         "image", lambda: create_image(target_ms, work / "images", log_dir=logs, params=imaging), stages
     )
