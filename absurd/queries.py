@@ -122,7 +122,10 @@ WHERE d.resolved_at IS NULL
 ORDER BY d.id
 LIMIT %(limit)s
 """
-DLQ_ENTRY = "SELECT * FROM absurd.dlq WHERE id = %s"
+DLQ_ENTRY = """
+SELECT d.*, t.failures, t.lease_expiries
+FROM absurd.dlq d LEFT JOIN absurd.tasks t ON t.id = d.task_id WHERE d.id = %s
+"""
 DLQ_ACTIONS = (
     "SELECT action, actor, reason, details, at FROM absurd.dlq_actions WHERE dlq_id = %s ORDER BY id"
 )

@@ -106,7 +106,7 @@ def list_entries(
         return
     table(
         "dead-letter queue",
-        ["id", "task", "name", "queue", "reason", "failures", "crashes", "entered", "workflow", "error"],
+        ["id", "task", "name", "queue", "reason", "entered", "workflow", "error"],
         [
             [
                 r["id"],
@@ -114,8 +114,6 @@ def list_entries(
                 r["task_name"],
                 r["queue"],
                 r["reason"],
-                r["failures"],
-                r["lease_expiries"],
                 _short_time(r["entered_at"]),
                 f"{r['workflow_id']}:{r['step_name']}" if r["workflow_id"] else None,
                 first_line(r["error_message"], 40),
@@ -145,7 +143,8 @@ def show(dlq_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
     )
     console.print(
         f"[bold]DLQ entry {entry['id']}[/bold]: task {entry['task_id']} {escape(entry['task_name'])} "
-        f"on {escape(entry['queue'])}, reason [bold]{entry['reason']}[/bold], "
+        f"on {escape(entry['queue'])}, reason [bold]{entry['reason']}[/bold] "
+        f"({entry['failures']} failed runs, {entry['lease_expiries']} worker crashes), "
         f"entered {cell(entry['entered_at'])}; {escape(status)}",
         highlight=False,
     )
