@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 
 from absurd.client import Client
 from absurd.metrics import QueueCollector
 from absurd.workflow_spec import parse_spec
+from tests.support.processes import wait_until
 
 
 def _claim(conn: psycopg.Connection, limit: int = 100) -> list[tuple[int, int]]:
@@ -151,3 +154,42 @@ def test_worker_crashes_are_counted_apart_from_failures(dsn: str, client: Client
     families = {f.name: f for f in QueueCollector(dsn).collect()}
     samples = [(s.labels, s.value) for s in families["absurd_dlq_open"].samples]
     assert samples == [({"queue": "default", "reason": "lease_expired"}, 1.0)]
+
+
+def test_a_stalled_checkpoint_of_an_old_run_cannot_overwrite_the_new_runs(dsn: str, client: Client) -> None:
+    task = client.spawn("noop", {})
+    ((task_id, old_run),) = _claim(client.conn)
+    with psycopg.connect(dsn) as new, psycopg.connect(dsn, autocommit=True) as old:
+        # The task is given back and claimed again; the new run writes its checkpoint (not yet committed).
+        new.execute("SELECT absurd.release_runs(%s, %s)", ([task_id], [old_run]))
+        row = new.execute("SELECT run_id FROM absurd.claim('default', 'w2', 1, 60)").fetchone()
+        assert row is not None
+        new_run = row[0]
+        new.execute("SELECT absurd.set_checkpoint(%s, %s, 'step', '\"new\"')", (task_id, new_run))
+        result: list[object] = []
+        pid = old.info.backend_pid
+        thread = threading.Thread(
+            target=lambda: result.append(
+                old.execute(
+                    "SELECT absurd.set_checkpoint(%s, %s, 'step', '\"old\"')", (task_id, old_run)
+                ).fetchone()
+            )
+        )
+        thread.start()
+        wait_until(
+            lambda: (
+                client.conn.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone()
+                == ("Lock",)
+            ),
+            timeout=30,
+            what="the old run's checkpoint to wait",
+        )
+        new.commit()
+        thread.join(30)
+    assert result == [(False,)]
+    row = client.conn.execute(
+        "SELECT value, run_id FROM absurd.checkpoints WHERE task_id = %s AND name = 'step'", (task.task_id,)
+    ).fetchone()
+    assert row == ("new", new_run)
