@@ -180,9 +180,12 @@ class TaskContext:
         else:
             wake = when if when.tzinfo else when.replace(tzinfo=UTC)
             self._save(key, {"until": wake.isoformat()})
-        if datetime.now(UTC) >= wake:
-            return
+        # The database's clock, not the worker's: it makes the task claimable again, so a worker clock
+        # running behind would otherwise suspend, be claimed and suspend again until it caught up.
         with self._db.connection() as conn:
+            passed = conn.execute(queries.TIME_HAS_COME, (wake,)).fetchone()
+            if passed and passed[0]:
+                return
             row = conn.execute(queries.SUSPEND_RUN, (self.task_id, self.run_id, wake)).fetchone()
         if not row or not row[0]:
             raise LeaseLostError(f"run {self.run_id} of task {self.task_id} lost its lease before sleeping")

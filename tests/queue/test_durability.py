@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, tzinfo
 
 import pytest
 
+import absurd.context
 from absurd import queries
 from absurd.client import Client
 from absurd.errors import TaskFailedError
@@ -156,3 +158,20 @@ def test_an_abandoned_thread_keeps_its_slot_until_it_ends(
     [(_, _)] = effects("block ended")
     ended = client.conn.execute("SELECT at FROM test_effects WHERE label = 'block ended'").fetchone()
     assert ended is not None and client.runs(after.task_id)[0]["started_at"] >= ended[0]
+
+
+def test_a_worker_clock_behind_the_database_does_not_loop_a_sleep(
+    client: Client, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Behind(datetime):
+        """The worker's clock, a minute behind the database's."""
+
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Behind:
+            return super().now(tz) - timedelta(seconds=60)  # type: ignore[return-value]
+
+    monkeypatch.setattr(absurd.context, "datetime", Behind)
+    start_worker()
+    task = client.spawn("nap", {"seconds": 1})
+    # The wake time (a minute before the database's now) has passed: the first run carries on.
+    assert client.wait_result(task.task_id, 30) == {"attempt": 1}
