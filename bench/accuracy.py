@@ -8,7 +8,8 @@ log-uniformly between ``--snr-min`` and ``--snr-max`` times the image noise pred
 radiometer equation; the measured SNR is the true flux over the measured image noise.
 
 Per SNR bin it reports the median measured/true (beam-weighted flux and peak), the scatter of that
-ratio, the pull (measured − true)/σ_reported with its mean and width (a robust width, 1.4826 × MAD),
+ratio, the pull (measured − true)/σ_reported with its mean and width (a robust width, 1.4826 × MAD,
+and the standard deviation),
 and the position error of the fitted position in units of the restoring beam's minor axis.
 
 ``--table`` instead measures the fixed scene of the accuracy issue (500, 150, 50, 20 and 10 mJy
@@ -91,6 +92,7 @@ class BinSummary(BaseModel):
     median_fit_ratio: float | None
     pull_mean: float
     pull_width: float
+    pull_sd: float
     position_error_minor_median: float | None
 
 
@@ -280,6 +282,7 @@ def summarise(rows: Sequence[SourceRow]) -> list[BinSummary]:
                 median_fit_ratio=float(np.median(fits)) if fits else None,
                 pull_mean=float(np.mean(pulls)) if pulls else math.nan,
                 pull_width=_robust_width(pulls),
+                pull_sd=float(np.std(pulls, ddof=1)) if len(pulls) > 1 else math.nan,
                 position_error_minor_median=float(np.median(positions)) if positions else None,
             )
         )
@@ -311,7 +314,17 @@ def print_bins(report: AccuracyReport, console: Console) -> None:
             f"{s.n_channels}×16 channels, {s.n_integrations} integrations, {s.imsize}×{s.cell_arcsec}″"
         )
     )
-    columns = ("SNR", "n", "flux/true", "scatter", "peak/true", "fit/true", "pull mean", "pull width")
+    columns = (
+        "SNR",
+        "n",
+        "flux/true",
+        "scatter",
+        "peak/true",
+        "fit/true",
+        "pull mean",
+        "pull width",
+        "pull sd",
+    )
     for column in (*columns, "pos err/bmin"):
         table.add_column(column, justify="right")
     for b in report.bins:
@@ -324,6 +337,7 @@ def print_bins(report: AccuracyReport, console: Console) -> None:
             "-" if b.median_fit_ratio is None else f"{b.median_fit_ratio:.4f}",
             f"{b.pull_mean:+.2f}",
             f"{b.pull_width:.2f}",
+            f"{b.pull_sd:.2f}",
             "-" if b.position_error_minor_median is None else f"{b.position_error_minor_median:.3f}",
         )
     console.print(table)

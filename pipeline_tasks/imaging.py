@@ -9,6 +9,7 @@ moved into place only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import uuid
@@ -261,31 +262,33 @@ def _run_tclean(ms: Path, workdir: Path, params: ImagingParams) -> dict[str, Pat
 
     imagename = workdir / "tc"
     mtmfs = params.multiterm and params.nterms > 1
-    tclean(
-        vis=str(ms),
-        imagename=str(imagename),
-        datacolumn="corrected" if params.data_column.upper() == "CORRECTED_DATA" else "data",
-        imsize=[params.imsize, params.imsize],
-        cell=f"{params.cell_arcsec}arcsec",
-        stokes="I",
-        specmode="mfs",
-        gridder="standard",
-        deconvolver="mtmfs" if mtmfs else "hogbom",
-        nterms=params.nterms if mtmfs else 1,
-        weighting="briggs",
-        robust=params.robust,
-        niter=params.niter,
-        gain=params.gain,
-        threshold=f"{params.threshold_jy}Jy",
-        nsigma=params.nsigma,
-        # tclean's own automasking stands in for WSClean's -auto-mask. Its sidelobe criterion (3 × the
-        # PSF's largest sidelobe × the peak) masks nothing with a snapshot PSF whose sidelobes reach 0.5.
-        usemask="auto-multithresh" if params.auto_mask_sigma > 0 else "user",
-        noisethreshold=params.auto_mask_sigma if params.auto_mask_sigma > 0 else 5.0,
-        sidelobethreshold=TCLEAN_SIDELOBE_THRESHOLD,
-        pbcor=False,
-        savemodel="none",
-    )
+    # tclean leaves empty TempLattice directories in the current directory: keep them in the scratch one.
+    with contextlib.chdir(workdir):
+        tclean(
+            vis=str(ms),
+            imagename=str(imagename),
+            datacolumn="corrected" if params.data_column.upper() == "CORRECTED_DATA" else "data",
+            imsize=[params.imsize, params.imsize],
+            cell=f"{params.cell_arcsec}arcsec",
+            stokes="I",
+            specmode="mfs",
+            gridder="standard",
+            deconvolver="mtmfs" if mtmfs else "hogbom",
+            nterms=params.nterms if mtmfs else 1,
+            weighting="briggs",
+            robust=params.robust,
+            niter=params.niter,
+            gain=params.gain,
+            threshold=f"{params.threshold_jy}Jy",
+            nsigma=params.nsigma,
+            # tclean's own automasking stands in for WSClean's -auto-mask. Its sidelobe criterion (3 × the
+            # PSF's largest sidelobe × the peak) masks nothing with a snapshot PSF whose sidelobes reach 0.5.
+            usemask="auto-multithresh" if params.auto_mask_sigma > 0 else "user",
+            noisethreshold=params.auto_mask_sigma if params.auto_mask_sigma > 0 else 5.0,
+            sidelobethreshold=TCLEAN_SIDELOBE_THRESHOLD,
+            pbcor=False,
+            savemodel="none",
+        )
     suffix = ".tt0" if mtmfs else ""
     products = {}
     for kind in ("image", "residual", "psf"):

@@ -82,9 +82,11 @@ def test_snr_and_peak(field: tuple[Path, list[Source]]) -> None:
     result = measure(image, bright.ra_deg, bright.dec_deg, name="bright")
     assert result.snr is not None and result.flux_jy is not None and result.flux_err_jy is not None
     assert result.peak_err_jy is not None
-    # The SNR is over the thermal error; the flux error adds the systematic 0.5 % in quadrature.
+    # The SNR is over the thermal error; the flux error adds the systematic part in quadrature.
     thermal = result.flux_jy / result.snr
-    assert result.flux_err_jy == pytest.approx(np.hypot(thermal, 0.005 * result.flux_jy))
+    systematic = PhotometryOptions().systematic_fraction * result.flux_jy
+    assert systematic > 0
+    assert result.flux_err_jy == pytest.approx(np.hypot(thermal, systematic))
     assert result.snr > 50
     # The nearest pixel lies within ~half a pixel of the peak: at most a few per cent low, plus noise.
     assert result.peak_jy == pytest.approx(bright.flux_jy, abs=0.06 * bright.flux_jy + 3 * result.peak_err_jy)
