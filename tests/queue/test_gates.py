@@ -225,3 +225,37 @@ def test_completions_lock_gates_in_key_order(dsn: str, client: Client) -> None:
         thread.join(30)
     assert not held_after, "the completer held a gate after g3 while it waited for g3"
     assert {client.get_task(i)["state"] for i in ids} == {"completed"}
+
+
+def _open_then_half_open(client: Client, key: str) -> None:
+    client.set_breaker(key, "open", "by hand")
+    client.conn.execute("UPDATE absurd.gates SET cooldown_until = now() WHERE key = %s", (key,))
+
+
+def test_a_run_claimed_before_the_breaker_opened_is_not_a_trial(client: Client) -> None:
+    client.configure_gate(GateConfig(key="k", breaker_enabled=True))
+    client.spawn("noop", {}, gate="k")
+    ((task_id, run_id),) = client.conn.execute(
+        "SELECT task_id, run_id FROM absurd.claim('default', 'w', 1, 600)"
+    )
+    _open_then_half_open(client, "k")
+    client.spawn("noop", {}, gate="k")
+    client.conn.execute("SELECT * FROM absurd.claim('default', 'w', 1, 600)")  # half-opens, admits a trial
+    assert _breaker(client, "k") == "half_open"
+    client.conn.execute("SELECT absurd.complete_runs(%s, %s, '{\"{}\"}')", ([task_id], [run_id]))
+    assert _breaker(client, "k") == "half_open"
+
+
+def test_a_trial_that_sleeps_lets_no_other_in(client: Client) -> None:
+    client.configure_gate(GateConfig(key="k", breaker_enabled=True, half_open_trials=1))
+    client.spawn_many("noop", [{}] * 3, gate="k")
+    _open_then_half_open(client, "k")
+    claim = "SELECT task_id, run_id FROM absurd.claim('default', 'w', 10, 600)"
+    ((task_id, run_id),) = client.conn.execute(claim).fetchall()
+    client.conn.execute(
+        "SELECT absurd.suspend_run(%s, %s, now() + interval '1 hour', NULL)", (task_id, run_id)
+    )
+    assert client.conn.execute(claim).fetchall() == []
+    # The next half-open period admits a trial again.
+    _open_then_half_open(client, "k")
+    assert len(client.conn.execute(claim).fetchall()) == 1
