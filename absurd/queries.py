@@ -12,6 +12,9 @@ SELECT task_id, created FROM absurd.spawn_many(
 CLAIM = "SELECT * FROM absurd.claim(%s, %s, %s, %s)"
 COMPLETE_RUNS = "SELECT task_id FROM absurd.complete_runs(%s, %s, %s::jsonb[])"
 FAIL_RUN = "SELECT absurd.fail_run(%s, %s, %s, %s, %s)"
+COMPLETED_BY_RUN = (
+    "SELECT EXISTS (SELECT 1 FROM absurd.tasks WHERE id = %s AND current_run = %s AND state = 'completed')"
+)
 EXTEND_LEASES = "SELECT task_id, cancel_requested FROM absurd.extend_leases(%s, %s, %s)"
 RELEASE_RUNS = "SELECT absurd.release_runs(%s, %s)"
 FINISH_CANCELLED = "SELECT absurd.finish_cancelled(%s, %s)"

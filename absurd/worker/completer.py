@@ -239,7 +239,7 @@ class Completer:
                 ).fetchall()
                 accepted = {r[0] for r in rows}
                 for f in plain:
-                    self._record(f, f.claimed.task_id in accepted)
+                    self._record(f, f.claimed.task_id in accepted or self._already_completed(conn, f))
             for f in batch:
                 if f.outcome.kind == "completed" and f.hook is not None:
                     self._record(f, self._complete_with_hook(conn, f))
@@ -281,7 +281,7 @@ class Completer:
                     ([f.claimed.task_id], [f.claimed.run_id], [json.dumps(f.outcome.result)]),
                 ).fetchall()
                 if not rows:
-                    return False
+                    return self._already_completed(conn, f)
                 f.hook(conn, f.hook_params, f.outcome.result)
             return True
         except psycopg.OperationalError:
@@ -298,6 +298,13 @@ class Completer:
                 (f.claimed.task_id, f.claimed.run_id, "error", Jsonb(storable(describe(exc))), False),
             )
             return False
+
+    @staticmethod
+    def _already_completed(conn: psycopg.Connection, f: Finished) -> bool:
+        """True when this run's completion is already in the database: a retry after a commit whose
+        acknowledgement was lost is refused by fencing, yet the outcome was recorded, not lost."""
+        row = conn.execute(queries.COMPLETED_BY_RUN, (f.claimed.task_id, f.claimed.run_id)).fetchone()
+        return bool(row and row[0])
 
     def _record(self, f: Finished, accepted: bool) -> None:
         f.recorded = True

@@ -120,3 +120,20 @@ def test_a_cancel_nobody_asked_for_fails_the_run_at_once(client: Client, pool: C
     assert recorder.accepted[claimed.task_id] is True
     task = client.get_task(claimed.task_id)
     assert task["state"] == "pending" and task["failures"] == 1
+
+
+def test_a_completion_already_committed_counts_as_recorded(client: Client, pool: ConnectionPool) -> None:
+    # The connection was lost after the commit of a batch: its retry is refused by fencing, but the outcomes
+    # are in the database, so they are reported recorded, not as lost leases.
+    client.conn.execute(EFFECTS_DDL)
+    plain, hooked = _claim(client, 2)
+    for c in (plain, hooked):
+        client.conn.execute("SELECT absurd.complete_runs(%s, %s, '{\"{}\"}')", ([c.task_id], [c.run_id]))
+    recorder = _run(
+        pool,
+        [
+            Finished(plain, Outcome("completed", result={})),
+            Finished(hooked, Outcome("completed", result={"task_id": hooked.task_id}), record_effect),
+        ],
+    )
+    assert recorder.accepted == {plain.task_id: True, hooked.task_id: True}
