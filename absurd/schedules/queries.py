@@ -5,6 +5,9 @@ from __future__ import annotations
 
 SYNC_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('absurd.schedule_sync', 0))"
 ALL_SCHEDULES = "SELECT * FROM absurd.schedules ORDER BY name"
+# Sync reads under the row locks it will write through: a scheduler moving next_fire_at meanwhile is waited
+# for, so sync never writes back a value read before that move.
+ALL_SCHEDULES_LOCKED = "SELECT * FROM absurd.schedules ORDER BY name FOR UPDATE"
 SCHEDULE = "SELECT * FROM absurd.schedules WHERE name = %s"
 EVENT_LOG_HEAD = "SELECT coalesce(max(id), 0) FROM absurd.event_log"
 

@@ -121,7 +121,7 @@ def sync(
     changes: list[Change] = []
     with conn.transaction(force_rollback=dry_run), conn.cursor(row_factory=dict_row) as cur:
         cur.execute(queries.SYNC_LOCK)
-        stored = {r["name"]: r for r in cur.execute(queries.ALL_SCHEDULES).fetchall()}
+        stored = {r["name"]: r for r in cur.execute(queries.ALL_SCHEDULES_LOCKED).fetchall()}
         head_row = cur.execute(queries.EVENT_LOG_HEAD).fetchone()
         event_head = int(next(iter(head_row.values()))) if head_row else 0
         for item in loaded:

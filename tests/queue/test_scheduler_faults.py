@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from absurd.scheduler import Scheduler
 from absurd.schedules import load_paths
 from absurd.schedules.cron import cron_between
 from absurd.schedules.sync import sync
+from tests.support.processes import wait_until
 
 TWO = """
 schedules:
@@ -78,3 +80,42 @@ def test_a_catch_up_walk_across_fall_back_compares_instants_not_wall_clocks() ->
     assert start.astimezone(UTC) < end.astimezone(UTC)
     times = cron_between("*/30 * * * *", "America/Los_Angeles", start, end, 10)
     assert [t.astimezone(UTC) for t in times] == [datetime(2024, 11, 3, 9, 0, tzinfo=UTC)]
+
+
+def test_sync_does_not_write_back_a_next_fire_time_read_before_a_fire_moved_it(
+    dsn: str, client: Client, tmp_path: Path
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(textwrap.dedent(TWO))
+    loaded, _ = load_paths([tmp_path], builtin)
+    start = datetime(2026, 11, 30, tzinfo=UTC)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        sync(conn, loaded, now=start)
+    path.write_text(
+        textwrap.dedent(TWO).replace("tasks: [{name: b, type: noop}]", "tasks: [{name: c, type: noop}]")
+    )
+    changed, _ = load_paths([tmp_path], builtin)
+    moved = datetime(2026, 12, 1, tzinfo=UTC)
+    with psycopg.connect(dsn) as firing, psycopg.connect(dsn, autocommit=True) as syncing:
+        # A scheduler is firing b-good: it holds the row and has moved next_fire_at, not yet committed.
+        firing.execute("UPDATE absurd.schedules SET next_fire_at = %s WHERE name = 'b-good'", (moved,))
+        pid = syncing.info.backend_pid
+        thread = threading.Thread(target=sync, args=(syncing, changed), kwargs={"now": start})
+        thread.start()
+        wait_until(
+            lambda: (
+                client.conn.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone()
+                == ("Lock",)
+            ),
+            timeout=30,
+            what="sync to wait for the firing scheduler",
+        )
+        firing.commit()
+        thread.join(30)
+    row = client.conn.execute(
+        "SELECT next_fire_at, template FROM absurd.schedules WHERE name = 'b-good'"
+    ).fetchone()
+    assert row is not None
+    assert row[0] == moved and row[1]["tasks"][0]["name"] == "c"
