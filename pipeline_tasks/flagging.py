@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import warnings
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,9 @@ log = structlog.get_logger(__name__)
 
 # An integration with more than this fraction already flagged is flagged whole (a partial last one).
 PARTIAL_INTEGRATION_FRACTION = 0.5
+# Fewer integrations than this and no amplitude trend is fitted before AOFlagger (see _time_trend).
+TREND_MIN_INTEGRATIONS = 5
+MAD_TO_SIGMA = 1.4826
 
 
 class FlagSummary(BaseModel):
@@ -143,7 +147,13 @@ def _dead_antennas(uvd: UVData) -> list[int]:
 
 
 def _flag_rfi(uvd: UVData, rows: NDArray[np.bool_]) -> None:
-    """AOFlagger on each cross-correlation's time × frequency plane, all polarisations together."""
+    """AOFlagger on each cross-correlation's time × frequency plane, all polarisations together.
+
+    Each plane is first divided by its slow amplitude trend in time (:func:`_time_trend`): a bright
+    source drifting through the beam changes by ~10 % over a tile, and AOFlagger, whose smoothing
+    kernel is longer than a tile, took that for RFI, flagging 9.5 % of a calibrator transit (its
+    first and last integrations almost whole) with no RFI in it.
+    """
     flagger, strategy = _aoflagger()
     n_freqs, n_pols = uvd.Nfreqs, uvd.Npols
     order = np.lexsort((uvd.time_array, uvd.baseline_array))
@@ -158,8 +168,9 @@ def _flag_rfi(uvd: UVData, rows: NDArray[np.bool_]) -> None:
         n_times = index.size
         if image_set is None or image_set.width() != n_times:
             image_set = flagger.make_image_set(n_times, n_freqs, 2 * n_pols)
-        block = uvd.data_array[index]  # (time, freq, pol)
         existing = uvd.flag_array[index].any(axis=2)
+        block = uvd.data_array[index]  # (time, freq, pol)
+        block = block / _time_trend(block, existing)[:, None, None]
         for p in range(n_pols):
             image_set.set_image_buffer(2 * p, np.ascontiguousarray(block[:, :, p].real.T, dtype=np.float32))
             image_set.set_image_buffer(
@@ -169,6 +180,35 @@ def _flag_rfi(uvd: UVData, rows: NDArray[np.bool_]) -> None:
         mask.get_buffer()[:] = existing.T
         found = strategy.run(image_set, mask).get_buffer().T  # (time, freq)
         uvd.flag_array[index] |= found[:, :, None]
+
+
+def _time_trend(block: NDArray[np.complex128], flagged: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """A quadratic in time through the median amplitude of each integration, normalised to its median.
+
+    The median over channels and polarisations ignores narrow-band RFI; on noise-dominated data the
+    trend is flat. Returns ones when there is too little to fit or the fit is not positive.
+    """
+    n_times = block.shape[0]
+    amplitude = np.where(flagged[:, :, None], np.nan, np.abs(block))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN integrations
+        per_time = np.nanmedian(amplitude, axis=(1, 2))
+    ok = np.isfinite(per_time) & (per_time > 0)
+    ones = np.ones(n_times)
+    if ok.sum() < TREND_MIN_INTEGRATIONS:
+        return ones
+    t = np.arange(n_times, dtype=float)
+    trend = np.polyval(np.polyfit(t[ok], per_time[ok], 2), t)
+    # Refit without integrations far off the first fit: a broadband burst must not bend the trend.
+    deviation = np.abs(per_time - trend)
+    spread = MAD_TO_SIGMA * np.median(deviation[ok])
+    if spread > 0:
+        ok &= deviation <= 5 * spread
+        if ok.sum() >= TREND_MIN_INTEGRATIONS:
+            trend = np.polyval(np.polyfit(t[ok], per_time[ok], 2), t)
+    if not np.all(trend > 0):
+        return ones
+    return np.asarray(trend / np.median(trend), dtype=np.float64)
 
 
 def _by_antenna(uvd: UVData) -> dict[str, float]:

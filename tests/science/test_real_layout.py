@@ -179,6 +179,30 @@ def test_nans_dead_antennas_and_rfi_are_flagged(tmp_path: Path) -> None:
     assert ratio == pytest.approx(1.0, abs=0.01)
 
 
+def test_a_bright_transit_is_not_taken_for_rfi(tmp_path: Path) -> None:
+    """A 15 Jy source drifting through the beam for a full tile changes by ~10 %: a trend, not RFI.
+
+    Before the trend was divided out, AOFlagger flagged most of the first and last integrations of such
+    a transit (9.5 % of a 48-antenna calibrator), which starved the bandpass solve of antennas."""
+    config = point_at_centre(
+        30.0,
+        flux_jy=15.0,
+        n_integrations=24,
+        noise=NoiseModel(sigma_jy=1.0),
+        gains=None,
+        raw_units_per_jy=100.0,
+    )
+    simulate_observation(config, tmp_path / "uvh5")
+    record = convert(tmp_path / "uvh5", tmp_path / "ms")
+    assert record.flags is not None
+    assert record.flags.by_step["rfi"] < 0.01, record.flags.by_step
+    ms = read_ms(record.ms_path)
+    cross = ms["ANTENNA1"] != ms["ANTENNA2"]
+    times = np.unique(ms["TIME"])
+    by_time = [ms["FLAG"][cross & (ms["TIME"] == t)].mean() for t in times]
+    assert max(by_time) < 0.05, by_time
+
+
 def test_shifted_short_and_misdeclined_subbands_are_flagged_not_fatal(tmp_path: Path) -> None:
     faults = Faults(shifted_subband=2, short_subband=9, short_integrations=6, misdeclined_subband=13)
     obs = simulate_observation(point_at_centre(40.0, flux_jy=2.0, faults=faults, gains=None), tmp_path / "u")
