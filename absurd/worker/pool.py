@@ -391,7 +391,9 @@ class Worker:
 
     def _maintain(self) -> None:
         next_cleanup = time.monotonic() + 60.0
-        while not self._halted.wait(self.settings.reap_every_s):
+        # The first pass runs at start: a worker restarted after a crash reclaims the expired runs at
+        # once, even if it is killed again before a full interval has passed.
+        while True:
             try:
                 with self.pool.connection() as conn:
                     row = conn.execute(queries.REAP_EXPIRED, (1000,)).fetchone()
@@ -407,6 +409,8 @@ class Worker:
             except Exception:
                 # A bug or a bad row must not end reaping and cleanup for the life of the worker.
                 self._log.exception("maintenance pass failed; retrying at the next one")
+            if self._halted.wait(self.settings.reap_every_s):
+                return
 
     # Registry and shutdown ----------------------------------------------------------------------
 
