@@ -13,7 +13,7 @@ from absurd.client import Client
 from absurd.options import FixedDelay, GateConfig
 from tests.queue.conftest import StartWorker
 from tests.support.processes import start_worker as start_worker_process
-from tests.support.processes import stop_worker, wait_until
+from tests.support.processes import stop_worker, wait_until, wait_until_lock_wait
 
 
 def _running(client: Client, name: str) -> int:
@@ -202,16 +202,7 @@ def test_completions_lock_gates_in_key_order(dsn: str, client: Client) -> None:
             ),
         )
         thread.start()
-        wait_until(
-            lambda: (
-                client.conn.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
-                ).fetchone()
-                == ("Lock",)
-            ),
-            timeout=30,
-            what="the completion to wait for g3",
-        )
+        wait_until_lock_wait(client.conn, pid, "the completion to wait for g3")
         with psycopg.connect(dsn) as other:
             other.execute("SET lock_timeout = '2s'")
             try:

@@ -9,7 +9,7 @@ import psycopg
 from absurd.client import Client
 from absurd.metrics import QueueCollector
 from absurd.workflow_spec import parse_spec
-from tests.support.processes import wait_until
+from tests.support.processes import wait_until, wait_until_lock_wait
 
 
 def _claim(conn: psycopg.Connection, limit: int = 100) -> list[tuple[int, int]]:
@@ -176,16 +176,7 @@ def test_a_stalled_checkpoint_of_an_old_run_cannot_overwrite_the_new_runs(dsn: s
             )
         )
         thread.start()
-        wait_until(
-            lambda: (
-                client.conn.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
-                ).fetchone()
-                == ("Lock",)
-            ),
-            timeout=30,
-            what="the old run's checkpoint to wait",
-        )
+        wait_until_lock_wait(client.conn, pid, "the old run's checkpoint to wait")
         new.commit()
         thread.join(30)
     assert result == [(False,)]

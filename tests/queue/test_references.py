@@ -11,7 +11,7 @@ import psycopg
 from absurd.client import Client
 from absurd.workflow_spec import parse_spec
 from tests.queue.conftest import StartWorker
-from tests.support.processes import start_worker, stop_worker, wait_until
+from tests.support.processes import start_worker, stop_worker, wait_until, wait_until_lock_wait
 
 
 def _diamond(client: Client, n: int) -> list[int]:
@@ -53,11 +53,6 @@ def _complete(conn: psycopg.Connection, run: tuple[int, int], result: Any) -> No
     )
 
 
-def _waiting_on_lock(admin: psycopg.Connection, pid: int) -> bool:
-    row = admin.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
-    return bool(row and row[0] == "Lock")
-
-
 def test_a_join_sees_both_parents_when_they_complete_at_the_same_moment(dsn: str, client: Client) -> None:
     # The review's interleaving, made deterministic: A's completion holds the join's row lock, B's completion
     # waits for it, then A commits. B's transaction must resolve ${a...} against A's committed result.
@@ -76,9 +71,7 @@ def test_a_join_sees_both_parents_when_they_complete_at_the_same_moment(dsn: str
 
         thread = threading.Thread(target=complete_b)
         thread.start()
-        wait_until(
-            lambda: _waiting_on_lock(client.conn, second_pid), timeout=30, what="B to wait for the join"
-        )
+        wait_until_lock_wait(client.conn, second_pid, "B to wait for the join")
         first.execute("COMMIT")
         thread.join(30)
         assert done.is_set()

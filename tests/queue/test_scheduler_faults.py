@@ -16,7 +16,7 @@ from absurd.scheduler import Scheduler
 from absurd.schedules import load_paths
 from absurd.schedules.cron import cron_between
 from absurd.schedules.sync import sync
-from tests.support.processes import wait_until
+from tests.support.processes import wait_until_lock_wait
 
 TWO = """
 schedules:
@@ -102,16 +102,7 @@ def test_sync_does_not_write_back_a_next_fire_time_read_before_a_fire_moved_it(
         pid = syncing.info.backend_pid
         thread = threading.Thread(target=sync, args=(syncing, changed), kwargs={"now": start})
         thread.start()
-        wait_until(
-            lambda: (
-                client.conn.execute(
-                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
-                ).fetchone()
-                == ("Lock",)
-            ),
-            timeout=30,
-            what="sync to wait for the firing scheduler",
-        )
+        wait_until_lock_wait(client.conn, pid, "sync to wait for the firing scheduler")
         firing.commit()
         thread.join(30)
     row = client.conn.execute(

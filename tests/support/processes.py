@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
+
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
@@ -54,3 +56,13 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def wait_until_lock_wait(conn: psycopg.Connection, pid: int, what: str, timeout: float = 120.0) -> None:
+    """Poll until the backend ``pid`` waits on a lock: an interleaving that a test sets up on purpose."""
+
+    def waiting() -> bool:
+        row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        return bool(row and row[0] == "Lock")
+
+    wait_until(waiting, timeout=timeout, what=what)
