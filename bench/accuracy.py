@@ -105,7 +105,7 @@ def _robust_width(values: Sequence[float]) -> float:
 
 def predicted_image_noise_jy(settings: ChainSettings) -> float:
     """Natural-weight Stokes I image noise from the radiometer equation, times 1.2 for robust 0."""
-    from pipeline_tasks.simulate import ObservationConfig, noise_sigma_jy
+    from science.simulate import ObservationConfig, noise_sigma_jy
 
     config = ObservationConfig(
         start_time=datetime(2025, 6, 1, tzinfo=UTC),
@@ -159,11 +159,11 @@ def prepare(
     seed: int,
 ) -> Prepared:
     """Simulate the calibrator and the target, convert both, solve on the calibrator, apply to the target."""
-    from pipeline_tasks.applycal import apply_calibration
-    from pipeline_tasks.calibrate import solve_calibration
-    from pipeline_tasks.convert import convert_group
-    from pipeline_tasks.grouping import find_groups
-    from pipeline_tasks.simulate import calibrator_transit, simulate_observation, target_field
+    from science.applycal import apply_calibration
+    from science.calibrate import solve_calibration
+    from science.convert import convert_group
+    from science.grouping import find_groups
+    from science.simulate import calibrator_transit, simulate_observation, target_field
 
     start = time.perf_counter()
     work = workdir / f"r{index:03d}"
@@ -209,9 +209,9 @@ def measure(prepared: Prepared, settings: ChainSettings, workdir: Path, label: s
     """Image the calibrated target with the given settings and measure every true source."""
     from astropy.coordinates import SkyCoord
 
-    from pipeline_tasks.catalogs import SkyPosition
-    from pipeline_tasks.imaging import ImagingParams, create_image
-    from pipeline_tasks.photometry import PhotometryOptions, measure_file
+    from science.catalogs import SkyPosition
+    from science.imaging import ImagingParams, create_image
+    from science.photometry import PhotometryOptions, measure_file
 
     params = ImagingParams.model_validate(
         {"imsize": settings.imsize, "cell_arcsec": settings.cell_arcsec, **settings.imaging}

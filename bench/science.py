@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from pipeline_tasks.constants import TILE_DURATION_S
+from science.constants import TILE_DURATION_S
 
 T = TypeVar("T")
 STAGES = ("convert", "solve", "apply", "image", "photometry")
@@ -162,15 +162,15 @@ def _dir_bytes(path: Path) -> int:
 
 def run_scale(settings: ScaleSettings) -> ScaleResult:
     """Simulate, then time every stage at one array size."""
-    from pipeline_tasks.applycal import apply_calibration
-    from pipeline_tasks.calibrate import solve_calibration
-    from pipeline_tasks.catalogs import read_catalog
-    from pipeline_tasks.constants import N_SUBBANDS
-    from pipeline_tasks.convert import convert_group
-    from pipeline_tasks.grouping import find_groups
-    from pipeline_tasks.imaging import ImagingParams, create_image
-    from pipeline_tasks.photometry import measure_file
-    from pipeline_tasks.simulate import calibrator_transit, simulate_observation, target_field
+    from science.applycal import apply_calibration
+    from science.calibrate import solve_calibration
+    from science.catalogs import read_catalog
+    from science.constants import N_SUBBANDS
+    from science.convert import convert_group
+    from science.grouping import find_groups
+    from science.imaging import ImagingParams, create_image
+    from science.photometry import measure_file
+    from science.simulate import calibrator_transit, simulate_observation, target_field
 
     work = settings.workdir
     logs = work / "logs"

@@ -19,11 +19,11 @@ import pytest
 from absurd.builtin_tasks import builtin
 from absurd.client import Client
 from absurd.worker import Worker, WorkerSettings
-from pipeline_tasks import products
-from pipeline_tasks.catalogs import MonitoringSource
-from pipeline_tasks.photometry import PhotometryResult
+from contimg.store import products
+from contimg.tasks.lightcurves import QUEUE, registry
+from science.catalogs import MonitoringSource
+from science.photometry import PhotometryResult
 from tests.support.processes import wait_until
-from workers.lightcurve_tasks import QUEUE, registry
 
 N_EPOCHS = 8
 FIRST_MJD = 60400.25

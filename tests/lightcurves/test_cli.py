@@ -11,7 +11,7 @@ import pytest
 from astropy.io.votable import parse_single_table
 from typer.testing import CliRunner
 
-from pipeline_tasks.cli import app
+from contimg.cli import app
 from tests.lightcurves.conftest import N_EPOCHS, REFERENCES, MakeSky, Sky
 
 # Wide enough that rich tables do not truncate names.

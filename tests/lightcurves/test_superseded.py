@@ -8,9 +8,9 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from pipeline_tasks import products
-from pipeline_tasks.convert import ConversionRecord, Phasing
-from pipeline_tasks.lightcurves import load_photometry
+from contimg.store import products
+from contimg.store.lightcurves import load_photometry
+from science.convert import ConversionRecord, Phasing
 
 
 def conversion(version: int, missing: list[str]) -> ConversionRecord:

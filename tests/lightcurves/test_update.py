@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_tasks.variability import compute_metrics, lightcurves_from_photometry, normalise
+from science.variability import compute_metrics, lightcurves_from_photometry, normalise
 from tests.lightcurves.conftest import CONSTANT, REFERENCES, TRANSIENT, VARIABLE, MakeSky
 
 METRIC_COLUMNS = "eta, v, chi2_nu, vs, m, mean_flux_jy, weighted_mean_flux_jy, vs_mjd_a, vs_mjd_b, n_epochs"

@@ -15,10 +15,8 @@ import pytest
 from rich.console import Console
 
 from absurd.client import Client
-from tests.support.postgres import ServerUnderTest
-from tests.support.processes import wait_until
-from workers.demo import DemoRun, prepare
-from workers.night import (
+from contimg.demo import DemoRun, prepare
+from contimg.night import (
     VARIABLE,
     Night,
     NightSettings,
@@ -27,7 +25,9 @@ from workers.night import (
     simulate_night,
     start_daemons,
 )
-from workers.runtime import WorkerProcesses
+from contimg.runtime import WorkerProcesses
+from tests.support.postgres import ServerUnderTest
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.science
 

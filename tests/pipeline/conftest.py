@@ -18,12 +18,12 @@ import pytest
 
 from absurd.client import Client
 from absurd.worker import Worker, WorkerSettings
-from pipeline_tasks.convert import ConversionRecord
+from contimg.tasks.params import ConvertResult
+from contimg.tasks.registry import QUEUES, registry
+from science.convert import ConversionRecord
 from tests.science.conftest import SimulatedPair, simulated_pair  # noqa: F401  (a fixture, re-used)
 from tests.support.postgres import ServerUnderTest, fresh_database
 from tests.support.processes import wait_until
-from workers.registry import QUEUES, registry
-from workers.task_params import ConvertResult
 
 TERMINAL = ("completed", "failed", "cancelled")
 

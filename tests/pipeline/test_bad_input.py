@@ -12,7 +12,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from pipeline_tasks.simulate import ObservationConfig, simulate_observation
+from science.simulate import ObservationConfig, simulate_observation
 from tests.pipeline.conftest import Converted, Pipeline
 from tests.science.conftest import SimulatedPair
 

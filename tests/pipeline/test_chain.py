@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_tasks.cli import app
-from pipeline_tasks.products import mjd_to_datetime
+from contimg.cli import app
+from contimg.store.products import mjd_to_datetime
+from contimg.tasks.params import ApplyOutcome, ImageOutcome, MosaicOutcome, PhotometryOutcome, SolveResult
 from tests.pipeline.conftest import Converted, Pipeline
 from tests.science.conftest import SimulatedPair
 from tests.support.processes import wait_until
-from workers.task_params import ApplyOutcome, ImageOutcome, MosaicOutcome, PhotometryOutcome, SolveResult
 
 # 1024 pixels of 5″ cover the default target field (sources out to 0.55° from the centre).
 IMAGING = {"imsize": 1024, "cell_arcsec": 5.0}

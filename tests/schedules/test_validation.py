@@ -154,7 +154,7 @@ def test_the_same_name_in_two_files_is_a_problem(tmp_path: Path) -> None:
 
 
 def test_shipped_schedules_are_valid_against_the_science_registry() -> None:
-    from workers.registry import registry
+    from contimg.tasks.registry import registry
 
     loaded, problems = load_paths([REPO / "schedules"], registry)
     assert problems == []

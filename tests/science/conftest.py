@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from pipeline_tasks.convert import ConversionRecord, convert_group
-from pipeline_tasks.grouping import find_groups
-from pipeline_tasks.simulate import (
+from science.convert import ConversionRecord, convert_group
+from science.grouping import find_groups
+from science.simulate import (
     SimulatedObservation,
     calibrator_transit,
     simulate_observation,

@@ -18,7 +18,7 @@ from astropy.modeling.models import Gaussian2D
 from astropy.wcs import WCS
 from scipy.signal import fftconvolve
 
-from pipeline_tasks.beam import airy_response
+from science.beam import airy_response
 
 FWHM_TO_SIGMA = 1.0 / math.sqrt(8.0 * math.log(2.0))
 

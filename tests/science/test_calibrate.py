@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline_tasks import casa_env
-from pipeline_tasks.applycal import CaltableCandidate, select_caltable
-from pipeline_tasks.calibrate import (
+from science import casa_env
+from science.applycal import CaltableCandidate, select_caltable
+from science.calibrate import (
     CalibrationResult,
     NoCalibratorInBeamError,
     RefantPolicy,
     _choose_refant,
     solve_calibration,
 )
-from pipeline_tasks.calibrators import calibrators_in_beam, get_calibrator, load_catalogue
-from pipeline_tasks.errors import InvalidInputError
+from science.calibrators import calibrators_in_beam, get_calibrator, load_catalogue
+from science.errors import InvalidInputError
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_solve_finds_calibrator_and_passes_qa(solved: CalibrationResult) -> None
 
 @pytest.mark.science
 def test_recovered_gains_match_injected(solved: CalibrationResult, simulated_pair) -> None:
-    from pipeline_tasks.cal_plots import read_caltable
+    from science.cal_plots import read_caltable
 
     casa_env.configure(solved.casa_log.parent)
     bandpass = read_caltable(solved.tables["bandpass"])
@@ -129,7 +129,7 @@ def test_no_calibrator_raises_and_leaves_no_tables(converted_pair, tmp_path: Pat
 
 
 def test_catalogue_holds_the_simulated_calibrator() -> None:
-    from pipeline_tasks.simulate import calibrator_transit  # noqa: F401  (the scene's defaults name 3C286)
+    from science.simulate import calibrator_transit  # noqa: F401  (the scene's defaults name 3C286)
 
     cal = get_calibrator("3C286")
     assert cal.flux_jy == pytest.approx(14.9)

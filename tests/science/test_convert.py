@@ -16,21 +16,21 @@ from astropy.time import Time
 from pyuvdata import UVData
 from typer.testing import CliRunner
 
-from pipeline_tasks import casa_env
-from pipeline_tasks.cli.convert import app
-from pipeline_tasks.convert import IncompletePolicy, convert_group
-from pipeline_tasks.errors import (
+from contimg.cli.convert import app
+from science import casa_env
+from science.convert import IncompletePolicy, convert_group
+from science.errors import (
     ChannelMismatchError,
     CorruptFileError,
     GroupNotReadyError,
     InvalidInputError,
     MissingSubbandError,
 )
-from pipeline_tasks.grouping import FILENAME_TIME_FORMAT, SubbandGroup, find_groups
-from pipeline_tasks.pointing import hour_angle_deg
-from pipeline_tasks.simulate import ObservationConfig, SimulatedObservation, simulate_observation
-from pipeline_tasks.sky_model import offset_source
-from pipeline_tasks.stations import select_stations, station_ecef
+from science.grouping import FILENAME_TIME_FORMAT, SubbandGroup, find_groups
+from science.pointing import hour_angle_deg
+from science.simulate import ObservationConfig, SimulatedObservation, simulate_observation
+from science.sky_model import offset_source
+from science.stations import select_stations, station_ecef
 
 pytestmark = pytest.mark.science
 

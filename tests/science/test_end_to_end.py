@@ -18,9 +18,9 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from pipeline_tasks.applycal import ApplyResult, apply_calibration
-from pipeline_tasks.calibrate import CalibrationResult, solve_calibration
-from pipeline_tasks.imaging import ImageResult, ImagingParams, create_image, read_plane
+from science.applycal import ApplyResult, apply_calibration
+from science.calibrate import CalibrationResult, solve_calibration
+from science.imaging import ImageResult, ImagingParams, create_image, read_plane
 
 CELL_ARCSEC = 5.0
 # 1024 pixels of 5″ cover ±0.71°, enough for the default target field (sources out to 0.55° east).

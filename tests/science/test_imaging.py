@@ -12,11 +12,11 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
-from pipeline_tasks.applycal import apply_calibration
-from pipeline_tasks.beam import airy_response
-from pipeline_tasks.calibrate import SIDEREAL_DEG_PER_S, solve_calibration
-from pipeline_tasks.constants import INTEGRATION_S
-from pipeline_tasks.imaging import ImagingParams, create_image, read_plane, robust_rms, write_pb_images
+from science.applycal import apply_calibration
+from science.beam import airy_response
+from science.calibrate import SIDEREAL_DEG_PER_S, solve_calibration
+from science.constants import INTEGRATION_S
+from science.imaging import ImagingParams, create_image, read_plane, robust_rms, write_pb_images
 
 
 @pytest.fixture(scope="module")

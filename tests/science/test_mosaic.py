@@ -15,12 +15,12 @@ from astropy.io import fits
 from synthetic_images import ImageSpec, Source, make_image, make_wcs, offset_position
 from typer.testing import CliRunner
 
-from pipeline_tasks.catalogs import SkyPosition
-from pipeline_tasks.cli.mosaic import app
-from pipeline_tasks.errors import InvalidInputError
-from pipeline_tasks.fits_image import read_image
-from pipeline_tasks.mosaic import MosaicMethod, MosaicPlan, build, companion_paths, dry_run
-from pipeline_tasks.photometry import measure_many
+from contimg.cli.mosaic import app
+from science.catalogs import SkyPosition
+from science.errors import InvalidInputError
+from science.fits_image import read_image
+from science.mosaic import MosaicMethod, MosaicPlan, build, companion_paths, dry_run
+from science.photometry import measure_many
 
 SPEC_A = ImageSpec(ra0_deg=150.0)
 # Pointing B is half an image (128 pixels) east of A, so the two overlap by half.

@@ -14,11 +14,11 @@ from astropy.io import fits
 from synthetic_images import ImageSpec, Source, make_image, offset_position
 from typer.testing import CliRunner
 
-from pipeline_tasks.catalogs import CatalogError, SkyPosition, parse_coords, read_catalog, select_bright
-from pipeline_tasks.cli.photometry import app
-from pipeline_tasks.errors import InvalidInputError
-from pipeline_tasks.fits_image import BeamKeywordsMissingError, read_image
-from pipeline_tasks.photometry import Flag, PeakMode, PhotometryOptions, measure, measure_many
+from contimg.cli.photometry import app
+from science.catalogs import CatalogError, SkyPosition, parse_coords, read_catalog, select_bright
+from science.errors import InvalidInputError
+from science.fits_image import BeamKeywordsMissingError, read_image
+from science.photometry import Flag, PeakMode, PhotometryOptions, measure, measure_many
 
 SPEC = ImageSpec()
 N_SOURCES = 20

@@ -18,14 +18,14 @@ from astropy.coordinates import AltAz, SkyCoord
 from astropy.time import Time
 from casacore.tables import table
 
-from pipeline_tasks.applycal import apply_calibration
-from pipeline_tasks.beam import airy_response
-from pipeline_tasks.calibrate import solve_calibration
-from pipeline_tasks.convert import ConversionRecord, IncompletePolicy, Phasing, convert_group
-from pipeline_tasks.errors import CorruptFileError
-from pipeline_tasks.grouping import find_groups
-from pipeline_tasks.pointing import apparent_dec_deg, pointing_icrs
-from pipeline_tasks.simulate import (
+from science.applycal import apply_calibration
+from science.beam import airy_response
+from science.calibrate import solve_calibration
+from science.convert import ConversionRecord, IncompletePolicy, Phasing, convert_group
+from science.errors import CorruptFileError
+from science.grouping import find_groups
+from science.pointing import apparent_dec_deg, pointing_icrs
+from science.simulate import (
     RAW_UNITS_PER_JY,
     Faults,
     GainModel,
@@ -35,8 +35,8 @@ from pipeline_tasks.simulate import (
     calibrator_transit,
     simulate_observation,
 )
-from pipeline_tasks.sky_model import SkySource
-from pipeline_tasks.stations import array_location, select_stations
+from science.sky_model import SkySource
+from science.stations import array_location, select_stations
 
 pytestmark = pytest.mark.science
 

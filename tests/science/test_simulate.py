@@ -15,18 +15,18 @@ from astropy.time import Time
 from pyuvdata import UVData
 from typer.testing import CliRunner
 
-from pipeline_tasks.beam import airy_response
-from pipeline_tasks.cli.simulate import app
-from pipeline_tasks.constants import (
+from contimg.cli.simulate import app
+from science.beam import airy_response
+from science.constants import (
     CHANNEL_WIDTH_HZ,
     CHANNELS_PER_SUBBAND,
     NOMINAL_SEFD_JY,
     SIDEREAL_DAY_S,
     channel_frequency_hz,
 )
-from pipeline_tasks.grouping import parse_subband_path
-from pipeline_tasks.pointing import apparent_dec_deg, hour_angle_deg
-from pipeline_tasks.simulate import (
+from science.grouping import parse_subband_path
+from science.pointing import apparent_dec_deg, hour_angle_deg
+from science.simulate import (
     RAW_UNITS_PER_JY,
     NoiseModel,
     ObservationConfig,
@@ -35,9 +35,9 @@ from pipeline_tasks.simulate import (
     simulate_observation,
     target_field,
 )
-from pipeline_tasks.sky_model import SkySource
-from pipeline_tasks.stations import load_stations, select_stations, station_ecef
-from pipeline_tasks.subband_file import read_subband
+from science.sky_model import SkySource
+from science.stations import load_stations, select_stations, station_ecef
+from science.subband_file import read_subband
 
 pytestmark = pytest.mark.science
 

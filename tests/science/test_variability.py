@@ -9,9 +9,9 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from pipeline_tasks.lightcurve_plot import lightcurve_sparkline, plot_lightcurve, sparkline
-from pipeline_tasks.photometry import Flag, PhotometryResult
-from pipeline_tasks.variability import (
+from science.lightcurve_plot import lightcurve_sparkline, plot_lightcurve, sparkline
+from science.photometry import Flag, PhotometryResult
+from science.variability import (
     LightCurve,
     Measurement,
     VariabilityThresholds,

@@ -22,11 +22,11 @@ import psycopg
 import pytest
 
 from absurd.worker import Worker, WorkerSettings
-from pipeline_tasks.constants import TILE_DURATION_S
-from pipeline_tasks.grouping import FILENAME_TIME_FORMAT, parse_subband_path
-from pipeline_tasks.simulate import ObservationConfig, SimulatedObservation, simulate_observation
+from contimg.tasks.registry import registry
+from science.constants import TILE_DURATION_S
+from science.grouping import FILENAME_TIME_FORMAT, parse_subband_path
+from science.simulate import ObservationConfig, SimulatedObservation, simulate_observation
 from tests.support.processes import REPO
-from workers.registry import registry
 
 # Short enough to keep the suite quick, long enough to cover a daemon restart in the middle of a group.
 SUBBAND_TIMEOUT_S = 20.0
@@ -101,7 +101,7 @@ class StreamRun:
         command = [
             sys.executable,
             "-c",
-            "from pipeline_tasks.cli import app; app()",
+            "from contimg.cli import app; app()",
             "stream",
             "run",
             "--incoming",

@@ -17,13 +17,13 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from pipeline_tasks.cli import app
-from pipeline_tasks.grouping import parse_subband_path
-from pipeline_tasks.simulate import SimulatedObservation
+from contimg.cli import app
+from contimg.stream import store as stream_store
+from contimg.stream.watch import SettledFile
+from science.grouping import parse_subband_path
+from science.simulate import SimulatedObservation
 from tests.stream.conftest import StreamRun, deliver, group_id_of, new_stream_run, renamed
 from tests.support.processes import wait_until
-from workers import stream_store
-from workers.stream_watch import SettledFile
 
 # Records every new_ms emission: absurd.events keeps only the latest payload per name.
 _LOG_NEW_MS = """

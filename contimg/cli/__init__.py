@@ -1,0 +1,52 @@
+"""``contimg``: the pipeline CLI."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from absurd.logging import configure_logging
+from contimg.cli import (
+    calibrate,
+    convert,
+    db_commands,
+    demo,
+    image,
+    lightcurve,
+    mosaic,
+    photometry,
+    simulate,
+    stream,
+    worker,
+)
+
+app = typer.Typer(
+    name="contimg",
+    help="DSA-110 continuum imaging: simulate, convert, calibrate, image, mosaic, photometry and the demo.",
+    no_args_is_help=True,
+)
+
+
+@app.callback()
+def main(
+    log_level: Annotated[str, typer.Option(envvar="CONTIMG_LOG_LEVEL", help="Log level.")] = "INFO",
+) -> None:
+    """Logs go to stderr (JSON when not a terminal), so stdout stays clean for --json output."""
+    configure_logging(log_level)
+
+
+app.command("demo")(demo.demo)
+app.add_typer(simulate.app, name="simulate")
+app.add_typer(convert.app, name="convert")
+app.add_typer(calibrate.app, name="calibrate")
+app.add_typer(image.app, name="image")
+app.add_typer(mosaic.app, name="mosaic")
+app.add_typer(photometry.app, name="photometry")
+app.add_typer(stream.app, name="stream")
+app.add_typer(db_commands.products_app, name="products")
+mosaic.app.command("plan")(db_commands.mosaic_plan)
+app.command("worker")(worker.worker)
+app.add_typer(lightcurve.app, name="lightcurve")
+app.add_typer(lightcurve.sources_app, name="sources")
+app.command("alerts")(lightcurve.alerts)

@@ -1,0 +1,73 @@
+"""`contimg calibrate`: solve calibration on a calibrator transit, apply caltables to a target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from science.casa_env import default_log_dir
+from science.errors import InvalidInputError
+
+app = typer.Typer(help="Solve and apply bandpass/gain calibration with CASA.", no_args_is_help=True)
+
+LogDirOpt = Annotated[Path | None, typer.Option("--log-dir", help="Directory for the CASA log.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@app.command("solve")
+def solve(
+    ms: Annotated[Path, typer.Argument(help="Measurement Set holding a calibrator transit.")],
+    out_dir: Annotated[Path, typer.Argument(help="Directory for the caltables and plots.")],
+    mode: Annotated[str, typer.Option(help="'full' (bandpass + gains) or 'bandpass'.")] = "full",
+    refant: Annotated[str | None, typer.Option(help="Reference antenna; automatic if unset.")] = None,
+    refant_policy: Annotated[
+        str, typer.Option(help="exclude-outriggers, prefer-outriggers or any.")
+    ] = "exclude-outriggers",
+    gain_solint: Annotated[str, typer.Option(help="Solution interval of the amplitude+phase gains.")] = "inf",
+    validity_hours: Annotated[float, typer.Option(help="Half-width of the validity window.")] = 12.0,
+    log_dir: LogDirOpt = None,
+) -> None:
+    """Find the calibrator in the beam, solve, check QA and print the result as JSON."""
+    from science.calibrate import RefantPolicy, solve_calibration
+
+    if mode not in ("full", "bandpass"):
+        raise _fail(f"--mode must be 'full' or 'bandpass', not {mode!r}")
+    chosen: Literal["full", "bandpass"] = "full" if mode == "full" else "bandpass"
+    try:
+        result = solve_calibration(
+            ms,
+            out_dir,
+            log_dir=log_dir or default_log_dir(),
+            mode=chosen,
+            refant=refant,
+            refant_policy=RefantPolicy(refant_policy),
+            gain_solint=gain_solint,
+            validity_hours=validity_hours,
+        )
+    except (InvalidInputError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(result.model_dump_json(indent=2))
+
+
+@app.command("apply")
+def apply(
+    ms: Annotated[Path, typer.Argument(help="Target Measurement Set.")],
+    caltables: Annotated[list[Path], typer.Argument(help="Caltables in the order to apply them.")],
+    log_dir: LogDirOpt = None,
+) -> None:
+    """Apply caltables into CORRECTED_DATA and print the result as JSON."""
+    from science.applycal import apply_calibration
+
+    try:
+        result = apply_calibration(ms, caltables, log_dir=log_dir or default_log_dir())
+    except InvalidInputError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(result.model_dump_json(indent=2))

@@ -1,0 +1,86 @@
+"""`contimg image`: image a calibrated Measurement Set with WSClean or tclean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from science.casa_env import default_log_dir
+from science.errors import InvalidInputError
+from science.imaging import ImagingParams
+
+# The command line's defaults are the imaging defaults, which bench/accuracy.py measures.
+_DEFAULT = {name: field.default for name, field in ImagingParams.model_fields.items()}
+
+app = typer.Typer(help="Make continuum images from calibrated Measurement Sets.", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Make continuum images from calibrated Measurement Sets."""
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@app.command("create")
+def create(
+    ms: Annotated[Path, typer.Argument(help="Measurement Set with CORRECTED_DATA.")],
+    out_dir: Annotated[Path, typer.Argument(help="Directory for the FITS products and preview.")],
+    name: Annotated[str | None, typer.Option(help="Output name stem (default: the MS name).")] = None,
+    imager: Annotated[str, typer.Option(help="auto, wsclean or tclean.")] = _DEFAULT["imager"],
+    imsize: Annotated[int, typer.Option(help="Image size in pixels (square).")] = _DEFAULT["imsize"],
+    cell: Annotated[float, typer.Option(help="Pixel size in arcsec.")] = _DEFAULT["cell_arcsec"],
+    robust: Annotated[float, typer.Option(help="Briggs robust weighting.")] = _DEFAULT["robust"],
+    niter: Annotated[int, typer.Option(help="Maximum CLEAN iterations.")] = _DEFAULT["niter"],
+    threshold: Annotated[float, typer.Option(help="CLEAN threshold in Jy (0: none).")] = _DEFAULT[
+        "threshold_jy"
+    ],
+    nsigma: Annotated[
+        float, typer.Option(help="Stop CLEAN at this many times the noise (inside the mask).")
+    ] = _DEFAULT["nsigma"],
+    auto_mask: Annotated[
+        float, typer.Option(help="Build a clean mask from emission above this many sigma (0: no mask).")
+    ] = _DEFAULT["auto_mask_sigma"],
+    mgain: Annotated[
+        float, typer.Option(help="WSClean: fraction of the peak cleaned per major cycle.")
+    ] = _DEFAULT["mgain"],
+    multiterm: Annotated[bool, typer.Option(help="Fit a spectral slope across the band.")] = _DEFAULT[
+        "multiterm"
+    ],
+    pbcor: Annotated[bool, typer.Option(help="Write primary-beam and pb-corrected images.")] = _DEFAULT[
+        "pbcor"
+    ],
+    log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Directory for imager logs.")] = None,
+) -> None:
+    """Image one MS and print the result (paths, noise, beam, peak) as JSON."""
+    from pydantic import ValidationError
+
+    from science.imaging import create_image
+
+    try:
+        params = ImagingParams.model_validate(
+            {
+                "imager": imager,
+                "imsize": imsize,
+                "cell_arcsec": cell,
+                "robust": robust,
+                "niter": niter,
+                "threshold_jy": threshold,
+                "nsigma": nsigma,
+                "auto_mask_sigma": auto_mask,
+                "mgain": mgain,
+                "multiterm": multiterm,
+                "pbcor": pbcor,
+            }
+        )
+        result = create_image(ms, out_dir, log_dir=log_dir or default_log_dir(), name=name, params=params)
+    except (InvalidInputError, ValidationError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(result.model_dump_json(indent=2))

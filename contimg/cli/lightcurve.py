@@ -1,0 +1,346 @@
+"""Light-curve commands: `contimg lightcurve show|plot|export`, `contimg sources list`, `contimg alerts`.
+
+They read what ``update-lightcurves`` stored (``products.variability``, ``products.alerts``) and the
+photometry rows; metrics are shown as stored, never recomputed. An unknown source name exits with
+code 3; a database that cannot be reached, or lacks the light-curve tables, exits with code 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from absurd.cli.common import Dsn, JsonOut
+from contimg.cli.db_commands import _cell, _connect, _fail
+from contimg.store import lightcurves
+from contimg.store.products import mjd_to_datetime
+from science.lightcurve_plot import plot_lightcurve, sparkline
+from science.lightcurves import SortKey, SourceLightcurve
+
+UNKNOWN_SOURCE_EXIT = 3
+
+app = typer.Typer(help="Light curves of the monitored sources.", no_args_is_help=True)
+sources_app = typer.Typer(help="The monitored sources and their variability.", no_args_is_help=True)
+
+Name = Annotated[str, typer.Argument(help="Source name, as in the monitoring catalogue.")]
+
+
+class ExportFormat(StrEnum):
+    """Formats of `contimg lightcurve export`."""
+
+    CSV = "csv"
+    JSON = "json"
+    VOTABLE = "votable"
+
+
+@contextmanager
+def _session(dsn: str | None) -> Iterator[psycopg.Connection]:
+    """A connection whose missing-table errors say which migration to apply."""
+    with _connect(dsn) as conn:
+        try:
+            yield conn
+        except psycopg.errors.UndefinedTable as exc:
+            raise _fail(
+                f"the products database lacks a light-curve table ({exc.diag.message_primary}); "
+                "apply the migrations with `absurd migrate`"
+            ) from None
+
+
+def _load(conn: psycopg.Connection, name: str) -> SourceLightcurve:
+    try:
+        return lightcurves.source_lightcurve(conn, name)
+    except LookupError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(code=UNKNOWN_SOURCE_EXIT) from None
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
+def _epoch_rows(curve: SourceLightcurve) -> list[dict[str, Any]]:
+    return [
+        {
+            "source": curve.name,
+            "mjd": e.mjd,
+            "time_utc": mjd_to_datetime(e.mjd).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+            "flux_jy": e.flux_jy,
+            "flux_err_jy": e.flux_err_jy,
+            "norm_flux_jy": e.norm_flux_jy,
+            "norm_flux_err_jy": e.norm_flux_err_jy,
+            "snr": e.snr,
+            "image_path": e.image_path,
+        }
+        for e in curve.epochs
+    ]
+
+
+@app.callback()
+def _group() -> None:
+    """Light curves of the monitored sources."""
+
+
+@app.command("show")
+def show(name: Name, dsn: Dsn = None, as_json: JsonOut = False) -> None:
+    """The source's epochs, a sparkline of its normalised flux, and its stored metrics."""
+    with _session(dsn) as conn:
+        curve = _load(conn, name)
+        stored = lightcurves.stored_variability(conn, name)
+    if as_json:
+        payload = {
+            "source": curve.name,
+            "reference": curve.reference,
+            "references": curve.references,
+            "metrics": stored.model_dump(mode="json") if stored else None,
+            "epochs": _epoch_rows(curve),
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    console = Console()
+    role = " (reference)" if curve.reference else ""
+    console.print(
+        f"[bold]{escape(curve.name)}[/]{role}: {len(curve.epochs)} epochs, normalised on "
+        f"{len(curve.references)} reference sources",
+        highlight=False,
+    )
+    table = Table("MJD", "UTC", "flux mJy", "± mJy", "norm mJy", "± mJy", "SNR", "image")
+    for row in _epoch_rows(curve):
+        table.add_row(
+            f"{row['mjd']:.5f}",
+            row["time_utc"][:19],
+            _fmt(row["flux_jy"], 1e3),
+            _fmt(row["flux_err_jy"], 1e3),
+            _fmt(row["norm_flux_jy"], 1e3),
+            _fmt(row["norm_flux_err_jy"], 1e3),
+            _fmt(row["snr"], digits=1),
+            escape(row["image_path"] or "-"),
+        )
+    console.print(table)
+    console.print(f"normalised flux: {sparkline([e.norm_flux_jy for e in curve.epochs])}", highlight=False)
+    if stored is None:
+        console.print("no metrics stored yet: run the update-lightcurves task")
+        return
+    metrics = Table("metric", "value", title="variability (as stored)")
+    pair = (
+        f" (MJD {stored.vs_mjd_a:.4f} → {stored.vs_mjd_b:.4f})"
+        if stored.vs_mjd_a is not None and stored.vs_mjd_b is not None
+        else ""
+    )
+    for label, value in (
+        ("epochs", str(stored.n_epochs)),
+        ("η", _fmt(stored.eta)),
+        ("V", _fmt(stored.v)),
+        ("χ²_ν", _fmt(stored.chi2_nu)),
+        ("Vs", _fmt(stored.vs) + pair),
+        ("m", _fmt(stored.m)),
+        ("weighted mean (mJy)", _fmt(stored.weighted_mean_flux_jy, 1e3)),
+        ("variable", "yes" if stored.is_variable else "no"),
+        ("transient candidate", "yes" if stored.transient_candidate else "no"),
+        ("exceeded", ", ".join(stored.exceeded) or "-"),
+        ("thresholds", ", ".join(f"{k}={v}" for k, v in stored.thresholds.items())),
+        ("updated", f"{_cell(stored.updated_at)} (task {_cell(stored.task_id)})"),
+    ):
+        metrics.add_row(label, escape(value))
+    console.print(metrics)
+
+
+@app.command("plot")
+def plot(
+    name: Name,
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")],
+    utc: Annotated[bool, typer.Option("--utc", help="UTC on the time axis instead of MJD.")] = False,
+    dsn: Dsn = None,
+) -> None:
+    """Plot normalised flux against time, with error bars and the stored η and V."""
+    with _session(dsn) as conn:
+        curve = _load(conn, name)
+        stored = lightcurves.stored_variability(conn, name)
+    if not curve.epochs:
+        raise _fail(f"{name} has no usable photometry yet; nothing to plot")
+    written = plot_lightcurve(
+        curve.normalised(), output, stored.to_metrics() if stored else None, "utc" if utc else "mjd"
+    )
+    Console().print(f"wrote {escape(str(written))}", highlight=False)
+
+
+def _votable_bytes(curve: SourceLightcurve) -> bytes:
+    from astropy import units as u
+    from astropy.io.votable import from_table, writeto
+    from astropy.table import Table as AstropyTable
+
+    rows = _epoch_rows(curve)
+    table = AstropyTable(
+        {
+            "mjd": [r["mjd"] for r in rows],
+            "time_utc": [r["time_utc"] for r in rows],
+            "flux": [r["flux_jy"] for r in rows] * u.Jy,
+            "flux_err": [r["flux_err_jy"] for r in rows] * u.Jy,
+            "norm_flux": [r["norm_flux_jy"] for r in rows] * u.Jy,
+            "norm_flux_err": [r["norm_flux_err_jy"] for r in rows] * u.Jy,
+            # VOTable floats have no null: a missing SNR is NaN.
+            "snr": [math.nan if r["snr"] is None else r["snr"] for r in rows],
+            "image_path": [r["image_path"] or "" for r in rows],
+        },
+        meta={"name": curve.name},
+    )
+    table["mjd"].unit = u.day
+    buffer = io.BytesIO()
+    writeto(from_table(table, table_id=curve.name), buffer)
+    return buffer.getvalue()
+
+
+@app.command("export")
+def export(
+    name: Name,
+    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="csv, json or votable.")] = (
+        ExportFormat.CSV
+    ),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default stdout.")
+    ] = None,
+    dsn: Dsn = None,
+) -> None:
+    """Export the light curve (measured and normalised fluxes, SNR, image) with its stored metrics in JSON."""
+    with _session(dsn) as conn:
+        curve = _load(conn, name)
+        stored = lightcurves.stored_variability(conn, name) if fmt is ExportFormat.JSON else None
+    data: bytes
+    if fmt is ExportFormat.CSV:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(_epoch_rows(curve)[0]) if curve.epochs else ["source"])
+        writer.writeheader()
+        writer.writerows(_epoch_rows(curve))
+        data = text.getvalue().encode()
+    elif fmt is ExportFormat.JSON:
+        payload = {
+            "source": curve.name,
+            "references": curve.references,
+            "metrics": stored.model_dump(mode="json") if stored else None,
+            "epochs": _epoch_rows(curve),
+        }
+        data = (json.dumps(payload, indent=2) + "\n").encode()
+    else:
+        data = _votable_bytes(curve)
+    if output is None:
+        typer.echo(data, nl=False)
+        return
+    output.write_bytes(data)
+    Console(stderr=True).print(f"wrote {escape(str(output))}", highlight=False)
+
+
+# contimg sources -------------------------------------------------------------------------------
+
+
+@sources_app.callback()
+def _sources_group() -> None:
+    """The monitored sources and their variability."""
+
+
+class SortChoice(StrEnum):
+    """Sort keys of `contimg sources list`."""
+
+    ETA = "eta"
+    V = "v"
+    CHI2 = "chi2"
+    NAME = "name"
+
+
+@sources_app.command("list")
+def sources_list(
+    variable: Annotated[
+        bool, typer.Option("--variable", help="Only sources flagged variable or transient.")
+    ] = False,
+    sort: Annotated[SortChoice, typer.Option("--sort", help="eta, v, chi2 (largest first) or name.")] = (
+        SortChoice.NAME
+    ),
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many sources.")] = 1000,
+    dsn: Dsn = None,
+    as_json: JsonOut = False,
+) -> None:
+    """List the sources with their stored metrics."""
+    key: SortKey = sort.value
+    with _session(dsn) as conn:
+        rows = lightcurves.list_sources(conn, variable_only=variable, sort=key, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        Console().print("no variable sources" if variable else "no sources recorded")
+        return
+    table = Table("name", "prio", "ref", "epochs", "η", "V", "χ²_ν", "Vs", "m", "flag", "mean mJy", "updated")
+    for r in rows:
+        flags = [
+            label for label, on in (("VAR", r["is_variable"]), ("TRANS", r["transient_candidate"])) if on
+        ]
+        table.add_row(
+            escape(r["name"]),
+            _cell(r["priority"]),
+            "yes" if r["reference"] else "",
+            _cell(r["n_epochs"]),
+            _fmt(r["eta"], digits=2),
+            _fmt(r["v"]),
+            _fmt(r["chi2_nu"], digits=2),
+            _fmt(r["vs"], digits=2),
+            _fmt(r["m"]),
+            " ".join(flags),
+            _fmt(r["weighted_mean_flux_jy"], 1e3, 2),
+            _cell(r["updated_at"]),
+        )
+    Console().print(table)
+
+
+# contimg alerts --------------------------------------------------------------------------------
+
+
+def alerts(
+    show_all: Annotated[bool, typer.Option("--all", help="Include acknowledged alerts.")] = False,
+    ack: Annotated[int | None, typer.Option("--ack", help="Acknowledge the open alert with this id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, newest first.")] = 200,
+    dsn: Dsn = None,
+    as_json: JsonOut = False,
+) -> None:
+    """List variability and transient alerts (open ones unless --all), or acknowledge one with --ack."""
+    with _session(dsn) as conn:
+        if ack is not None:
+            if not lightcurves.acknowledge_alert(conn, ack):
+                Console(stderr=True).print(
+                    f"[bold red]error:[/] no open alert with id {ack}", highlight=False
+                )
+                raise typer.Exit(code=UNKNOWN_SOURCE_EXIT)
+            Console().print(f"alert {ack} acknowledged")
+            return
+        found = lightcurves.list_alerts(conn, include_acknowledged=show_all, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([a.model_dump(mode="json") for a in found], indent=2))
+        return
+    if not found:
+        Console().print("no alerts" if show_all else "no open alerts")
+        return
+    table = Table("id", "raised", "source", "kind", "η", "V", "χ²_ν", "Vs", "SNR", "ack", title="alerts")
+    for a in found:
+        table.add_row(
+            str(a.id),
+            _cell(a.created_at),
+            escape(a.source_name),
+            a.kind,
+            _fmt(a.metrics.get("eta"), digits=2),
+            _fmt(a.metrics.get("v")),
+            _fmt(a.metrics.get("chi2_nu"), digits=2),
+            _fmt(a.metrics.get("vs"), digits=2),
+            _fmt(a.metrics.get("latest_snr"), digits=1),
+            "yes" if a.acknowledged else "",
+        )
+    Console().print(table)
