@@ -40,6 +40,7 @@ from absurd.schedules.sync import sync
 from contimg.demo import STATES, DemoRun, prepare
 from contimg.runtime import WorkerProcesses
 from contimg.store.lightcurves import load_photometry, source_lightcurve, stored_variability
+from contimg.tasks import queues
 from science.constants import CHANNELS_PER_SUBBAND, INTEGRATIONS_PER_TILE, N_STATIONS, SIDEREAL_DAY_S
 from science.lightcurve_plot import plot_lightcurve
 from science.simulate import (
@@ -178,8 +179,7 @@ def start_daemons(
     processes; the list holds the last two, in that order."""
     logs = run.run_dir / "logs"
     pool = WorkerProcesses(run.dsn, "contimg.tasks.registry:registry", logs)
-    queues = ["convert", "calibrate", "imaging", "photometry"]
-    pool.start(queues, settings.concurrency, "worker", worker_args)
+    pool.start(list(queues.ALL), settings.concurrency, "worker", worker_args)
     commands: list[tuple[str, list[str]]] = []
     if scheduler:
         commands.append(("scheduler", [sys.executable, "-m", "absurd", "scheduler", "--dsn", run.dsn]))
@@ -320,9 +320,9 @@ def close_the_night(
             "end": night.target_end.isoformat(),
             "output_dir": str(run.run_dir / "mosaics"),
         },
-        queue="imaging",
+        queue=queues.IMAGING,
     )
-    update = client.spawn("update-lightcurves", {}, queue="photometry")
+    update = client.spawn("update-lightcurves", {}, queue=queues.PHOTOMETRY)
     deadline = time.monotonic() + settings.timeout_s
     while time.monotonic() < deadline:
         live.update(progress(client, started, len(night.observations), len(night.observations)))

@@ -144,9 +144,13 @@ def _has_column(ms: Path, column: str) -> bool:
 # Mid-times of the same observation computed by different tools (pyuvdata at conversion, CASA at the
 # solve) can differ in their last digits; within a second they are the same instant.
 SAME_TIME_DAYS = 1.0 / 86400.0
+# The oldest solve, before a target, that may still be applied to it.
+MAX_AGE_HOURS = 12.0
 
 
-def select_caltable(candidates: Sequence[R], target_mjd: float, max_age_hours: float = 12.0) -> R | None:
+def select_caltable(
+    candidates: Sequence[R], target_mjd: float, max_age_hours: float = MAX_AGE_HOURS
+) -> R | None:
     """The solve to apply to an observation at ``target_mjd``, or None.
 
     Eligible: QA passed, solved at or before the target (mid-time), no more than ``max_age_hours``

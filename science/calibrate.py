@@ -20,9 +20,8 @@ from typing import Literal
 import numpy as np
 import structlog
 from astropy import units as u
-from astropy.coordinates import EarthLocation, HADec, SkyCoord
+from astropy.coordinates import SkyCoord
 from astropy.time import Time
-from astropy.utils import iers
 from numpy.typing import NDArray
 from pydantic import BaseModel, Field
 
@@ -45,8 +44,12 @@ from science.calibrators import (
 )
 from science.constants import FIRST_OUTRIGGER, N_SUBBANDS, subband_name
 from science.errors import InvalidInputError
+from science.pointing import meridian_icrs
 
 log = structlog.get_logger(__name__)
+
+# A solve is valid this long either side of its mid-time: long enough to cover a night between transits.
+VALIDITY_HOURS = 12.0
 
 SECONDS_PER_DAY = 86_400.0
 SIDEREAL_DEG_PER_S = 360.0 / 86_164.0905
@@ -194,7 +197,6 @@ def read_ms_summary(ms: Path) -> MsSummary:
     tb.open(f"{ms}/ANTENNA")
     try:
         names = [str(n) for n in tb.getcol("NAME")]
-        positions = tb.getcol("POSITION").T
     finally:
         tb.close()
     start = (times.min() - exposure / 2) / SECONDS_PER_DAY
@@ -202,8 +204,6 @@ def read_ms_summary(ms: Path) -> MsSummary:
     mid = 0.5 * (times.min() + times.max()) / SECONDS_PER_DAY
     ra_pc = float(np.degrees(phase_dir[0]) % 360.0)
     dec_pc = float(np.degrees(phase_dir[1]))
-    x, y, z = positions.mean(axis=0)
-    site = EarthLocation.from_geocentric(x, y, z, unit=u.m)
     return MsSummary(
         path=ms,
         start_mjd=float(start),
@@ -211,20 +211,11 @@ def read_ms_summary(ms: Path) -> MsSummary:
         mid_mjd=float(mid),
         phase_centre_ra_deg=ra_pc,
         phase_centre_dec_deg=dec_pc,
-        meridian_ra_deg=meridian_ra_deg(mid, dec_pc, site),
+        meridian_ra_deg=meridian_icrs(Time(mid, format="mjd", scale="utc"), dec_pc)[0],
         freq_min_hz=float(freqs.min()),
         freq_max_hz=float(freqs.max()),
         antenna_names=names,
     )
-
-
-def meridian_ra_deg(mjd: float, dec_deg: float, site: EarthLocation) -> float:
-    """ICRS right ascension of the local meridian at ``mjd`` and declination ``dec_deg``."""
-    # Offline: never fetch IERS tables; the predictive fallback is far more accurate than we need.
-    with iers.conf.set_temp("auto_download", False), iers.conf.set_temp("iers_degraded_accuracy", "warn"):
-        obstime = Time(mjd, format="mjd", scale="utc")
-        meridian = SkyCoord(HADec(ha=0 * u.hourangle, dec=dec_deg * u.deg, obstime=obstime, location=site))
-        return float(meridian.icrs.ra.deg % 360.0)
 
 
 def find_calibrator(
@@ -471,7 +462,7 @@ def solve_calibration(
     min_response: float = DEFAULT_MIN_RESPONSE,
     gain_solint: str = "inf",
     uvrange: str = "",
-    validity_hours: float = 12.0,
+    validity_hours: float = VALIDITY_HOURS,
     thresholds: QAThresholds | None = None,
     drift_beam: bool = True,
 ) -> CalibrationResult:

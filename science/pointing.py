@@ -11,12 +11,27 @@ conversion, calibration, imaging, mosaics and photometry all see its result thro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import TETE, AltAz, EarthLocation, SkyCoord
 from astropy.time import Time
+from astropy.utils import iers
 
 from science.stations import array_location, correlator_location
+
+
+@contextmanager
+def offline_earth_rotation() -> Iterator[None]:
+    """Never fetch IERS tables: workers may be offline, and the predictive values are ample here.
+
+    UT1 − UTC is below 0.9 s, so the fallback moves a meridian by at most ~13″ in right ascension,
+    against a primary beam of about 3°; every caller of this module sees the same values.
+    """
+    with iers.conf.set_temp("auto_download", False), iers.conf.set_temp("iers_degraded_accuracy", "warn"):
+        yield
 
 
 def meridian_icrs(time: Time, dec_deg: float, location: EarthLocation | None = None) -> tuple[float, float]:
@@ -25,15 +40,16 @@ def meridian_icrs(time: Time, dec_deg: float, location: EarthLocation | None = N
     The apparent sidereal time alone would be off by precession (a fraction of a degree), so the
     right ascension is corrected until the apparent hour angle is zero.
     """
-    loc = location if location is not None else correlator_location()
-    lst = time.sidereal_time("apparent", longitude=loc.lon).rad
-    frame = TETE(obstime=time, location=loc)
-    ra = float(lst)
-    for _ in range(3):
-        apparent = SkyCoord(ra * u.rad, dec_deg * u.deg, frame="icrs").transform_to(frame)
-        hour_angle = (lst - apparent.ra.rad + np.pi) % (2 * np.pi) - np.pi
-        ra += hour_angle
-    return float(np.degrees(ra) % 360.0), float(dec_deg)
+    with offline_earth_rotation():
+        loc = location if location is not None else correlator_location()
+        lst = time.sidereal_time("apparent", longitude=loc.lon).rad
+        frame = TETE(obstime=time, location=loc)
+        ra = float(lst)
+        for _ in range(3):
+            apparent = SkyCoord(ra * u.rad, dec_deg * u.deg, frame="icrs").transform_to(frame)
+            hour_angle = (lst - apparent.ra.rad + np.pi) % (2 * np.pi) - np.pi
+            ra += hour_angle
+        return float(np.degrees(ra) % 360.0), float(dec_deg)
 
 
 def pointing_icrs(
@@ -44,32 +60,35 @@ def pointing_icrs(
     This reads the correlator's ``phase_center_dec`` right: that value is of date, not ICRS, and the two
     differ by up to ~0.15° (precession since J2000).
     """
-    loc = location if location is not None else correlator_location()
-    lst = time.sidereal_time("apparent", longitude=loc.lon)
-    apparent = SkyCoord(ra=lst, dec=apparent_dec_deg * u.deg, frame=TETE(obstime=time, location=loc))
-    icrs = apparent.transform_to("icrs")
-    return float(icrs.ra.deg % 360.0), float(icrs.dec.deg)
+    with offline_earth_rotation():
+        loc = location if location is not None else correlator_location()
+        lst = time.sidereal_time("apparent", longitude=loc.lon)
+        apparent = SkyCoord(ra=lst, dec=apparent_dec_deg * u.deg, frame=TETE(obstime=time, location=loc))
+        icrs = apparent.transform_to("icrs")
+        return float(icrs.ra.deg % 360.0), float(icrs.dec.deg)
 
 
 def apparent_dec_deg(
     ra_deg: float, dec_deg: float, time: Time, location: EarthLocation | None = None
 ) -> float:
     """Apparent (of date) declination of an ICRS position: what the correlator would write for it."""
-    loc = location if location is not None else correlator_location()
-    apparent = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs").transform_to(
-        TETE(obstime=time, location=loc)
-    )
-    return float(apparent.dec.deg)
+    with offline_earth_rotation():
+        loc = location if location is not None else correlator_location()
+        apparent = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs").transform_to(
+            TETE(obstime=time, location=loc)
+        )
+        return float(apparent.dec.deg)
 
 
 def hour_angle_deg(ra_deg: float, dec_deg: float, time: Time, location: EarthLocation | None = None) -> float:
     """Apparent hour angle, in degrees within (-180, 180], of an ICRS position at ``time``."""
-    loc = location if location is not None else correlator_location()
-    lst = time.sidereal_time("apparent", longitude=loc.lon).rad
-    apparent = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs").transform_to(
-        TETE(obstime=time, location=loc)
-    )
-    return float(np.degrees((lst - apparent.ra.rad + np.pi) % (2 * np.pi) - np.pi))
+    with offline_earth_rotation():
+        loc = location if location is not None else correlator_location()
+        lst = time.sidereal_time("apparent", longitude=loc.lon).rad
+        apparent = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs").transform_to(
+            TETE(obstime=time, location=loc)
+        )
+        return float(np.degrees((lst - apparent.ra.rad + np.pi) % (2 * np.pi) - np.pi))
 
 
 def enu_unit_vectors(coords: SkyCoord, times: Time, location: EarthLocation | None = None) -> np.ndarray:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyuvdata import Telescope, UVData
 
 from science.beam import airy_response
+from science.calibrators import get_calibrator
 from science.constants import (
     CHANNEL_WIDTH_HZ,
     CHANNELS_PER_SUBBAND,
@@ -598,16 +599,23 @@ def calibrator_transit(
     near: datetime,
     *,
     name: str = "3C286",
-    ra_deg: float = 202.784533,
-    dec_deg: float = 30.509156,
-    flux_jy: float = 14.9,
-    spectral_index: float = -0.46,
+    ra_deg: float | None = None,
+    dec_deg: float | None = None,
+    flux_jy: float | None = None,
+    spectral_index: float | None = None,
     **config: Any,
 ) -> ObservationConfig:
     """A bright calibrator transiting the meridian at the mid-time, pointed at its declination.
 
-    The defaults approximate 3C286 at 1.4 GHz. ``config`` passes other ObservationConfig fields.
+    Position and spectrum come from the calibrator catalogue entry ``name`` (the one the solver
+    models it with); any of them given here overrides the catalogue. ``config`` passes other
+    ObservationConfig fields.
     """
+    entry = get_calibrator(name)
+    ra_deg = entry.ra_deg if ra_deg is None else ra_deg
+    dec_deg = entry.dec_deg if dec_deg is None else dec_deg
+    flux_jy = entry.flux_jy if flux_jy is None else flux_jy
+    spectral_index = entry.spectral_index if spectral_index is None else spectral_index
     n_int = int(config.get("n_integrations", INTEGRATIONS_PER_TILE))
     t_int = float(config.get("integration_s", INTEGRATION_S))
     start = transit_start_time(ra_deg, dec_deg, near, n_int, t_int)

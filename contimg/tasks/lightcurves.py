@@ -19,11 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import absurd
 from contimg.store import lightcurves
+from contimg.tasks import queues
 from science.errors import InvalidInputError
 from science.lightcurves import DEFAULT_MIN_EPOCHS, LightcurveUpdate, TransientCriteria
 from science.variability import VariabilityThresholds
 
-QUEUE = "photometry"
 # Emitted when an update raises alerts; the payload lists them.
 VARIABILITY_ALERT = "variability-alert"
 
@@ -84,7 +84,7 @@ def _record(conn: psycopg.Connection, params: UpdateLightcurvesParams, result: A
 @registry.task(
     "update-lightcurves",
     params=UpdateLightcurvesParams,
-    options=absurd.SpawnOptions(queue=QUEUE, timeout_s=600, max_attempts=3),
+    options=absurd.SpawnOptions(queue=queues.PHOTOMETRY, timeout_s=600, max_attempts=3),
     permanent_errors=(InvalidInputError,),
     on_complete=_record,
 )

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from science.applycal import ApplyResult
-from science.calibrate import CalibrationResult, QAThresholds, RefantPolicy
+from science.applycal import MAX_AGE_HOURS, ApplyResult
+from science.calibrate import VALIDITY_HOURS, CalibrationResult, QAThresholds, RefantPolicy
 from science.catalogs import MonitoringSource
 from science.convert import ConversionRecord, IncompletePolicy
 from science.imaging import ImageResult, ImagingParams
@@ -65,7 +65,7 @@ class SolveParams(_Params):
     refant: str | None = None
     refant_policy: RefantPolicy = RefantPolicy.EXCLUDE_OUTRIGGERS
     gain_solint: str = "inf"
-    validity_hours: float = Field(default=12.0, gt=0)
+    validity_hours: float = Field(default=VALIDITY_HOURS, gt=0)
     thresholds: QAThresholds = Field(default_factory=QAThresholds)
     log_dir: Path | None = None
     only_if_calibrator: bool = Field(
@@ -87,7 +87,9 @@ class ApplyParams(_Params):
     """``apply-calibration``: apply the valid solve to a target MS, waiting for one if none exists yet."""
 
     ms_path: Path
-    max_age_hours: float = Field(default=12.0, gt=0, description="oldest solve, before the target, to use")
+    max_age_hours: float = Field(
+        default=MAX_AGE_HOURS, gt=0, description="oldest solve, before the target, to use"
+    )
     wait_timeout_s: float = Field(
         default=86_400.0, ge=0, description="give up waiting for a solve after this"
     )

@@ -26,6 +26,7 @@ import absurd
 from absurd.builtin_tasks import builtin
 from absurd.errors import EventTimeoutError
 from contimg.store import products
+from contimg.tasks import queues
 from contimg.tasks.lightcurves import registry as lightcurve_registry
 from contimg.tasks.params import (
     ApplyOutcome,
@@ -53,7 +54,6 @@ from science.imaging import create_image
 from science.mosaic import MosaicPlan, build_plan
 from science.photometry import measure_file
 
-QUEUES = ("convert", "calibrate", "imaging", "photometry")
 PERMANENT = (InvalidInputError,)
 
 science = absurd.Registry()
@@ -106,7 +106,7 @@ def _record_conversion(conn: psycopg.Connection, params: ConvertParams, result: 
     "convert-uvh5",
     params=ConvertParams,
     mode="process",
-    options=absurd.SpawnOptions(queue="convert", timeout_s=1800, max_attempts=3),
+    options=absurd.SpawnOptions(queue=queues.CONVERT, timeout_s=1800, max_attempts=3),
     permanent_errors=PERMANENT,
     on_complete=_record_conversion,
 )
@@ -150,7 +150,7 @@ def _record_solve(conn: psycopg.Connection, params: SolveParams, result: Any) ->
     "solve-calibration",
     params=SolveParams,
     mode="process",
-    options=absurd.SpawnOptions(queue="calibrate", timeout_s=3600, max_attempts=3),
+    options=absurd.SpawnOptions(queue=queues.CALIBRATE, timeout_s=3600, max_attempts=3),
     permanent_errors=PERMANENT,
     on_complete=_record_solve,
 )
@@ -222,7 +222,7 @@ def wait_for_caltable(ctx: absurd.TaskContext, ms_path: Path, params: ApplyParam
     "apply-calibration",
     params=ApplyParams,
     mode="process",
-    options=absurd.SpawnOptions(queue="calibrate", timeout_s=1800, max_attempts=3),
+    options=absurd.SpawnOptions(queue=queues.CALIBRATE, timeout_s=1800, max_attempts=3),
     permanent_errors=PERMANENT,
     on_complete=_record_apply,
 )
@@ -248,7 +248,7 @@ def _record_image(conn: psycopg.Connection, params: ImageParams, result: Any) ->
     "create-image",
     params=ImageParams,
     mode="process",
-    options=absurd.SpawnOptions(queue="imaging", timeout_s=3600, max_attempts=3),
+    options=absurd.SpawnOptions(queue=queues.IMAGING, timeout_s=3600, max_attempts=3),
     permanent_errors=PERMANENT,
     on_complete=_record_image,
 )
@@ -295,7 +295,7 @@ def _record_mosaic(conn: psycopg.Connection, params: MosaicParams, result: Any) 
     "create-mosaic",
     params=MosaicParams,
     mode="process",
-    options=absurd.SpawnOptions(queue="imaging", timeout_s=3600, max_attempts=3),
+    options=absurd.SpawnOptions(queue=queues.IMAGING, timeout_s=3600, max_attempts=3),
     permanent_errors=PERMANENT,
     on_complete=_record_mosaic,
 )
@@ -320,7 +320,7 @@ def _record_photometry(conn: psycopg.Connection, params: PhotometryParams, resul
     "run-photometry",
     params=PhotometryParams,
     mode="process",
-    options=absurd.SpawnOptions(queue="photometry", timeout_s=1800, max_attempts=3),
+    options=absurd.SpawnOptions(queue=queues.PHOTOMETRY, timeout_s=1800, max_attempts=3),
     permanent_errors=PERMANENT,
     on_complete=_record_photometry,
 )

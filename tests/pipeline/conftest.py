@@ -18,8 +18,9 @@ import pytest
 
 from absurd.client import Client
 from absurd.worker import Worker, WorkerSettings
+from contimg.tasks import queues
 from contimg.tasks.params import ConvertResult
-from contimg.tasks.registry import QUEUES, registry
+from contimg.tasks.registry import registry
 from science.convert import ConversionRecord
 from tests.science.conftest import SimulatedPair, simulated_pair  # noqa: F401  (a fixture, re-used)
 from tests.support.postgres import ServerUnderTest, fresh_database
@@ -65,7 +66,7 @@ def pipeline(pg_server: ServerUnderTest, tmp_path_factory: pytest.TempPathFactor
     """A migrated database with a worker serving every science queue."""
     with fresh_database(pg_server) as dsn:
         settings = WorkerSettings(
-            queues=list(QUEUES),
+            queues=list(queues.ALL),
             concurrency=3,
             processes=2,
             poll_s=0.2,

@@ -1,0 +1,14 @@
+"""The science queues: one per kind of work, so each gets its own worker slots and concurrency limits.
+
+Every task names its queue from here; workflows and schedules inherit it from the task. A worker for
+the whole pipeline serves ``ALL``.
+"""
+
+from __future__ import annotations
+
+CONVERT = "convert"
+CALIBRATE = "calibrate"
+IMAGING = "imaging"
+PHOTOMETRY = "photometry"
+
+ALL = (CONVERT, CALIBRATE, IMAGING, PHOTOMETRY)
