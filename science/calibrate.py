@@ -1,6 +1,6 @@
 """Solve bandpass and gain calibration on a Measurement Set that holds a calibrator transit.
 
-The sequence (``shared/notes/science.md``): find the brightest catalogue calibrator in the primary
+The sequence: find the brightest catalogue calibrator in the primary
 beam, write its model into MODEL_DATA (a point component, attenuated by the drifting Airy beam),
 solve per-integration phases, then the bandpass over the whole transit, then amplitude and phase
 gains. Tables are written in a scratch directory next to the outputs and renamed into place only

@@ -1,6 +1,6 @@
 """DSA-110 instrument constants: the one place they are defined.
 
-Values come from ``shared/notes/science.md``; every other module imports them from here.
+Where the values come from: docs/instrument.md. Every other module imports them from here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ N_SUBBANDS = 16
 CHANNELS_PER_SUBBAND = 48
 CHANNEL_WIDTH_HZ = 244_140.625
 # The correlator's channelisation: channel j of subband k is centred at
-# 1.53 GHz − (1024 + 384·k + 8·j + 3.5) × 30517.578125 Hz (science.md), descending within a subband.
+# 1.53 GHz − (1024 + 384·k + 8·j + 3.5) × 30517.578125 Hz (docs/instrument.md), descending within a subband.
 CORRELATOR_REFERENCE_HZ = 1.53e9
 FINE_CHANNEL_HZ = 30_517.578125
 

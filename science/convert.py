@@ -361,10 +361,10 @@ def _station_name(name: str) -> str:
 def _prepare_for_casa(uvd: UVData) -> None:
     """Our telescope name, alt-az mounts and weights normalised to 1 for a full integration.
 
-    The files say OVRO_MMA, whose entry in CASA's observatory table is wrong (science.md); under our own
-    name CASA takes the array position from the antennas, which carry the file's location. Without a
-    mount type CASA warns once per row. The correlator's ``nsamples`` is 96 for a full integration, and
-    CASA would take that as the weight.
+    The files say OVRO_MMA, whose entry in CASA's observatory table is wrong (docs/instrument.md);
+    under our own name CASA takes the array position from the antennas, which carry the file's
+    location. Without a mount type CASA warns once per row. The correlator's ``nsamples`` is 96 for a
+    full integration, and CASA would take that as the weight.
     """
     uvd.telescope.name = TELESCOPE_NAME
     uvd.telescope.mount_type = ["alt-az"] * uvd.telescope.Nants

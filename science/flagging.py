@@ -1,7 +1,7 @@
 """Flagging before calibration: what the correlator leaves for us to flag.
 
-Real files carry no flags at all (science.md): NaNs sit unflagged in the last integration of a session,
-dead antennas give zeros, and RFI is real. In order, on the joined observation:
+Real files carry no flags at all (docs/instrument.md): NaNs sit unflagged in the last integration of a
+session, dead antennas give zeros, and RFI is real. In order, on the joined observation:
 
 1. non-finite and exactly-zero visibilities (the NaNs are zeroed too: CASA must never see them);
 2. dead antennas: those with nothing left on any of their baselines;

@@ -2,7 +2,7 @@
 
 The DSA-110 correlator phases every integration to the meridian at the (apparent) pointing declination and
 stores the uvw towards that point, the same for every integration. With pyuvdata's sign convention
-(science.md) a fringestopped visibility is the raw one times exp(−2πi·w·ν/c); undoing it multiplies by
+(docs/instrument.md) a fringestopped visibility is the raw one times exp(−2πi·w·ν/c); undoing it multiplies by
 exp(+2πi·w·ν/c) with the file's own w and leaves raw (unprojected) data that pyuvdata can phase anywhere.
 """
 

@@ -1,7 +1,7 @@
 """Simulated DSA-110 drift-scan observations: 16 UVH5 subband files plus the truth behind them.
 
-By default the files are what the real correlator writes (science.md, "What the correlator really
-writes"; :mod:`science.subband_file`): old-style UVH5, fringestopped to hour angle 0 at the apparent
+By default the files are what the real correlator writes (docs/instrument.md,
+:mod:`science.subband_file`): old-style UVH5, fringestopped to hour angle 0 at the apparent
 pointing declination, float32 uvw, channels descending, a 117-antenna table with the correlated subset in
 correlator order, ``nsamples`` 96 and no flags. ``layout="unprojected"`` writes pyuvdata's own layout with
 raw, unprojected data instead. Name timestamps are jittered per subband. :class:`Faults` injects what real

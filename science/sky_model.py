@@ -1,6 +1,7 @@
 """Sky models and their drift-scan visibilities, seen through the DSA-110 primary beam.
 
-Sign convention (science.md): V = Σ S·exp(+2πi(u·l + v·m + w·(n−1))), with uvw = antenna 2 − antenna 1.
+Sign convention (docs/instrument.md): V = Σ S·exp(+2πi(u·l + v·m + w·(n−1))), with
+uvw = antenna 2 − antenna 1.
 Unprojected (drift) data carry no fringe stopping at all: pyuvdata takes their old w as 0 when it phases
 them, so a drift visibility is S·exp(+2πi b·s/λ), with b the east-north-up baseline and s the unit vector
 to the source. Phasing to s₀ then multiplies by exp(−2πi b·s₀/λ) and leaves the convention above.

@@ -91,8 +91,8 @@ def station_ecef(stations: tuple[Station, ...] | list[Station]) -> NDArray[np.fl
     return np.stack([loc.x.to_value(u.m), loc.y.to_value(u.m), loc.z.to_value(u.m)], axis=-1)
 
 
-# The location the correlator writes into every file header (science.md). Its meridian is where the data
-# are fringestopped, so "hour angle 0" is measured here (science.pointing).
+# The location the correlator writes into every file header (docs/instrument.md). Its meridian is
+# where the data are fringestopped, so "hour angle 0" is measured here (science.pointing).
 CORRELATOR_LATITUDE_DEG = 37.2334051
 CORRELATOR_LONGITUDE_DEG = -118.2830
 CORRELATOR_ALTITUDE_M = 1188.05

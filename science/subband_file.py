@@ -1,6 +1,6 @@
 """One subband file on disk: reading either layout, and writing the correlator's own.
 
-The real DSA-110 writer (science.md, "What the correlator really writes") produces old-style UVH5:
+The real DSA-110 writer (docs/instrument.md) produces old-style UVH5:
 no phase-centre catalogue, ``phase_type = "drift"`` although the data are fringestopped to the meridian,
 float32 uvw, ``freq_array`` shaped (1, Nfreqs) with descending channels, a scalar ``channel_width``, a
 117-antenna table named "1"…"117" with ~96 correlated antennas in correlator order, ``nsamples`` 96, no flags
@@ -28,7 +28,7 @@ from science.stations import (
     correlator_location,
 )
 
-# What the correlator puts in the header (science.md); the file's own location is what readers trust.
+# What the correlator puts in the header (docs/instrument.md); the file's own location is what readers trust.
 CORRELATOR_TELESCOPE = "OVRO_MMA"
 CORRELATOR_NSAMPLES = 96.0
 # The pointing declination, in radians, as the correlator writes it into extra_keywords.

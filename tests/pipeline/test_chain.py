@@ -25,7 +25,7 @@ from tests.support.processes import wait_until
 # 1024 pixels of 5″ cover the default target field (sources out to 0.55° from the centre).
 IMAGING = {"imsize": 1024, "cell_arcsec": 5.0}
 # Flux agreement: 3 σ of the measurement plus a 3 % floor for calibration and CLEAN systematics,
-# the size of the peak ratios found for 20–150 mJy sources on this data (shared/notes/science.md).
+# the size of the peak ratios found for 20–150 mJy sources on this data.
 N_SIGMA = 3.0
 SYSTEMATIC = 0.03
 MIN_SNR = 20.0

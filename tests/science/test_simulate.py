@@ -95,7 +95,7 @@ def test_files_look_like_the_correlators(simulated_pair) -> None:
 
 
 def test_files_have_the_real_writers_layout(simulated_pair) -> None:
-    """Field by field, what science.md says the correlator's writer puts in a file."""
+    """Field by field, what docs/instrument.md says the correlator's writer puts in a file."""
     obs = simulated_pair.target
     with h5py.File(obs.subband_paths[3]) as f:
         header = f["Header"]
