@@ -25,8 +25,10 @@ import psycopg
 
 from absurd.client import Client
 from absurd.workflow_spec import parse_spec
+from bench.postgres import count
+from bench.processes import stop_workers
 from tests.support.postgres import ServerUnderTest, fresh_database, make_template, session_server
-from tests.support.processes import start_worker, stop_worker
+from tests.support.processes import start_worker
 from tests.support.tasks import EFFECTS_DDL
 
 DIAMOND = parse_spec(
@@ -80,8 +82,7 @@ class ChaosReport:
 
 def _count(dsn: str, sql: str) -> int:
     with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-        row = conn.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+        return count(conn, sql)
 
 
 def spawn_mix(client: Client, n: int, plain_s: float, diamonds_only: bool = False) -> None:
@@ -149,8 +150,7 @@ def run_chaos(
                 next_kill = time.monotonic() + kill_every_s
             time.sleep(0.2)
     finally:
-        for proc in procs:
-            stop_worker(proc)
+        stop_workers(procs, timeout=60.0)
     seconds = time.monotonic() - started
     return ChaosReport(
         tasks=total,

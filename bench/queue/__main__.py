@@ -1,0 +1,5 @@
+"""``python -m bench.queue``."""
+
+from bench.queue.cli import main
+
+main()

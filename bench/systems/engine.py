@@ -1,0 +1,75 @@
+"""This project's queue as a side-by-side contender: ``spawn_many``/``spawn`` through ``Client``, drained by
+``python -m absurd worker`` processes running the built-in ``noop`` task."""
+
+from __future__ import annotations
+
+import subprocess
+
+from absurd.client import Client
+from bench.postgres import count, epoch
+from bench.processes import start_workers
+from bench.queue.workload import reset_queue
+
+UNFINISHED = "SELECT count(*) FROM absurd.tasks WHERE state IN ('pending', 'running', 'sleeping')"
+COMPLETED = "SELECT count(*) FROM absurd.tasks WHERE state = 'completed'"
+# A run's start is its claim (the claim transaction's now()); the first attempt's run is the one timed.
+SPAWN_TO_START_MS = """
+SELECT extract(epoch FROM r.started_at - t.created_at) * 1000
+FROM absurd.tasks t JOIN absurd.runs r ON r.task_id = t.id AND r.attempt = 1
+WHERE t.created_at >= to_timestamp(%s)
+"""
+
+
+class EngineSystem:
+    """This engine in a migrated database, with ``concurrency`` task slots per worker process."""
+
+    def __init__(self, dsn: str, concurrency: int):
+        self.dsn = dsn
+        self.concurrency = concurrency
+        self.label = f"this engine, {concurrency} slots"
+        self.client = Client(dsn)
+
+    def reset(self) -> None:
+        """Empty the queue tables."""
+        reset_queue(self.client.conn)
+
+    def enqueue(self, n: int, batch: int) -> None:
+        """``spawn_many`` in batches."""
+        left = n
+        while left > 0:
+            size = min(batch, left)
+            self.client.spawn_many("noop", [None] * size)
+            left -= size
+
+    def spawn_one(self) -> None:
+        """One ``spawn``."""
+        self.client.spawn("noop")
+
+    def analyze(self) -> None:
+        """ANALYZE the tasks table."""
+        self.client.conn.execute("ANALYZE absurd.tasks")
+
+    def launch(self, processes: int) -> list[subprocess.Popen[bytes]]:
+        """``absurd worker`` processes serving the built-in tasks."""
+        return start_workers(self.dsn, processes, self.concurrency)
+
+    def remaining(self) -> int:
+        """Tasks pending, running or sleeping."""
+        return count(self.client.conn, UNFINISHED)
+
+    def completed(self) -> int:
+        """Tasks completed."""
+        return count(self.client.conn, COMPLETED)
+
+    def clock(self) -> float:
+        """The database's clock."""
+        return epoch(self.client.conn)
+
+    def latencies_ms(self, since: float) -> list[float]:
+        """A run's ``started_at`` minus its task's ``created_at``."""
+        rows = self.client.conn.execute(SPAWN_TO_START_MS, (since,)).fetchall()
+        return [float(r[0]) for r in rows]
+
+    def close(self) -> None:
+        """Close the client's connection."""
+        self.client.close()

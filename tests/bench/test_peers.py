@@ -1,0 +1,74 @@
+"""The side-by-side benchmark (``python -m bench.peers``) at a tiny size: every job is drained and the
+figures are sane. Nothing here is timed against a threshold."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+
+import pytest
+from rich.console import Console
+
+from bench import peers
+from bench.systems import pgq
+
+TINY = peers.Settings(n=200, workers=(1,), rounds=1, batch_sizes=(10,), rate=50.0, seconds=1.0)
+NO_PGQUEUER = "PgQueuer is the optional 'bench' extra (pip install -e '.[bench]'); CI installs '.[dev]' only"
+
+
+def quiet() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def check_sane(contender: peers.Contender, settings: peers.Settings) -> None:
+    assert [d.n for d in contender.drains] == [settings.n] * len(settings.workers)
+    for drain in contender.drains:
+        assert drain.enqueue_per_s > 0 and drain.drain_s > 0 and drain.drain_per_s > 0
+    latency = contender.latency
+    assert latency is not None and latency.samples == round(settings.rate * settings.seconds)
+    assert 0 <= latency.p50_ms <= latency.p99_ms
+
+
+def test_this_engine_drains_every_job_and_reports_sane_figures(dsn: str) -> None:
+    settings = peers.Settings(**{**TINY.__dict__, "systems": ("engine",)})
+    contenders = peers.run_peers(dsn, settings, quiet())
+    assert [c.kind for c in contenders] == ["engine"]
+    check_sane(contenders[0], settings)
+    report = peers.Report(settings, contenders)
+    figures = report.figures()[contenders[0].label]
+    # Without PgQueuer there is nothing to take a ratio to.
+    assert all(f["ratio"] is None for f in figures.values())
+    assert figures["drain_per_s_1w"]["value"] == contenders[0].drain_per_s(1)
+    out = quiet()
+    peers.render(report, out)
+    assert json.loads(peers.as_json(report))["settings"]["n"] == settings.n
+
+
+@pytest.mark.skipif(
+    not (importlib.util.find_spec("pgqueuer") and importlib.util.find_spec("asyncpg")), reason=NO_PGQUEUER
+)
+def test_pgqueuer_and_this_engine_side_by_side(dsn: str) -> None:
+    contenders = peers.run_peers(dsn, TINY, quiet())
+    assert [c.kind for c in contenders] == ["engine", "pgqueuer"]
+    for contender in contenders:
+        check_sane(contender, TINY)
+    figures = peers.Report(TINY, contenders).figures()
+    # One PgQueuer configuration: it is its own best, and the engine's ratio is its value over PgQueuer's.
+    engine, peer = (figures[c.label]["drain_per_s_1w"] for c in contenders)
+    assert peer["ratio"] == 1.0
+    assert engine["value"] is not None and peer["value"] is not None
+    assert engine["ratio"] == pytest.approx(engine["value"] / peer["value"])
+
+
+def test_a_missing_pgqueuer_is_reported_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pgq, "available", lambda: False)
+    with pytest.raises(SystemExit, match=r"pip install -e '\.\[bench\]'"):
+        peers.run(TINY, "unused: never reached", quiet())
+
+
+def test_worker_counts_and_batch_sizes_are_checked() -> None:
+    assert peers.parse_ints("1, 2,4", "--workers") == (1, 2, 4)
+    for bad in ("0", "a,b", ""):
+        with pytest.raises(SystemExit, match="--workers"):
+            peers.parse_ints(bad, "--workers")
