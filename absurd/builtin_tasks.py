@@ -8,8 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from absurd import queries
 from absurd.context import TaskContext
+from absurd.maintenance.pruner import delete_finished
+from absurd.maintenance.retention import DEFAULT_RETENTION_DAYS
 from absurd.registry import Registry
 
 builtin = Registry()
@@ -62,22 +63,19 @@ def fail(ctx: TaskContext, params: FailParams) -> dict[str, int]:
 class CleanupParams(BaseModel):
     """Params of ``cleanup``."""
 
-    older_than_days: float = Field(7.0, gt=0, description="delete finished tasks older than this")
+    older_than_days: float = Field(
+        DEFAULT_RETENTION_DAYS, gt=0, description="delete finished tasks older than this"
+    )
     batch: int = Field(1000, ge=1, description="rows deleted per statement, to keep locks short")
 
 
 @builtin.task("cleanup", params=CleanupParams)
 def cleanup(ctx: TaskContext, params: CleanupParams) -> dict[str, int]:
-    """Delete finished tasks (and their runs and checkpoints) past the retention period, in batches;
-    tasks still in the dead-letter queue are kept."""
-    deleted = 0
+    """Delete finished tasks (and their runs and checkpoints) past the retention period, in batches,
+    as the workers' pruner does (absurd/maintenance/pruner.py); tasks still in the dead-letter queue
+    are kept."""
     with ctx.connection() as conn:
-        while True:
-            row = conn.execute(queries.CLEANUP, (params.older_than_days * 86400, params.batch)).fetchone()
-            n = int(row[0]) if row else 0
-            deleted += n
-            if n < params.batch:
-                break
+        deleted = delete_finished(conn, params.older_than_days * 86400, params.batch)
     return {"deleted": deleted}
 
 

@@ -8,16 +8,15 @@ Each tick:
 
 A fire is a row unique by (schedule, fire time) or (schedule, event id), inserted in the same
 transaction as its workflow; a second scheduler's insert conflicts and submits nothing.
+
+Between ticks it heartbeats, and runs its maintenance duty: the event pruner (absurd/maintenance/).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,13 +27,13 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
-from absurd.database import connect, resolve_dsn
+from absurd.daemon import Daemon, default_daemon_id
+from absurd.database import connect
 from absurd.errors import ConfigurationError
-from absurd.metrics import Metrics
+from absurd.maintenance import EventPruner, EventPrunerSettings, MaintenanceRunner
 from absurd.schedules import queries
 from absurd.schedules.fire import event_context, fire
 from absurd.schedules.sync import from_row
-from absurd.sdnotify import SdNotify
 
 log = structlog.get_logger("absurd.scheduler")
 
@@ -50,14 +49,16 @@ class SchedulerSettings(BaseModel):
     grace_s: float = Field(60.0, ge=0, description="a fire at most this late is on time, not missed")
     heartbeat_s: float = Field(10.0, gt=0)
     batch: int = Field(100, ge=1, description="most schedules or events handled per tick")
-    event_retention_s: float = Field(7 * 86400.0, gt=0, description="event log rows kept this long")
+    event_pruner: EventPrunerSettings = Field(default_factory=EventPrunerSettings)
     metrics_port: int | None = Field(None, ge=0, le=65535)
     scheduler_id: str | None = None
 
 
-class Scheduler:
+class Scheduler(Daemon):
     """One scheduler process. ``run()`` blocks until ``stop()`` or SIGTERM/SIGINT; ``tick()`` does one
     pass and may be driven by a test with its own clock."""
+
+    kind = "scheduler"
 
     def __init__(
         self,
@@ -66,16 +67,13 @@ class Scheduler:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings or SchedulerSettings()
-        self.dsn = resolve_dsn(dsn)
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.scheduler_id = (
-            self.settings.scheduler_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.scheduler_id = self.settings.scheduler_id or default_daemon_id()
+        super().__init__(
+            log, {"scheduler_id": self.scheduler_id}, dsn, metrics_port=self.settings.metrics_port
         )
-        self._log = log.bind(scheduler_id=self.scheduler_id)
-        self._stopping = threading.Event()
         self._conn: psycopg.Connection | None = None
-        self.metrics = Metrics()
-        self.sd = SdNotify.from_env()
+        self.maintenance = MaintenanceRunner([EventPruner(self.settings.event_pruner)], context=self.identity)
         self.fired = 0
 
     @property
@@ -84,10 +82,6 @@ class Scheduler:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = connect(self.dsn)
         return self._conn
-
-    def stop(self) -> None:
-        """Ask for a graceful stop: the tick in progress finishes, then the loop ends."""
-        self._stopping.set()
 
     # One pass ------------------------------------------------------------------------------------
 
@@ -213,44 +207,9 @@ class Scheduler:
             )
         return 1
 
-    # The daemon ---------------------------------------------------------------------------------
+    # The daemon (run() and stop() are the Daemon's; a stop lets the tick in progress finish) -----
 
-    def run(self) -> None:
-        """Run until stopped. Installs SIGTERM/SIGINT handlers when called from the main thread."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: self.stop())
-            signal.signal(signal.SIGINT, lambda *_: self.stop())
-        if self.settings.metrics_port is not None:
-            self.metrics.serve(self.settings.metrics_port, self.dsn)
-        self._until_registered()
-        self.sd.ready(status="scheduling")
-        self._log.info("scheduler started", tick_s=self.settings.tick_s)
-        next_beat = time.monotonic() + self.settings.heartbeat_s
-        next_prune = time.monotonic()
-        backoff = 0.5
-        try:
-            while not self._stopping.is_set():
-                wait = self.settings.tick_s
-                try:
-                    self.tick()
-                    if time.monotonic() >= next_beat:
-                        self.conn.execute(queries.SCHEDULER_HEARTBEAT, (self.scheduler_id,))
-                        next_beat = time.monotonic() + self.settings.heartbeat_s
-                    if time.monotonic() >= next_prune:
-                        self.conn.execute(queries.PRUNE_EVENT_LOG, (self.settings.event_retention_s,))
-                        next_prune = time.monotonic() + 3600.0
-                    backoff = 0.5
-                except _DATABASE_DOWN as exc:
-                    self._log.warning("tick failed; database unavailable", error=str(exc), retry_in_s=backoff)
-                    self.sd.status(f"database unavailable: {exc}".splitlines()[0])
-                    wait, backoff = backoff, min(backoff * 2, 10.0)
-                self.sd.watchdog_due()
-                interval = self.sd.watchdog_interval_s
-                self._stopping.wait(min(wait, interval) if interval else wait)
-        finally:
-            self._shutdown()
-
-    def _until_registered(self) -> None:
+    def _start(self) -> None:
         delay = 0.5
         while not self._stopping.is_set():
             try:
@@ -258,20 +217,42 @@ class Scheduler:
                     queries.REGISTER_SCHEDULER, (self.scheduler_id, socket.gethostname(), os.getpid())
                 )
                 return
-            except (psycopg.OperationalError, psycopg.InterfaceError, ConfigurationError) as exc:
+            except _DATABASE_DOWN as exc:
                 self._log.warning("cannot register scheduler; retrying", error=str(exc), retry_in_s=delay)
-                self.sd.watchdog_due()
-                self._stopping.wait(delay)
+                self._pause(delay)
                 delay = min(delay * 2, 10.0)
 
+    def _ready_status(self) -> str:
+        return "scheduling"
+
+    def _started_fields(self) -> dict[str, object]:
+        return {"tick_s": self.settings.tick_s}
+
+    def _serve(self) -> None:
+        next_beat = time.monotonic() + self.settings.heartbeat_s
+        backoff = 0.5
+        while not self._stopping.is_set():
+            wait = self.settings.tick_s
+            try:
+                self.tick()
+                if time.monotonic() >= next_beat:
+                    self.conn.execute(queries.SCHEDULER_HEARTBEAT, (self.scheduler_id,))
+                    next_beat = time.monotonic() + self.settings.heartbeat_s
+                self.maintenance.run_due(self.conn)
+                backoff = 0.5
+            except _DATABASE_DOWN as exc:
+                self._log.warning("tick failed; database unavailable", error=str(exc), retry_in_s=backoff)
+                self.sd.status(f"database unavailable: {exc}".splitlines()[0])
+                wait, backoff = backoff, min(backoff * 2, 10.0)
+            self._pause(wait)
+
     def _shutdown(self) -> None:
-        self.sd.stopping(status="stopping")
         try:
             self.conn.execute(queries.SCHEDULER_STOPPED, (self.scheduler_id,))
         except Exception as exc:
             self._log.warning("could not mark scheduler stopped", error=str(exc))
         if self._conn is not None:
             self._conn.close()
-        self.metrics.close()
-        self.sd.close()
-        self._log.info("scheduler stopped", fired=self.fired)
+
+    def _stopped_fields(self) -> dict[str, object]:
+        return {"fired": self.fired}

@@ -6,11 +6,9 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
-import signal
 import socket
 import threading
 import time
-import uuid
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -20,15 +18,21 @@ import psycopg
 import structlog
 from pebble import ProcessExpired, ProcessPool
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from absurd import queries
 from absurd.context import RunSignals
-from absurd.database import resolve_dsn
+from absurd.daemon import Daemon, default_daemon_id
 from absurd.errors import TaskTimeoutError, UnknownTaskError
-from absurd.metrics import Metrics
+from absurd.maintenance import (
+    MaintenanceDuty,
+    MaintenanceRunner,
+    Pruner,
+    PrunerSettings,
+    Reaper,
+    ReaperSettings,
+)
 from absurd.registry import Registry, TaskDefinition
-from absurd.sdnotify import SdNotify
 from absurd.worker.completer import Completer, Finished
 from absurd.worker.execution import (
     Claimed,
@@ -56,12 +60,24 @@ class WorkerSettings(BaseModel):
     claim_batch: int = Field(256, ge=1)
     shutdown_grace_s: float = Field(30.0, ge=0)
     cancel_grace_s: float = Field(10.0, ge=0)
-    reap_every_s: float = Field(5.0, gt=0)
-    retention_s: float | None = Field(7 * 86400.0, description="finished tasks older than this are deleted")
-    cleanup_every_s: float = Field(3600.0, gt=0)
+    reaper: ReaperSettings = Field(default_factory=ReaperSettings)
+    pruner: PrunerSettings | None = Field(
+        default_factory=PrunerSettings, description="None: this worker deletes no finished tasks"
+    )
     worker_id: str | None = None
     log_level: str = "INFO"
     metrics_port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics here")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reap_every_s(cls, data: Any) -> Any:
+        # The flat name older callers (the test fixtures) pass; it sets reaper.interval_s.
+        if isinstance(data, dict) and "reap_every_s" in data:
+            data = dict(data)
+            reaper = data.get("reaper") or {}
+            fields = reaper.model_dump() if isinstance(reaper, ReaperSettings) else dict(reaper)
+            data["reaper"] = {**fields, "interval_s": data.pop("reap_every_s")}
+        return data
 
 
 @dataclass
@@ -77,18 +93,24 @@ class Running:
     finished: bool = False
 
 
-class Worker:
-    """One worker process's runtime. ``run()`` blocks until ``stop()`` or SIGTERM/SIGINT."""
+class Worker(Daemon):
+    """One worker process's runtime. ``run()`` blocks until ``stop()`` or SIGTERM/SIGINT; running
+    tasks then get ``shutdown_grace_s``."""
+
+    kind = "worker"
+    stopping_status = "draining running tasks"
 
     def __init__(self, registry: Registry, settings: WorkerSettings | None = None, dsn: str | None = None):
         self.registry = registry
         self.settings = settings or WorkerSettings()
-        self.dsn = resolve_dsn(dsn)
-        self.worker_id = (
-            self.settings.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = self.settings.worker_id or default_daemon_id()
+        super().__init__(
+            log,
+            {"worker_id": self.worker_id},
+            dsn,
+            metrics_port=self.settings.metrics_port,
+            grace_s=self.settings.shutdown_grace_s,
         )
-        self._log = log.bind(worker_id=self.worker_id)
-        self._stopping = threading.Event()
         # Heartbeats and maintenance outlive _stopping: leases must hold through the graceful drain.
         self._halted = threading.Event()
         self._wake = threading.Event()
@@ -112,23 +134,17 @@ class Worker:
         self._thread_pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="absurd-task")
         self._listener = WakeListener(self.dsn, set(self.settings.queues), self._wake, self._stopping)
         self.counters = {"claimed": 0, "completed": 0, "failed": 0, "lease_lost": 0}
-        self.metrics = Metrics()
-        self.sd = SdNotify.from_env()
+        duties: list[MaintenanceDuty] = [Reaper(self.settings.reaper)]
+        if self.settings.pruner is not None:
+            duties.append(Pruner(self.settings.pruner))
+        self.maintenance = MaintenanceRunner(duties, context=self.identity)
 
-    # Lifecycle ----------------------------------------------------------------------------------
+    # Lifecycle (run() and stop() are the Daemon's) -------------------------------------------------
 
-    def stop(self) -> None:
-        """Ask for a graceful stop: no more claims; running tasks get the grace period."""
-        self._stopping.set()
-        self._wake.set()
+    def _on_stop(self) -> None:
+        self._wake.set()  # no more claims
 
-    def run(self) -> None:
-        """Run until stopped. Installs SIGTERM/SIGINT handlers when called from the main thread."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: self.stop())
-            signal.signal(signal.SIGINT, lambda *_: self.stop())
-        if self.settings.metrics_port is not None:
-            self.metrics.serve(self.settings.metrics_port, self.dsn)
+    def _start(self) -> None:
         self.pool.open(wait=False)
         self._register()
         self.completer.start()
@@ -140,12 +156,18 @@ class Worker:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        self._log.info("worker started", queues=self.settings.queues, concurrency=self.settings.concurrency)
-        self.sd.ready(status=f"serving {', '.join(self.settings.queues)}")
-        try:
-            self._claim_loop()
-        finally:
-            self._shutdown()
+
+    def _serve(self) -> None:
+        self._claim_loop()
+
+    def _ready_status(self) -> str:
+        return f"serving {', '.join(self.settings.queues)}"
+
+    def _started_fields(self) -> dict[str, object]:
+        return {"queues": self.settings.queues, "concurrency": self.settings.concurrency}
+
+    def _stopped_fields(self) -> dict[str, object]:
+        return dict(self.counters)
 
     # Claiming -----------------------------------------------------------------------------------
 
@@ -314,7 +336,7 @@ class Worker:
         heartbeat_s = self.settings.heartbeat_s or self.settings.lease_s / 3
         next_beat = time.monotonic() + heartbeat_s
         while not self._halted.wait(0.2):
-            self.sd.watchdog_due()
+            self._alive()
             self._enforce_deadlines()
             if time.monotonic() >= next_beat:
                 try:
@@ -390,27 +412,8 @@ class Worker:
     # Maintenance -------------------------------------------------------------------------------
 
     def _maintain(self) -> None:
-        next_cleanup = time.monotonic() + 60.0
-        # The first pass runs at start: a worker restarted after a crash reclaims the expired runs at
-        # once, even if it is killed again before a full interval has passed.
-        while True:
-            try:
-                with self.pool.connection() as conn:
-                    row = conn.execute(queries.REAP_EXPIRED, (1000,)).fetchone()
-                    if row and row[0]:
-                        self._log.warning("reclaimed runs with expired leases", count=row[0])
-                    if self.settings.retention_s is not None and time.monotonic() >= next_cleanup:
-                        row = conn.execute(queries.CLEANUP, (self.settings.retention_s, 1000)).fetchone()
-                        if row and row[0]:
-                            self._log.info("deleted finished tasks past retention", count=row[0])
-                        next_cleanup = time.monotonic() + self.settings.cleanup_every_s
-            except psycopg.OperationalError as exc:
-                self._log.warning("maintenance skipped; database unavailable", error=str(exc))
-            except Exception:
-                # A bug or a bad row must not end reaping and cleanup for the life of the worker.
-                self._log.exception("maintenance pass failed; retrying at the next one")
-            if self._halted.wait(self.settings.reap_every_s):
-                return
+        # Runs until _halted, not _stopping: expired runs are reclaimed through the graceful drain too.
+        self.maintenance.run_forever(self.pool.connection, self._halted)
 
     # Registry and shutdown ----------------------------------------------------------------------
 
@@ -436,11 +439,7 @@ class Worker:
                 delay = min(delay * 2, 10.0)
 
     def _shutdown(self) -> None:
-        self.sd.stopping(status="draining running tasks")
-        grace_end = time.monotonic() + self.settings.shutdown_grace_s
-        while self._executing and time.monotonic() < grace_end:
-            self.sd.watchdog_due()
-            time.sleep(0.05)
+        self._drain(lambda: bool(self._executing))
         with self._lock:
             leftover = [r for r in self._executing.values() if not r.finished]
             for running in leftover:
@@ -464,9 +463,6 @@ class Worker:
         for thread in self._threads:
             thread.join(timeout=2)
         self.pool.close()
-        self.metrics.close()
-        self.sd.close()
-        self._log.info("worker stopped", **self.counters)
 
     def _release(self, leftover: list[Running]) -> None:
         try:

@@ -19,14 +19,13 @@ One pass (``StreamDaemon.tick``), about once a second:
 
 All state is in Postgres, so a restarted daemon (even after SIGKILL) resumes without losing or
 repeating anything. One daemon owns an incoming directory at a time (a session advisory lock); a
-second one waits as a standby. SIGTERM and SIGINT end the loop after the current pass.
+second one waits as a standby. SIGTERM and SIGINT end the loop after the current pass (the signal
+handling, sd_notify and metrics endpoint are ``absurd.daemon.Daemon``'s).
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,9 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import absurd
-from absurd.database import connect, resolve_dsn
+from absurd.daemon import Daemon
+from absurd.database import connect
+from absurd.errors import ConfigurationError
 from contimg.stream import store
 from contimg.stream.watch import DirectoryWatcher, SettleTracker, list_subband_files
 from science.constants import GROUP_TOLERANCE_S, N_SUBBANDS, SUBBAND_WAIT_TIMEOUT_S, subband_name
@@ -74,6 +75,9 @@ class StreamSettings(BaseModel):
     standby_s: float = Field(
         default=5.0, gt=0, description="retry period while another daemon owns the directory"
     )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="serve Prometheus metrics (queue depths) on this port"
+    )
 
     @field_validator("incoming_dir", "output_dir")
     @classmethod
@@ -89,76 +93,83 @@ class StreamSettings(BaseModel):
         return value
 
 
-class StreamDaemon:
+class StreamDaemon(Daemon):
     """The streaming converter for one incoming directory. ``run()`` blocks until ``stop()`` or SIGTERM."""
+
+    kind = "stream converter"
 
     def __init__(self, settings: StreamSettings) -> None:
         # The registry brings the science imports (a few seconds), and the convert task's queue and retries.
         from contimg.tasks.registry import registry
 
+        super().__init__(
+            log, {"incoming": str(settings.incoming_dir)}, settings.dsn, metrics_port=settings.metrics_port
+        )
         self.settings = settings
         self.registry = registry
-        self.dsn = resolve_dsn(settings.dsn)
-        self.log = log.bind(incoming=str(settings.incoming_dir))
-        self._stopping = threading.Event()
         self._tracker = SettleTracker(settings.settle_s)
         self._registered: set[Path] = set()
         self._conn: psycopg.Connection | None = None
         self._watcher: DirectoryWatcher | None = None
 
-    # Lifecycle ----------------------------------------------------------------------------------
+    # Lifecycle (run() and stop() are the Daemon's; a stop ends the loop after the current pass) -----
 
-    def stop(self) -> None:
-        """Ask the loop to end after the current pass."""
-        self._stopping.set()
+    def _on_stop(self) -> None:
         if self._watcher is not None:
             self._watcher.wake()
 
-    def run(self) -> None:
-        """Watch, register, seal and hand on until stopped."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: self.stop())
-            signal.signal(signal.SIGINT, lambda *_: self.stop())
+    def _start(self) -> None:
         s = self.settings
         if not s.incoming_dir.is_dir():
             raise FileNotFoundError(
                 f"incoming directory {s.incoming_dir} does not exist; create it or fix --incoming"
             )
         self._watcher = DirectoryWatcher(s.incoming_dir, s.poll, s.poll_interval_s, s.rescan_s)
-        self.log.info(
-            "stream converter started",
-            mode=self._watcher.mode,
-            output=str(s.output_dir),
-            subband_timeout_s=s.subband_timeout_s,
-            policy=s.policy.value,
-        )
-        try:
-            while not self._stopping.is_set():
-                try:
-                    if self._conn is None and not self._take_ownership():
-                        self._stopping.wait(s.standby_s)
-                        continue
-                    self.tick()
-                except psycopg.OperationalError as exc:
-                    self.log.warning("database unreachable; reconnecting", error=str(exc))
-                    self._drop_connection()
-                    self._stopping.wait(s.standby_s)
+
+    def _ready_status(self) -> str:
+        return f"watching {self.settings.incoming_dir}"
+
+    def _started_fields(self) -> dict[str, object]:
+        s = self.settings
+        assert self._watcher is not None
+        return {
+            "mode": self._watcher.mode,
+            "output": str(s.output_dir),
+            "subband_timeout_s": s.subband_timeout_s,
+            "policy": s.policy.value,
+        }
+
+    def _serve(self) -> None:
+        s = self.settings
+        assert self._watcher is not None
+        while not self._stopping.is_set():
+            self._alive()
+            try:
+                if self._conn is None and not self._take_ownership():
+                    self._pause(s.standby_s)
                     continue
-                self._watcher.wait(s.tick_s)
-        finally:
+                self.tick()
+            except (psycopg.OperationalError, ConfigurationError) as exc:
+                self._log.warning("database unreachable; reconnecting", error=str(exc))
+                self._drop_connection()
+                self._pause(s.standby_s)
+                continue
+            self._watcher.wait(s.tick_s)
+
+    def _shutdown(self) -> None:
+        if self._watcher is not None:
             self._watcher.close()
-            self._release()
-            self.log.info("stream converter stopped")
+        self._release()
 
     def _take_ownership(self) -> bool:
         conn = connect(self.dsn)
         if not store.try_lock(conn, self.settings.incoming_dir):
             conn.close()
-            self.log.info("another stream converter owns this directory; standing by")
+            self._log.info("another stream converter owns this directory; standing by")
             return False
         self._conn = conn
         self._registered = store.registered_paths(conn, self.settings.incoming_dir)
-        self.log.info("owning directory", registered_files=len(self._registered))
+        self._log.info("owning directory", registered_files=len(self._registered))
         return True
 
     def _drop_connection(self) -> None:
@@ -190,7 +201,7 @@ class StreamDaemon:
     def _register(self, conn: psycopg.Connection) -> None:
         for settled in self._tracker.settled():
             if store.register_file(conn, settled):
-                self.log.info(
+                self._log.info(
                     "registered subband file", path=str(settled.file.path), size_bytes=settled.size_bytes
                 )
             self._registered.add(settled.file.path)
@@ -206,7 +217,7 @@ class StreamDaemon:
                 fresh.append(new)
                 continue
             store.mark_late(conn, new.path, match.group_id, duplicate=match.has_subband)
-            self.log.warning(
+            self._log.warning(
                 "late subband file: its group was already sealed"
                 + ("; recorded, not converted" if match.has_subband else "; the group will be reconverted"),
                 path=str(new.path),
@@ -239,7 +250,7 @@ class StreamDaemon:
         from contimg.tasks.params import ConvertParams
 
         s = self.settings
-        bound = self.log.bind(group_id=group.group_id)
+        bound = self._log.bind(group_id=group.group_id)
         skip = not group.is_complete and s.policy is IncompletePolicy.SKIP
         row: dict[str, Any] = {
             "group_id": group.group_id,
@@ -307,7 +318,7 @@ class StreamDaemon:
                 ).task_id
                 respawned = store.respawn_group(conn, due.group_id, version, task_id, len(due.paths), missing)
             if respawned:
-                self.log.warning(
+                self._log.warning(
                     "late subband arrived; reconverting the group as a new version",
                     group_id=due.group_id,
                     version=version,
@@ -320,7 +331,7 @@ class StreamDaemon:
 
         for ended in store.finished_conversions(conn, self.settings.incoming_dir):
             group_id, task_id, state = ended["group_id"], ended["convert_task_id"], ended["state"]
-            bound = self.log.bind(group_id=group_id, task_id=task_id)
+            bound = self._log.bind(group_id=group_id, task_id=task_id)
             if state == "completed":
                 ms_path = str(ConvertResult.model_validate(ended["result"]).record.ms_path)
                 with conn.transaction():

@@ -1,15 +1,35 @@
-"""Lease renewal, reaping and cancel cascades when one row is slow, locked, poisoned or deep in a chain."""
+"""Queue maintenance, one part at a time (reaper, pruner, event pruner, the runner that drives them,
+the one retention), then lease renewal, reaping and cancel cascades when one row is slow, locked,
+poisoned or deep in a chain."""
 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import psycopg
+import pytest
 
-from absurd.client import Client
+from absurd.builtin_tasks import CleanupParams
+from absurd.client import Client, emit_event
+from absurd.maintenance import (
+    DEFAULT_RETENTION,
+    EventPruner,
+    EventPrunerSettings,
+    MaintenanceRunner,
+    Pruner,
+    PrunerSettings,
+    Reaper,
+    ReaperSettings,
+)
 from absurd.metrics import QueueCollector
+from absurd.scheduler import SchedulerSettings
+from absurd.schedules import load_paths
+from absurd.worker import Worker, WorkerSettings
 from absurd.workflow_spec import parse_spec
-from tests.support.processes import wait_until, wait_until_lock_wait
+from tests.queue.conftest import StartWorker
+from tests.support.processes import REPO, wait_until, wait_until_lock_wait
+from tests.support.tasks import registry
 
 
 def _claim(conn: psycopg.Connection, limit: int = 100) -> list[tuple[int, int]]:
@@ -17,6 +37,174 @@ def _claim(conn: psycopg.Connection, limit: int = 100) -> list[tuple[int, int]]:
         "SELECT task_id, run_id FROM absurd.claim('default', 'w', %s, 60)", (limit,)
     ).fetchall()
     return [(int(t), int(r)) for t, r in rows]
+
+
+def _finished(client: Client, n: int, age: timedelta) -> list[int]:
+    """``n`` tasks run to completion, their finish backdated by ``age``."""
+    spawned = [t.task_id for t in client.spawn_many("noop", [{}] * n)]
+    claimed = _claim(client.conn, n)
+    client.conn.execute(
+        "SELECT absurd.complete_runs(%s, %s, %s::jsonb[])",
+        ([t for t, _ in claimed], [r for _, r in claimed], ["{}"] * len(claimed)),
+    )
+    client.conn.execute("UPDATE absurd.tasks SET finished_at = now() - %s WHERE id = ANY(%s)", (age, spawned))
+    return spawned
+
+
+# The reaper ------------------------------------------------------------------------------------
+
+
+def test_the_reaper_reclaims_expired_runs_and_leaves_live_leases(client: Client) -> None:
+    tasks = [t.task_id for t in client.spawn_many("noop", [{}] * 5)]
+    _claim(client.conn)
+    expired = tasks[:3]
+    client.conn.execute(
+        "UPDATE absurd.tasks SET lease_expires_at = now() - interval '1 s' WHERE id = ANY(%s)", (expired,)
+    )
+    reaper = Reaper(ReaperSettings(batch=2))
+    # One pass takes at most a batch; the next takes the rest; then there is nothing to do.
+    assert [reaper.run_once(client.conn) for _ in range(3)] == [2, 1, 0]
+    states = {t: client.get_task(t)["state"] for t in tasks}
+    assert states == {t: "pending" if t in expired else "running" for t in tasks}
+    assert {r["failure_reason"] for t in expired for r in client.runs(t)} == {"lease_expired"}
+
+
+# The pruner ------------------------------------------------------------------------------------
+
+
+def test_the_pruner_deletes_finished_tasks_past_retention_only(client: Client) -> None:
+    old = _finished(client, 3, timedelta(days=8))
+    recent = _finished(client, 2, timedelta(days=6))
+    pending = client.spawn("noop", {}).task_id
+    assert Pruner().run_once(client.conn) == 3  # the default retention: 7 days
+    left = {r[0] for r in client.conn.execute("SELECT id FROM absurd.tasks").fetchall()}
+    assert left == {*recent, pending}
+    assert client.conn.execute(
+        "SELECT count(*) FROM absurd.runs WHERE task_id = ANY(%s)", (old,)
+    ).fetchone() == (0,)
+
+
+def test_the_pruner_keeps_dead_letters_and_bounds_a_pass(client: Client) -> None:
+    dead = client.spawn("noop", {}, max_attempts=1).task_id
+    ((task_id, run_id),) = _claim(client.conn)
+    client.conn.execute("SELECT absurd.fail_run(%s, %s, 'error', '{}', false)", (task_id, run_id))
+    client.conn.execute("UPDATE absurd.tasks SET finished_at = now() - interval '30 days'")
+    _finished(client, 7, timedelta(days=30))
+    pruner = Pruner(PrunerSettings(retention_s=86400, batch=2, max_batches=2))
+    # Two statements of two rows per pass: a large backlog is worked off over several passes.
+    assert [pruner.run_once(client.conn) for _ in range(3)] == [4, 3, 0]
+    assert [r[0] for r in client.conn.execute("SELECT id FROM absurd.tasks").fetchall()] == [dead]
+
+
+# The event pruner ------------------------------------------------------------------------------
+
+
+def test_the_event_pruner_deletes_event_log_rows_past_retention(client: Client) -> None:
+    for i in range(4):
+        emit_event(client.conn, "new_ms", {"i": i})
+    client.conn.execute(
+        "UPDATE absurd.event_log SET emitted_at = now() - interval '8 days' WHERE payload->>'i' IN ('0', '1')"
+    )
+    assert EventPruner().run_once(client.conn) == 2
+    kept = client.conn.execute("SELECT payload->>'i' FROM absurd.event_log ORDER BY id").fetchall()
+    assert kept == [("2",), ("3",)]
+    assert EventPruner(EventPrunerSettings(retention_s=0.001)).run_once(client.conn) == 2
+
+
+# The runner ------------------------------------------------------------------------------------
+
+
+class _Duty:
+    """A duty that counts its passes, and fails while ``failing``."""
+
+    def __init__(self, name: str, interval_s: float, first_run_s: float = 0.0) -> None:
+        self.name, self.interval_s, self.first_run_s = name, interval_s, first_run_s
+        self.passes = 0
+        self.failing: Exception | None = None
+
+    def run_once(self, conn: psycopg.Connection) -> int:
+        if self.failing is not None:
+            raise self.failing
+        self.passes += 1
+        return self.passes
+
+
+def test_the_runner_runs_each_duty_when_due_and_outlives_failures(client: Client) -> None:
+    now = [0.0]
+    fast, slow = _Duty("fast", 5.0), _Duty("slow", 3600.0, first_run_s=60.0)
+    runner = MaintenanceRunner([fast, slow], retry_s=1.0, clock=lambda: now[0])
+    assert runner.run_due(client.conn) == {"fast": 1}  # at start: only a duty with no first delay
+    assert runner.seconds_to_next() == 5.0
+    now[0] = 60.0
+    assert runner.run_due(client.conn) == {"fast": 2, "slow": 1}
+    fast.failing = RuntimeError("a bad row")
+    now[0] = 65.0
+    assert runner.run_due(client.conn) == {}  # logged, not raised
+    assert runner.seconds_to_next() == 1.0  # a failed duty is retried soon, not at its interval
+    fast.failing = psycopg.OperationalError("server closed the connection")
+    now[0] = 66.0
+    assert runner.run_due(client.conn) == {}
+    fast.failing = None
+    now[0] = 67.0
+    assert runner.run_due(client.conn) == {"fast": 3}
+    assert slow.passes == 1
+
+
+def test_run_forever_passes_at_once_and_ends_when_stopped(dsn: str, client: Client) -> None:
+    (task,) = client.spawn_many("noop", [{}])
+    _claim(client.conn)
+    client.conn.execute("UPDATE absurd.tasks SET lease_expires_at = now() - interval '1 s'")
+    stop = threading.Event()
+
+    def connection() -> psycopg.Connection:
+        return psycopg.connect(dsn, autocommit=True)
+
+    runner = MaintenanceRunner([Reaper(ReaperSettings(interval_s=3600))])
+    thread = threading.Thread(target=runner.run_forever, args=(connection, stop))
+    thread.start()
+    wait_until(lambda: client.get_task(task.task_id)["state"] == "pending", timeout=30, what="the reap")
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_a_worker_runs_a_reaper_and_a_pruner_unless_told_not_to(dsn: str) -> None:
+    names = [d.name for d in Worker(registry, WorkerSettings(), dsn).maintenance.duties]
+    assert names == ["reaper", "pruner"]
+    worker = Worker(registry, WorkerSettings(pruner=None, reap_every_s=0.5), dsn)
+    (reaper,) = worker.maintenance.duties
+    assert (reaper.name, reaper.interval_s) == ("reaper", 0.5)
+
+
+# The one retention -----------------------------------------------------------------------------
+
+
+def test_every_retention_default_is_the_one_setting() -> None:
+    days = DEFAULT_RETENTION / timedelta(days=1)
+    pruner = WorkerSettings().pruner
+    assert pruner is not None and pruner.retention_s == DEFAULT_RETENTION.total_seconds()
+    assert SchedulerSettings().event_pruner.retention_s == DEFAULT_RETENTION.total_seconds()
+    assert CleanupParams().older_than_days == days
+    # The shipped daily cleanup does not retype a number: it runs with the default.
+    loaded, problems = load_paths([REPO / "schedules" / "maintenance.yaml"], registry)
+    assert problems == []
+    (cleanup,) = loaded[0].schedule.workflow.tasks
+    assert cleanup.type == "cleanup" and "older_than_days" not in cleanup.params
+
+
+@pytest.mark.parametrize("older_than_days", [None, 1.0])
+def test_the_cleanup_task_deletes_past_its_retention(
+    client: Client, start_worker: StartWorker, older_than_days: float | None
+) -> None:
+    _finished(client, 2, timedelta(days=8))
+    _finished(client, 2, timedelta(days=2))
+    params = {} if older_than_days is None else {"older_than_days": older_than_days}
+    start_worker()
+    task = client.spawn("cleanup", params)
+    assert client.wait_result(task.task_id, 60) == {"deleted": 2 if older_than_days is None else 4}
+
+
+# Leases, reaping and cascades at the edges ---------------------------------------------------------
 
 
 def test_lease_renewal_does_not_wait_for_a_row_another_transaction_holds(dsn: str, client: Client) -> None:

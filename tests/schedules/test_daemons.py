@@ -261,3 +261,112 @@ def test_worker_notifies_serves_metrics_and_drains_on_sigterm(dsn: str, tmp_path
         assert client.get_task(slow)["state"] == "completed"
         assert [r["state"] for r in client.runs(slow)] == ["completed"]
         assert "STOPPING=1" in read(0.2)
+
+
+def test_a_scheduler_prunes_the_event_log_from_its_start(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for i in range(3):
+            emit_event(conn, "new_ms", {"i": i})
+        conn.execute("UPDATE absurd.event_log SET emitted_at = now() - interval '8 days' WHERE id < 3")
+    scheduler = Scheduler(SchedulerSettings(tick_s=0.05), dsn)
+    thread = threading.Thread(target=scheduler.run)
+    thread.start()
+    try:
+        wait_until(lambda: count(dsn, "SELECT count(*) FROM absurd.event_log") == 1, 30, what="the prune")
+    finally:
+        scheduler.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+# A daemon with nothing to do but a drain of ARGV[1] seconds, allowed ARGV[2] seconds of grace.
+SLEEPER = """
+import sys, time
+import structlog
+from absurd.daemon import Daemon
+from absurd.logging import configure_logging
+
+configure_logging("WARNING")  # log lines to stderr: stdout carries the drain's outcome
+
+class Sleeper(Daemon):
+    kind = "sleeper"
+
+    def _shutdown(self):
+        end = time.monotonic() + float(sys.argv[1])
+        print("drained" if self._drain(lambda: time.monotonic() < end) else "cut short", flush=True)
+
+grace_s = float(sys.argv[2])
+Sleeper(structlog.get_logger("sleeper"), {"daemon_id": "z"}, "postgresql:///unused", grace_s=grace_s).run()
+"""
+
+
+def sleeper(drain_s: float, grace_s: float, notify: str) -> subprocess.Popen[str]:
+    """Start the SLEEPER daemon under a NOTIFY_SOCKET with a 200 ms watchdog."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": notify, "WATCHDOG_USEC": "200000"}
+    env.pop("WATCHDOG_PID", None)
+    return subprocess.Popen(
+        [sys.executable, "-c", SLEEPER, str(drain_s), str(grace_s)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_daemon_notifies_systemd_and_drains_within_its_grace_on_sigterm(tmp_path: Path) -> None:
+    with notify_socket(abstract=True, tmp_path=tmp_path) as (address, read):
+        proc = sleeper(drain_s=1.0, grace_s=30.0, notify=address)
+        try:
+            wait_until(lambda: "READY=1" in read(0.1), 30, what="READY=1")
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        messages = read(0.2)
+    assert (proc.returncode, out.strip()) == (0, "drained")
+    # The watchdog is kept alive through the drain, which outlasts its interval.
+    assert messages.index("READY=1") < messages.index("STOPPING=1") < len(messages) - 1
+    assert messages[-1] == "WATCHDOG=1"
+
+
+def test_a_second_signal_cuts_the_grace_period_short(tmp_path: Path) -> None:
+    with notify_socket(abstract=True, tmp_path=tmp_path) as (address, read):
+        proc = sleeper(drain_s=600.0, grace_s=600.0, notify=address)
+        try:
+            wait_until(lambda: "READY=1" in read(0.1), 30, what="READY=1")
+            proc.send_signal(signal.SIGTERM)
+            wait_until(lambda: "STOPPING=1" in read(0.1), 30, what="STOPPING=1")
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert (proc.returncode, out.strip()) == (0, "cut short")
+
+
+@pytest.mark.timeout(180)
+def test_the_stream_converter_notifies_systemd_and_stops_on_sigterm(dsn: str, tmp_path: Path) -> None:
+    incoming, output = tmp_path / "incoming", tmp_path / "ms"
+    incoming.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NOTIFY_SOCKET": "", "WATCHDOG_USEC": "400000"}
+    env.pop("WATCHDOG_PID", None)
+    with notify_socket(abstract=False, tmp_path=tmp_path) as (address, read):
+        env["NOTIFY_SOCKET"] = address
+        command = "from contimg.cli import app; app()"
+        args = ["stream", "run", "--incoming", str(incoming), "--output-dir", str(output), "--dsn", dsn]
+        proc = subprocess.Popen([sys.executable, "-c", command, *args], cwd=REPO, env=env)
+        try:
+            # Fails at once, not at the deadline, if the daemon dies while starting.
+            wait_until(
+                lambda: proc.poll() is not None or read(0.1).count("WATCHDOG=1") >= 2, 120, what="pings"
+            )
+            assert proc.poll() is None, "the stream converter died while starting"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        messages = read(0.2)
+    assert messages[0] == "READY=1" and "STOPPING=1" in messages
+    assert f"STATUS=watching {incoming.resolve()}" in messages

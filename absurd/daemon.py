@@ -1,0 +1,154 @@
+"""The base of the long-running daemons (worker, scheduler, streaming converter).
+
+It owns what they share: SIGTERM/SIGINT ask for a graceful stop (a second one cuts the grace period
+short), systemd hears READY, STOPPING and the watchdog through sd_notify, the Prometheus endpoint is
+served for the daemon's life, and the daemon's identity is bound to its logger once. A subclass fills
+in ``_start`` (register, start threads), ``_serve`` (the main loop, until ``_stopping`` is set) and
+``_shutdown`` (drain and let go), and calls ``_alive()`` from its loop so that a hung loop, not a
+healthy helper thread, is what the watchdog sees.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from types import FrameType
+from typing import Any, ClassVar
+
+from absurd.database import resolve_dsn
+from absurd.metrics import Metrics
+from absurd.sdnotify import SdNotify
+
+
+def default_daemon_id() -> str:
+    """``host:pid:random``: unique among live daemons, readable in ``absurd workers``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Daemon:
+    """A long-running process. ``run()`` blocks until ``stop()``, SIGTERM or SIGINT."""
+
+    kind: ClassVar[str] = "daemon"
+    stopping_status: ClassVar[str] = "stopping"
+
+    def __init__(
+        self,
+        log: Any,
+        identity: Mapping[str, object],
+        dsn: str | None = None,
+        metrics_port: int | None = None,
+        grace_s: float = 0.0,
+    ) -> None:
+        self.dsn = resolve_dsn(dsn)
+        self.metrics_port = metrics_port
+        self.grace_s = grace_s
+        self.identity = dict(identity)
+        self._log = log.bind(**identity)
+        self._stopping = threading.Event()
+        self._hurry = threading.Event()
+        self.metrics = Metrics()
+        self.sd = SdNotify.from_env()
+
+    # To fill in ------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """Get ready to serve (register, open connections, start threads); may raise to refuse."""
+
+    def _serve(self) -> None:
+        """The main loop: return once ``_stopping`` is set."""
+        while not self._pause(60.0):
+            pass
+
+    def _shutdown(self) -> None:
+        """Let go of what ``_start`` took; runs after ``_serve`` returns or ``_start`` fails."""
+
+    def _on_stop(self) -> None:
+        """Wake the main loop if it may be waiting on something other than ``_stopping``."""
+
+    def _ready_status(self) -> str:
+        """The STATUS line sent with READY=1."""
+        return "running"
+
+    def _started_fields(self) -> dict[str, object]:
+        """Fields of the 'started' log line."""
+        return {}
+
+    def _stopped_fields(self) -> dict[str, object]:
+        """Fields of the 'stopped' log line."""
+        return {}
+
+    # Lifecycle -------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask for a graceful stop: the loop ends and work in hand gets the grace period."""
+        self._stopping.set()
+        self._on_stop()
+
+    def run(self) -> None:
+        """Run until stopped. Installs SIGTERM/SIGINT handlers when called from the main thread."""
+        previous = self._handle_signals()
+        if self.metrics_port is not None:
+            self.metrics.serve(self.metrics_port, self.dsn)
+        try:
+            self._start()
+            self._log.info(f"{self.kind} started", **self._started_fields())
+            self.sd.ready(status=self._ready_status())
+            self._serve()
+        finally:
+            self.sd.stopping(status=self.stopping_status)
+            try:
+                self._shutdown()
+            finally:
+                self.metrics.close()
+                self.sd.close()
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+                self._log.info(f"{self.kind} stopped", **self._stopped_fields())
+
+    def _handle_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # signals reach the main thread only; whoever runs us in a thread calls stop()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if self._stopping.is_set():
+                self._hurry.set()
+                self._log.warning("second stop signal: ending the grace period", signal=signum)
+            self.stop()
+
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, on_signal)
+        return previous
+
+    # Helpers for subclasses ------------------------------------------------------------------------
+
+    def _alive(self) -> None:
+        """Tell the systemd watchdog the daemon is alive (at most every half interval)."""
+        self.sd.watchdog_due()
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` or until stopped, pinging the watchdog meanwhile; True if stopped."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self._alive()
+            interval = self.sd.watchdog_interval_s
+            if self._stopping.wait(min(left, interval) if interval else left):
+                return True
+        return self._stopping.is_set()
+
+    def _drain(self, busy: Callable[[], bool]) -> bool:
+        """Wait, for at most the grace period, until ``busy()`` is false; True if it is. A second stop
+        signal ends the wait early."""
+        end = time.monotonic() + self.grace_s
+        while busy():
+            if time.monotonic() >= end or self._hurry.is_set():
+                return False
+            self._alive()
+            time.sleep(0.05)
+        return True
