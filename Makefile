@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench system-deps
+.PHONY: demo test lint bench schema system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: $(STAMP)
 
 test: system-deps $(STAMP) lint
 	$(BIN)/pytest $(ARGS)
+
+# docs/schema.sql: the schema after every migration (tests/queue/test_schema.py says when it is stale).
+schema: $(STAMP)
+	$(BIN)/python -m absurd.schema_dump
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.queue $(ARGS)

@@ -332,6 +332,14 @@ class Client:
         with self.conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(queries.LIST_WORKERS).fetchall()
 
+    def served_task_names(self, within_days: float = 7.0) -> set[str] | None:
+        """The task names served by the workers seen (registered or heartbeating) in the last ``within_days``
+        days; None when no worker has ever registered, so which names are served is unknown."""
+        row = self.conn.execute(queries.SERVED_TASK_NAMES, (within_days,)).fetchone()
+        if row is None or not row[0]:
+            return None
+        return set(row[1])
+
 
 def emit_event(conn: psycopg.Connection, name: str, payload: Any = None) -> int:
     """Emit an event on ``conn``, inside whatever transaction it has open (a completion hook's, say),

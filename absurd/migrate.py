@@ -2,7 +2,8 @@
 
 Each applied file is recorded with a SHA-256 checksum; a file edited after it was applied is
 refused. Concurrent callers serialise on an advisory lock, so two processes starting together
-apply each migration once.
+apply each migration once. A database built by the chain that the baseline replaced is refused
+with a message that says to recreate it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,33 @@ from pathlib import Path
 import psycopg
 import structlog
 
+from absurd.database import embedded_data_dir
 from absurd.errors import MigrationError
 
 log = structlog.get_logger(__name__)
 
 _LOCK_KEY = 0x0AB5_0D01
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+# The files of the migration chain that the baseline folded into one. A database that records one of them
+# (and no file of that name is shipped now) was built by that chain, and no migration leads from it to
+# the baseline.
+PRE_BASELINE = frozenset(
+    {
+        "0001_queue.sql",
+        "0002_products.sql",
+        "0003_workflows_dlq_gates.sql",
+        "0004_schedules.sql",
+        "0005_lightcurves.sql",
+        "0006_stream.sql",
+        "0007_real_data.sql",
+        "0008_queue_fixes.sql",
+        "0009_least_privilege.sql",
+        "0010_lease_expiries.sql",
+        "0011_checkpoint_fencing.sql",
+        "0012_breaker_trials.sql",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,7 @@ def migrate(conn: psycopg.Connection, directory: Path | None = None) -> list[str
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
         done = applied_versions(conn)
+        _refuse_pre_baseline(conn, done, migrations)
         for migration in migrations:
             if migration.version in done:
                 _, checksum = done[migration.version]
@@ -108,6 +131,21 @@ def migrate(conn: psycopg.Connection, directory: Path | None = None) -> list[str
         return applied
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def _refuse_pre_baseline(
+    conn: psycopg.Connection, done: dict[int, tuple[str, str]], migrations: list[Migration]
+) -> None:
+    shipped = {m.name for m in migrations}
+    old = sorted(name for name, _ in done.values() if name in PRE_BASELINE and name not in shipped)
+    if old:
+        database = conn.info.dbname
+        raise MigrationError(
+            f"database {database!r} was created by the pre-baseline migration chain (it records {old[0]}, "
+            "which the baseline migrations replaced) and cannot be migrated: recreate it "
+            f'(DROP DATABASE "{database}", create it again and migrate; for the embedded database, stop '
+            f"its server and remove its data directory {embedded_data_dir()})"
+        )
 
 
 def pending(conn: psycopg.Connection, directory: Path | None = None) -> list[str]:

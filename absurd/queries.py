@@ -77,14 +77,21 @@ GROUP BY q.name, q.paused ORDER BY q.name
 """
 
 REGISTER_WORKER = """
-INSERT INTO absurd.workers (id, hostname, pid, queues, concurrency) VALUES (%s, %s, %s, %s, %s)
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL
+INSERT INTO absurd.workers (id, hostname, pid, queues, concurrency, task_names)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL, task_names = excluded.task_names
 """
 WORKER_HEARTBEAT = "UPDATE absurd.workers SET heartbeat_at = now() WHERE id = %s"
 WORKER_STOPPED = "UPDATE absurd.workers SET stopped_at = now() WHERE id = %s"
 LIST_WORKERS = """
 SELECT id, hostname, pid, queues, concurrency, started_at, heartbeat_at, stopped_at
 FROM absurd.workers ORDER BY started_at DESC
+"""
+# Whether any worker ever registered, and the task names served by those seen in the last %s days.
+SERVED_TASK_NAMES = """
+SELECT EXISTS (SELECT 1 FROM absurd.workers),
+       ARRAY(SELECT DISTINCT unnest(task_names) FROM absurd.workers
+             WHERE heartbeat_at > now() - %s * interval '1 day')
 """
 
 # Workflows -------------------------------------------------------------------------------------

@@ -430,6 +430,7 @@ class Worker(Daemon):
                             os.getpid(),
                             self.settings.queues,
                             self.settings.concurrency,
+                            self.registry.names(),
                         ),
                     )
                 return

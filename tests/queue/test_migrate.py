@@ -1,4 +1,5 @@
-"""Migrations: ordered, recorded with checksums, serialised across processes, edits refused."""
+"""Migrations: ordered, recorded with checksums, serialised across processes, edits refused, and a database
+of the chain the baseline replaced refused with what to do."""
 
 from __future__ import annotations
 
@@ -46,6 +47,27 @@ def test_edited_migration_is_refused(empty_dsn: str, tmp_path: Path) -> None:
         _write(tmp_path, "0001_first.sql", "CREATE TABLE first_table (id bigint);")
         with pytest.raises(MigrationError, match=r"0001_first\.sql was applied with checksum"):
             migrate(conn, tmp_path)
+
+
+def test_database_of_the_pre_baseline_chain_is_refused_with_how_to_recreate_it(empty_dsn: str) -> None:
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE absurd_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+            "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute(
+            "INSERT INTO absurd_migrations (version, name, checksum) VALUES "
+            "(1, '0001_queue.sql', 'old'), (2, '0002_products.sql', 'old'), "
+            "(3, '0003_workflows_dlq_gates.sql', 'old')"
+        )
+        with pytest.raises(MigrationError) as raised:
+            migrate(conn)
+        database = conn.info.dbname
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"database '{database}' was created by the pre-baseline migration chain" in message
+    assert f'DROP DATABASE "{database}"' in message and "remove its data directory" in message
+    assert "checksum" not in message
 
 
 def test_failing_migration_rolls_back_and_names_itself(empty_dsn: str, tmp_path: Path) -> None:

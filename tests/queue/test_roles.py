@@ -7,6 +7,8 @@ as a login role that holds only that role, and fails on any cell the database di
 from __future__ import annotations
 
 import textwrap
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -22,6 +24,8 @@ from absurd.options import NoRetry
 from absurd.scheduler import Scheduler
 from absurd.schedules import load_paths
 from absurd.schedules.sync import sync
+from absurd.worker import Worker, WorkerSettings
+from tests.support.tasks import registry
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "roles.md"
 ROLES = ("absurd_worker", "absurd_scheduler", "absurd_readonly")
@@ -146,6 +150,7 @@ ACTIONS: dict[str, list[Step]] = {
         "SELECT count(*) FROM absurd.gates",
         "SELECT count(*) FROM absurd.workflow_status",
     ),
+    "read the task names workers serve (`workers.task_names`)": _sql("SELECT task_names FROM absurd.workers"),
     "read `schedules`": _sql("SELECT count(*) FROM absurd.schedules"),
     "`UPDATE` tasks (mark one completed)": _sql("UPDATE absurd.tasks SET state = 'completed' WHERE id = 3"),
     "`DELETE` tasks": _sql("DELETE FROM absurd.tasks WHERE id = 3"),
@@ -240,6 +245,26 @@ def test_functions_a_later_migration_adds_are_not_public(client: Client) -> None
         "SELECT has_function_privilege('public', 'absurd.later_migration()', 'EXECUTE')"
     ).fetchone()
     assert row == (False,)
+
+
+def test_a_worker_records_the_task_names_it_serves_and_spawning_roles_read_them(
+    client: Client, login_as: Callable[[str], str]
+) -> None:
+    assert client.served_task_names() is None, "no worker has registered: unknown"
+    worker_dsn = login_as("absurd_worker")
+    worker = Worker(registry, WorkerSettings(poll_s=0.2), worker_dsn)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not client.workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with Client(worker_dsn) as as_worker:
+            assert as_worker.served_task_names() == set(registry.names())
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+    assert client.served_task_names(within_days=0) == set()
 
 
 def test_the_scheduler_role_alone_fires_an_ungated_workflow(

@@ -1,19 +1,27 @@
--- Least privilege (issue 10, review #8 and #9): queue state changes only through the queue's functions.
--- Every function of the absurd schema runs as its owner (SECURITY DEFINER, with a fixed search_path), and
--- the worker and scheduler roles lose their table DML: they may call the functions their daemon needs, read
--- what it reads, and write only their own registry rows (and, for the scheduler, the schedules it syncs).
--- docs/roles.md has the table; tests/queue/test_roles.py logs in as each role alone and checks it.
+-- Least-privilege roles: queue state changes only through the queue's functions (every function of the
+-- absurd schema is SECURITY DEFINER). The worker and scheduler roles may call the functions their daemon
+-- needs, read what it reads, and write only their own registry rows (and, for the scheduler, the schedules
+-- it syncs). docs/roles.md has the table; tests/queue/test_roles.py logs in as each role alone and checks it.
 
+-- NOLOGIN: grant them to login roles (docs/roles.md). Roles are global to the cluster, so they are created
+-- only when missing; without CREATEROLE the migration goes on without them.
 DO $$
 DECLARE
-    f regprocedure;
+    r text;
 BEGIN
-    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = 'absurd'::regnamespace LOOP
-        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+    FOREACH r IN ARRAY ARRAY['absurd_worker', 'absurd_scheduler', 'absurd_readonly'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+            EXCEPTION WHEN insufficient_privilege THEN
+                RAISE NOTICE 'cannot create role % (no CREATEROLE); create it by hand, see docs/roles.md', r;
+            END;
+        END IF;
     END LOOP;
 END
 $$;
 
+-- Functions are executable by PUBLIC by default; the queue's are for the roles below (and the owner).
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA absurd FROM PUBLIC;
 -- Functions that later migrations create (as the role applying this one) are not executable by PUBLIC either;
 -- each migration grants what a role needs. Per-schema default privileges cannot revoke PUBLIC's, so this is
@@ -23,9 +31,6 @@ ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'absurd_worker') THEN
-        REVOKE ALL ON ALL TABLES IN SCHEMA absurd FROM absurd_worker;
-        REVOKE ALL ON ALL SEQUENCES IN SCHEMA absurd FROM absurd_worker;
-        REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA absurd FROM absurd_worker;
         GRANT USAGE ON SCHEMA absurd TO absurd_worker;
         GRANT SELECT ON
             absurd.queues, absurd.tasks, absurd.runs, absurd.checkpoints, absurd.events, absurd.workers,
@@ -52,10 +57,8 @@ BEGIN
             absurd.cleanup(interval, integer)
             TO absurd_worker;
     END IF;
+    -- The scheduler submits workflows only through fire_schedule: it may not write tasks or gates itself.
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'absurd_scheduler') THEN
-        REVOKE ALL ON ALL TABLES IN SCHEMA absurd FROM absurd_scheduler;
-        REVOKE ALL ON ALL SEQUENCES IN SCHEMA absurd FROM absurd_scheduler;
-        REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA absurd FROM absurd_scheduler;
         GRANT USAGE ON SCHEMA absurd TO absurd_scheduler;
         GRANT SELECT ON
             absurd.queues, absurd.tasks, absurd.workflows, absurd.task_deps, absurd.gates, absurd.dlq,
@@ -67,6 +70,13 @@ BEGIN
         GRANT EXECUTE ON FUNCTION
             absurd.fire_schedule(text, timestamptz, text, bigint, text, jsonb, jsonb, text)
             TO absurd_scheduler;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'absurd_readonly') THEN
+        GRANT USAGE ON SCHEMA absurd TO absurd_readonly;
+        GRANT SELECT ON ALL TABLES IN SCHEMA absurd TO absurd_readonly;
+        GRANT SELECT ON public.absurd_migrations TO absurd_readonly;
+        -- Dashboards should see tables later migrations add, when the same role applies them.
+        ALTER DEFAULT PRIVILEGES IN SCHEMA absurd GRANT SELECT ON TABLES TO absurd_readonly;
     END IF;
 END
 $$;

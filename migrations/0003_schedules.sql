@@ -1,5 +1,5 @@
 -- Schedules: workflows started by cron, by interval or by events, fired exactly once however many
--- schedulers run. Also the scheduler registry and least-privilege roles. See docs/roles.md.
+-- schedulers run; and the scheduler registry.
 
 -- One row per schedule, loaded from schedules/*.yaml by `absurd schedule sync`.
 CREATE TABLE absurd.schedules (
@@ -42,7 +42,7 @@ CREATE INDEX event_log_name ON absurd.event_log (name, id);
 CREATE INDEX event_log_emitted ON absurd.event_log (emitted_at);
 
 CREATE FUNCTION absurd.log_event() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO absurd.event_log (name, payload) VALUES (NEW.name, NEW.payload);
     RETURN NULL;
@@ -78,7 +78,7 @@ CREATE INDEX schedule_fires_recent ON absurd.schedule_fires (schedule, fired_at 
 CREATE FUNCTION absurd.fire_schedule(p_schedule text, p_fire_time timestamptz, p_kind text, p_event_id bigint,
                                      p_scheduler text, p_params jsonb, p_tasks jsonb, p_error text)
 RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_fire bigint;
     v_workflow bigint;
@@ -115,61 +115,3 @@ CREATE TABLE absurd.schedulers (
     heartbeat_at  timestamptz NOT NULL DEFAULT now(),
     stopped_at    timestamptz
 );
-
--- Least-privilege roles (NOLOGIN: grant them to login roles, see docs/roles.md). Roles are global to the
--- cluster, so they are created only when missing; without CREATEROLE the migration goes on without them.
-DO $$
-DECLARE
-    r text;
-BEGIN
-    FOREACH r IN ARRAY ARRAY['absurd_worker', 'absurd_scheduler', 'absurd_readonly'] LOOP
-        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-            BEGIN
-                EXECUTE format('CREATE ROLE %I NOLOGIN', r);
-            EXCEPTION WHEN insufficient_privilege THEN
-                RAISE NOTICE 'cannot create role % (no CREATEROLE); create it by hand, see docs/roles.md', r;
-            END;
-        END IF;
-    END LOOP;
-END
-$$;
-
--- Functions are executable by PUBLIC by default; the queue's are for the roles below (and the owner).
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA absurd FROM PUBLIC;
-
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'absurd_worker') THEN
-        GRANT USAGE ON SCHEMA absurd TO absurd_worker;
-        GRANT SELECT, INSERT, UPDATE, DELETE ON
-            absurd.queues, absurd.tasks, absurd.runs, absurd.checkpoints, absurd.events, absurd.workers,
-            absurd.workflows, absurd.task_deps, absurd.dlq, absurd.dlq_actions, absurd.gates,
-            absurd.gate_calls, absurd.gate_transitions
-            TO absurd_worker;
-        GRANT INSERT ON absurd.event_log TO absurd_worker;
-        GRANT SELECT ON absurd.workflow_status TO absurd_worker;
-        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA absurd TO absurd_worker;
-        GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA absurd TO absurd_worker;
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'absurd_scheduler') THEN
-        GRANT USAGE ON SCHEMA absurd TO absurd_scheduler;
-        -- It submits workflows and reads the event log; it runs no tasks.
-        GRANT SELECT, INSERT, UPDATE ON absurd.queues, absurd.tasks, absurd.workflows, absurd.task_deps
-            TO absurd_scheduler;
-        GRANT SELECT, INSERT, UPDATE, DELETE ON absurd.schedules, absurd.schedule_fires, absurd.schedulers,
-            absurd.event_log, absurd.events
-            TO absurd_scheduler;
-        GRANT SELECT ON absurd.gates, absurd.dlq, absurd.runs, absurd.workers, absurd.workflow_status
-            TO absurd_scheduler;
-        GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA absurd TO absurd_scheduler;
-        GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA absurd TO absurd_scheduler;
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'absurd_readonly') THEN
-        GRANT USAGE ON SCHEMA absurd TO absurd_readonly;
-        GRANT SELECT ON ALL TABLES IN SCHEMA absurd TO absurd_readonly;
-        GRANT SELECT ON public.absurd_migrations TO absurd_readonly;
-        -- Dashboards should see tables later migrations add, when the same role applies them.
-        ALTER DEFAULT PRIVILEGES IN SCHEMA absurd GRANT SELECT ON TABLES TO absurd_readonly;
-    END IF;
-END
-$$;

@@ -2,7 +2,7 @@
 -- it sealed. Everything the daemon knows lives here, so a restart resumes where it stopped.
 --
 -- A file is registered once its size has settled, with group_id NULL ('new') until its group is sealed.
--- Unsealed files are regrouped on each pass (pipeline_tasks.grouping), because a group is named after
+-- Unsealed files are regrouped on each pass (science/grouping.py), because a group is named after
 -- its earliest file and an earlier one may still arrive. A group is sealed when all 16 subbands are in,
 -- or when the subband timeout has passed since its first file arrived:
 --
@@ -11,7 +11,10 @@
 --          └─► skipped                    (timed out incomplete under policy 'skip'; never spawned)
 --
 -- A file that arrives for a group already sealed is kept with status 'late' (a subband the group
--- lacked) or 'duplicate' (a second file for a subband it has); it is never converted.
+-- lacked) or 'duplicate' (a second file for a subband it has); it is never converted on its own. A late
+-- subband leads to a reconversion of the group with every file it has, as a new version of its MS:
+--
+--   converted / failed / skipped ──(late subband registered)──► spawned (version + 1) ──► converted ...
 
 CREATE TABLE products.stream_groups (
     id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -34,6 +37,7 @@ CREATE TABLE products.stream_groups (
     new_ms_emitted_at   timestamptz,
     latency_s           double precision,                 -- last_arrival_at → converted_at
     error               text,
+    version             integer NOT NULL DEFAULT 1 CHECK (version >= 1),
     CHECK (min_file_time <= max_file_time),
     CHECK ((status = 'skipped') = (convert_task_id IS NULL)),
     CHECK ((status = 'converted') = (new_ms_emitted_at IS NOT NULL))
@@ -54,6 +58,7 @@ CREATE TABLE products.stream_files (
     group_id        text REFERENCES products.stream_groups (group_id),
     late            boolean NOT NULL DEFAULT false,
     status          text NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'grouped', 'late', 'duplicate')),
+    reconverted_in  integer,                              -- the group version that took this late file in
     CHECK ((status = 'new') = (group_id IS NULL)),
     CHECK (late = (status IN ('late', 'duplicate')))
 );

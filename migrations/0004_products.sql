@@ -1,4 +1,5 @@
--- Science products: one row per thing the pipeline tasks wrote to disk.
+-- Science products: one row per thing the pipeline's tasks wrote to disk, and the variability metrics and
+-- alerts of the monitored sources.
 -- Rows are written by the tasks' completion hooks, in the transaction that completes the task, so a
 -- retried or re-run task replaces its row (the unique keys below) and never adds a second one.
 CREATE SCHEMA products;
@@ -23,9 +24,21 @@ CREATE TABLE products.ms_index (
     flagged_fraction_after  double precision,
     task_id                 bigint,
     recorded_at             timestamptz NOT NULL DEFAULT now(),
+    -- What conversion undid: 'fringestopped' (the correlator's hour-angle-0 fringestop, undone with each
+    -- file's own uvw) or 'unprojected' (raw drift data); NULL when not recorded.
+    phasing                 text CHECK (phasing IN ('fringestopped', 'unprojected')),
+    pointing_dec_apparent_deg double precision,             -- the header's phase_center_dec, of date
+    subbands_flagged        jsonb NOT NULL DEFAULT '{}',    -- subband -> why it is a stand-in
+    flag_summary            jsonb,                          -- science/flagging.py: FlagSummary
+    -- A late subband leads to a reconversion of the group with every file it has: a new version of its MS
+    -- (<group>.vN.ms), recorded as a new row that supersedes the old one. Light curves use only
+    -- unsuperseded MSs.
+    version                 integer NOT NULL DEFAULT 1 CHECK (version >= 1),
+    superseded_by           bigint REFERENCES products.ms_index (id) ON DELETE SET NULL,
     CHECK (start_mjd <= mid_mjd AND mid_mjd <= end_mjd)
 );
 CREATE INDEX ms_index_mid ON products.ms_index (mid_mjd);
+CREATE UNIQUE INDEX ms_index_group_version ON products.ms_index (group_id, version);
 
 -- One row per solve: the tables it wrote, which to apply (in order), its QA and validity window.
 CREATE TABLE products.caltables (
@@ -48,12 +61,16 @@ CREATE TABLE products.caltables (
     plots                   jsonb NOT NULL DEFAULT '{}',
     task_id                 bigint,
     recorded_at             timestamptz NOT NULL DEFAULT now(),
+    -- The ICRS declination of the calibrator transit's phase centre: a caltable may be applied at another
+    -- declination, and the operators want to see how far.
+    pointing_dec_deg        double precision,
     UNIQUE (ms_path, mode),
     CHECK (valid_start_mjd <= mid_mjd AND mid_mjd <= valid_end_mjd)
 );
 -- apply-calibration asks for passing solves made up to max_age before a target time.
 CREATE INDEX caltables_usable_by_time ON products.caltables (mid_mjd) WHERE qa_passed;
 
+-- Added here because caltables comes after ms_index.
 ALTER TABLE products.ms_index
     ADD CONSTRAINT ms_index_calibrated_with FOREIGN KEY (calibrated_with) REFERENCES products.caltables (id);
 
@@ -166,3 +183,55 @@ CREATE TABLE products.photometry (
 );
 -- Light curves read one source's rows in time order.
 CREATE INDEX photometry_by_source ON products.photometry (source_name, mjd);
+
+-- Light curves ------------------------------------------------------------------------------------------
+
+-- update-lightcurves writes the variability metrics and the alerts from its completion hook, so the
+-- metrics a reader sees are the ones stored with the last update; nothing is recomputed when read.
+
+-- One row per source: the latest metrics of its normalised light curve (science/variability.py).
+-- Metric columns are NULL while the source has fewer epochs than the update's min_epochs.
+CREATE TABLE products.variability (
+    source_name             text PRIMARY KEY REFERENCES products.sources (name) ON DELETE CASCADE,
+    n_epochs                integer NOT NULL CHECK (n_epochs >= 0),
+    first_mjd               double precision,
+    last_mjd                double precision,
+    mean_flux_jy            double precision,
+    weighted_mean_flux_jy   double precision,
+    eta                     double precision,
+    v                       double precision,
+    chi2_nu                 double precision,
+    -- The epoch pair (a before b) with the largest |Vs|; vs is signed, m is that pair's modulation index.
+    vs                      double precision,
+    m                       double precision,
+    vs_mjd_a                double precision,
+    vs_mjd_b                double precision,
+    is_variable             boolean NOT NULL,
+    consistent_with_constant boolean,
+    transient_candidate     boolean NOT NULL DEFAULT false,
+    latest_snr              double precision,
+    exceeded                text[] NOT NULL DEFAULT '{}',
+    thresholds              jsonb NOT NULL,
+    n_references            integer NOT NULL DEFAULT 0,
+    task_id                 bigint,
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    CHECK ((vs_mjd_a IS NULL) = (vs_mjd_b IS NULL))
+);
+-- `contimg sources list --variable --sort eta` reads only the flagged rows.
+CREATE INDEX variability_flagged_by_eta ON products.variability (eta DESC) WHERE is_variable;
+
+-- A source newly flagged variable, or a transient candidate, with the metrics at the time.
+CREATE TABLE products.alerts (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source_name     text NOT NULL REFERENCES products.sources (name) ON DELETE CASCADE,
+    kind            text NOT NULL CHECK (kind IN ('variable', 'transient')),
+    metrics         jsonb NOT NULL,
+    task_id         bigint,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    acknowledged    boolean NOT NULL DEFAULT false,
+    acknowledged_at timestamptz,
+    CHECK (acknowledged = (acknowledged_at IS NOT NULL))
+);
+-- At most one open alert per source and kind: a re-run update, or two updates racing, adds none.
+CREATE UNIQUE INDEX alerts_one_open ON products.alerts (source_name, kind) WHERE NOT acknowledged;
+CREATE INDEX alerts_by_time ON products.alerts (created_at DESC);
