@@ -39,8 +39,10 @@ from science.calibrators import (
     DEFAULT_MIN_RESPONSE,
     Calibrator,
     CalibratorInBeam,
+    Transit,
     calibrators_in_beam,
     load_catalogue,
+    nearest_calibrator,
 )
 from science.constants import FIRST_OUTRIGGER, N_SUBBANDS, subband_name
 from science.errors import InvalidInputError
@@ -60,12 +62,27 @@ _ROW_CHUNK = 20_000
 class NoCalibratorInBeamError(InvalidInputError):
     """No catalogue calibrator lies inside the primary beam of the Measurement Set."""
 
-    def __init__(self, ms: Path, pointing_ra_deg: float, pointing_dec_deg: float) -> None:
+    def __init__(
+        self, ms: Path, pointing_ra_deg: float, pointing_dec_deg: float, nearest: Transit | None = None
+    ) -> None:
         self.ms = Path(ms)
-        super().__init__(
-            f"no calibrator in beam of {self.ms} (meridian RA {pointing_ra_deg:.3f}°, "
-            f"dec {pointing_dec_deg:.3f}°); solve on a calibrator transit or add the source to the catalogue"
+        self.nearest = nearest
+        where = (
+            f"no calibrator in beam of {self.ms} "
+            f"(meridian RA {pointing_ra_deg:.3f}°, dec {pointing_dec_deg:.3f}°)"
         )
+        if nearest is None:
+            hint = "the catalogue has no usable calibrator at all; configure a larger calibrator list"
+        else:
+            cal = nearest.calibrator
+            name = f"{cal.name} ({cal.alias})" if cal.alias else cal.name
+            hint = (
+                f"the nearest usable calibrator is {name} at dec {cal.dec_deg:.2f}° "
+                f"({nearest.offset_deg:.2f}° away, {cal.flux_jy:.2f} Jy), "
+                f"next transit {nearest.transit_utc}; "
+                "solve on a transit at its declination, or configure a larger calibrator list"
+            )
+        super().__init__(f"{where}; {hint}")
 
 
 class CalibrationQAError(InvalidInputError):
@@ -235,7 +252,14 @@ def find_calibrator(
         min_response=min_response,
     )
     if not found:
-        raise NoCalibratorInBeamError(summary.path, summary.meridian_ra_deg, summary.phase_centre_dec_deg)
+        nearest = nearest_calibrator(
+            summary.phase_centre_dec_deg,
+            Time(summary.mid_mjd, format="mjd", scale="utc"),
+            catalogue if catalogue is not None else load_catalogue(),
+        )
+        raise NoCalibratorInBeamError(
+            summary.path, summary.meridian_ra_deg, summary.phase_centre_dec_deg, nearest
+        )
     return found[0]
 
 

@@ -20,6 +20,7 @@ from astropy.coordinates import TETE, AltAz, EarthLocation, SkyCoord
 from astropy.time import Time
 from astropy.utils import iers
 
+from science.constants import SIDEREAL_DAY_S
 from science.stations import array_location, correlator_location
 
 
@@ -89,6 +90,23 @@ def hour_angle_deg(ra_deg: float, dec_deg: float, time: Time, location: EarthLoc
             TETE(obstime=time, location=loc)
         )
         return float(np.degrees((lst - apparent.ra.rad + np.pi) % (2 * np.pi) - np.pi))
+
+
+def transit_time(ra_deg: float, dec_deg: float, near: Time, location: EarthLocation | None = None) -> Time:
+    """When an ICRS position crosses the meridian (apparent hour angle 0), within half a day of ``near``."""
+    when = near
+    for _ in range(3):
+        hour_angle = hour_angle_deg(ra_deg, dec_deg, when, location)
+        when = when - hour_angle / 360.0 * SIDEREAL_DAY_S * u.s
+    return when
+
+
+def next_transit(ra_deg: float, dec_deg: float, after: Time, location: EarthLocation | None = None) -> Time:
+    """The first meridian transit of an ICRS position at or after ``after``."""
+    when = transit_time(ra_deg, dec_deg, after, location)
+    if when < after:
+        when = transit_time(ra_deg, dec_deg, when + SIDEREAL_DAY_S * u.s, location)
+    return when
 
 
 def enu_unit_vectors(coords: SkyCoord, times: Time, location: EarthLocation | None = None) -> np.ndarray:

@@ -46,7 +46,7 @@ from science.constants import (
     subband_name,
 )
 from science.fringestop import fringestop_phase, uvw_basis
-from science.pointing import apparent_dec_deg, hour_angle_deg, meridian_icrs
+from science.pointing import apparent_dec_deg, meridian_icrs, transit_time
 from science.sky_model import (
     SkySource,
     SourceGeometry,
@@ -588,10 +588,11 @@ def transit_start_time(
     """Start time, within half a sidereal day of ``near``, of an observation whose mid-time is the transit
     of the ICRS position (ra_deg, dec_deg)."""
     half = timedelta(seconds=0.5 * n_integrations * integration_s)
-    mid = Time(near if near.tzinfo is None else near.astimezone(UTC).replace(tzinfo=None), scale="utc")
-    for _ in range(3):
-        hour_angle = hour_angle_deg(ra_deg, dec_deg, mid)
-        mid = mid - hour_angle / 360.0 * SIDEREAL_DAY_S * u.s
+    mid = transit_time(
+        ra_deg,
+        dec_deg,
+        Time(near if near.tzinfo is None else near.astimezone(UTC).replace(tzinfo=None), scale="utc"),
+    )
     return mid.to_datetime().replace(tzinfo=UTC) - half
 
 

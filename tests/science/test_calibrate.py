@@ -122,8 +122,13 @@ def test_no_calibrator_raises_and_leaves_no_tables(converted_pair, tmp_path: Pat
     ms = tmp_path / "target.ms"
     shutil.copytree(converted_pair.target.ms_path, ms)
     out = tmp_path / "caltables"
-    with pytest.raises(NoCalibratorInBeamError, match=r"no calibrator in beam of .*target\.ms"):
+    with pytest.raises(NoCalibratorInBeamError, match=r"no calibrator in beam of .*target\.ms") as raised:
         solve_calibration(ms, out, log_dir=tmp_path / "logs")
+    # At the same declination, the error names 3C286 and its next transit as the one to use.
+    nearest = raised.value.nearest
+    assert nearest is not None and nearest.calibrator.name == "3C286"
+    message = str(raised.value)
+    assert "nearest usable calibrator is 3C286" in message and nearest.transit_utc in message
     assert isinstance(NoCalibratorInBeamError(ms, 0, 0), InvalidInputError)
     assert not out.exists() or not any(out.iterdir())
 
