@@ -18,6 +18,7 @@ import pgserver
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from absurd.database import redact
 from absurd.migrate import migrate
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "schema.sql"
@@ -40,18 +41,14 @@ def pg_dump_major() -> int:
 
 def dump_schema(dsn: str) -> str:
     """The schema of the database at ``dsn``, without owners and without machine-dependent lines."""
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT current_user").fetchone()
-    owner = row[0] if row else ""
-    out = subprocess.run(
-        [str(PG_DUMP), "--schema-only", "--no-owner", "--dbname", dsn],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    lines = [line for line in out.splitlines() if not _NOISE.match(line)]
+    dumped = subprocess.run(
+        [str(PG_DUMP), "--schema-only", "--no-owner", "--dbname", dsn], capture_output=True, text=True
+    )
+    if dumped.returncode != 0:
+        raise RuntimeError(f"{PG_DUMP} failed on {redact(dsn)}: {dumped.stderr.strip()}")
+    lines = [line for line in dumped.stdout.splitlines() if not _NOISE.match(line)]
     # Default privileges name the migrating role, which differs between servers.
-    text = "\n".join(lines).replace(f"FOR ROLE {owner} ", "FOR ROLE CURRENT_USER ")
+    text = re.sub(r"FOR ROLE \S+ ", "FOR ROLE CURRENT_USER ", "\n".join(lines))
     return HEADER + re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
