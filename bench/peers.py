@@ -184,10 +184,10 @@ def render(report: Report, console: Console) -> None:
     """The table, then the conditions it was measured under."""
     s = report.settings
     table = Table(title=f"side by side, N = {s.n:,} no-op jobs, best of {s.rounds} round(s)")
-    table.add_column("system")
+    table.add_column("system", no_wrap=True)
     table.add_column("enqueue/s", justify="right")
     for w in s.workers:
-        table.add_column(f"drain/s, {w} proc.", justify="right")
+        table.add_column(f"drain/s W={w}", justify="right")
     table.add_column("p50 ms", justify="right")
     table.add_column("p99 ms", justify="right")
     figures = report.figures()

@@ -13,6 +13,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -22,12 +23,9 @@ from absurd.migrate import migrate
 
 
 @contextmanager
-def admin_dsn(dsn: str | None) -> Iterator[tuple[str, str]]:
-    """Yield (DSN of a server we may create databases on, where it came from)."""
-    given = dsn or os.environ.get(DSN_ENV)
-    if given:
-        yield given, "--dsn" if dsn else DSN_ENV
-        return
+def embedded_server() -> Iterator[Any]:
+    """A fresh embedded Postgres (pgserver) in a temporary directory, removed afterwards. The server
+    object has ``get_uri()``, ``pgdata`` and ``log`` (the server's log file)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR warning
         import pgserver
@@ -35,10 +33,21 @@ def admin_dsn(dsn: str | None) -> Iterator[tuple[str, str]]:
         data_dir = tempfile.mkdtemp(prefix="absurd-bench-pg-")
         server = pgserver.get_server(data_dir, cleanup_mode="delete")
     try:
-        yield str(server.get_uri()), f"embedded pgserver in {data_dir}"
+        yield server
     finally:
         server.cleanup()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def admin_dsn(dsn: str | None) -> Iterator[tuple[str, str]]:
+    """Yield (DSN of a server we may create databases on, where it came from)."""
+    given = dsn or os.environ.get(DSN_ENV)
+    if given:
+        yield given, "--dsn" if dsn else DSN_ENV
+        return
+    with embedded_server() as server:
+        yield str(server.get_uri()), f"embedded pgserver in {server.pgdata}"
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.processes import start_worker, stop_worker
+from tests.support.processes import start_worker
 
 # The built-in tasks: ``noop`` measures the queue's own overhead.
 BUILTIN_REGISTRY = "absurd.builtin_tasks:builtin"
@@ -27,12 +27,17 @@ def start_workers(
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
-    """SIGTERM every process at once, then wait for each; SIGKILL any that will not stop."""
+    """SIGTERM every process at once (once: a second SIGTERM ends a worker's grace period), then wait
+    for each; SIGKILL any that will not stop."""
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
     for proc in procs:
-        stop_worker(proc, timeout)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager

@@ -46,8 +46,8 @@ WHERE q.status = 'queued' AND q.created >= to_timestamp(%s)
 
 
 def available() -> bool:
-    """Whether PgQueuer and its asyncpg driver can be imported."""
-    return all(importlib.util.find_spec(name) is not None for name in ("pgqueuer", "asyncpg"))
+    """Whether PgQueuer, its asyncpg driver and uvloop (which PgQueuer installs) can be imported."""
+    return all(importlib.util.find_spec(name) is not None for name in ("pgqueuer", "asyncpg", "uvloop"))
 
 
 def pg_env(dsn: str) -> dict[str, str]:
@@ -64,12 +64,14 @@ def version() -> str:
 
 def install_schema(dsn: str) -> None:
     """``pgq install`` into the database of ``dsn`` (durable tables, its default)."""
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "pgqueuer", "install"],
         env={**os.environ, **pg_env(dsn)},
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"pgq install failed (exit {done.returncode}):\n{done.stderr or done.stdout}")
 
 
 class PgQueuerSystem:
