@@ -11,6 +11,10 @@ class ConfigurationError(AbsurdError):
     """The engine was set up wrongly: a bad DSN, a bad option, a missing database."""
 
 
+class UsageError(AbsurdError):
+    """A value given on the command line (or in the environment) cannot be used as given."""
+
+
 class MigrationError(AbsurdError):
     """A migration cannot be applied, or an applied one has been edited since."""
 

@@ -7,6 +7,10 @@ import sys
 
 import structlog
 
+# The one variable that sets the log level of every command and daemon of both CLIs.
+LOG_LEVEL_ENV = "ABSURD_LOG_LEVEL"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 class _CurrentStderr:
     """Writes to whatever ``sys.stderr`` is now, not the stream it was at configuration time

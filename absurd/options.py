@@ -32,6 +32,9 @@ class NoRetry(BaseModel):
     kind: Literal["none"] = "none"
 
 
+# A queue's name: what spawn options and workflow steps accept.
+QUEUE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
 RetryPolicy = Annotated[ExponentialBackoff | FixedDelay | NoRetry, Field(discriminator="kind")]
 
 
@@ -39,7 +42,7 @@ class SpawnOptions(BaseModel):
     """How a task is queued and retried. Every field has a default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    queue: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    queue: str = Field("default", pattern=QUEUE_NAME)
     priority: int = 0
     not_before: datetime | None = None
     max_attempts: int = Field(3, ge=1)

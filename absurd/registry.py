@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+import importlib
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg
 from pydantic import BaseModel
 
-from absurd.errors import UnknownTaskError
+from absurd.errors import ConfigurationError, UnknownTaskError
 from absurd.options import SpawnOptions
 
 Mode = Literal["thread", "process"]
@@ -76,8 +78,7 @@ class Registry:
         try:
             return self._tasks[name]
         except KeyError:
-            known = ", ".join(sorted(self._tasks)) or "none"
-            raise UnknownTaskError(f"unknown task {name!r}; registered tasks: {known}") from None
+            raise UnknownTaskError(unknown_task_message(name, self._tasks, "registered")) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._tasks
@@ -92,3 +93,40 @@ class Registry:
         for definition in [*self._tasks.values(), *other._tasks.values()]:
             merged.add(definition)
         return merged
+
+
+# What ``--registry`` falls back to when neither it nor ABSURD_REGISTRY is given.
+BUILTIN_REGISTRY = "absurd.builtin_tasks:builtin"
+REGISTRY_ENV = "ABSURD_REGISTRY"
+
+
+def load_registry(specs: Sequence[str]) -> Registry:
+    """Merge the registries named as ``module:attribute`` (the attribute defaults to ``registry``)."""
+    merged = Registry()
+    for spec in specs:
+        module_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            found = getattr(module, attr or "registry")
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"cannot load task registry {spec!r}: {exc}; name it as module:attribute, "
+                f"e.g. {BUILTIN_REGISTRY}"
+            ) from exc
+        if not isinstance(found, Registry):
+            raise ConfigurationError(f"{spec!r} is a {type(found).__name__}, not a Registry")
+        merged = merged.merge(found)
+    return merged
+
+
+def closest_first(name: str, known: Collection[str]) -> list[str]:
+    """``known`` sorted with the names closest to ``name`` first."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    return close + sorted(set(known) - set(close))
+
+
+def unknown_task_message(name: str, known: Collection[str], source: str, what: str = "task") -> str:
+    """Why ``name`` is refused, listing the ``source`` tasks (``registered``, ``served``) closest first."""
+    if not known:
+        return f"unknown {what} {name!r}: no tasks are {source}"
+    return f"unknown {what} {name!r}; {source} tasks, closest first: {', '.join(closest_first(name, known))}"

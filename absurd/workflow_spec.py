@@ -9,12 +9,18 @@ References in params:
   the triggering event's payload;
 - ``${STEP.result.PATH}`` is filled in by the database when the task becomes ready, from the result of
   ``STEP``, which must be one of the task's ancestors.
+
+Options (queue, priority, timeout, attempts, retry policy, gate): a step that leaves one out inherits
+it from its task type's registry entry, where the registry is known (``resolve_options``: at submit
+with ``--registry`` or ABSURD_REGISTRY, and when schedules are synced with one); otherwise it gets
+the engine's defaults (``SpawnOptions``: queue ``default``, 3 attempts, no timeout).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -22,8 +28,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from absurd.options import ExponentialBackoff, RetryPolicy
-from absurd.registry import Registry
+from absurd.options import QUEUE_NAME, RetryPolicy, SpawnOptions
+from absurd.registry import Registry, unknown_task_message
 
 STEP_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$"
 REFERENCE = re.compile(r"\$\{([A-Za-z0-9_.:-]+?)(?:\.(result)((?:\.[A-Za-z0-9_-]+)*))?\}")
@@ -35,6 +41,7 @@ class SpecError(ValueError):
 
     def __init__(self, problems: list[str], source: str = "workflow") -> None:
         self.problems = problems
+        self.source = source
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
@@ -46,21 +53,34 @@ class Dependency(BaseModel):
     optional: bool = False
 
 
+# The options a step may set; any it leaves out (None) come from its task type (``resolve_options``).
+OPTION_FIELDS = ("queue", "priority", "timeout_s", "max_attempts", "retry", "gate")
+
+
 class TaskSpec(BaseModel):
-    """One task of a workflow."""
+    """One task of a workflow. Options left out (None) are inherited: see the module docstring."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=STEP_NAME)
     type: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     depends_on: list[Dependency] = Field(default_factory=list)
-    queue: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    queue: str | None = Field(None, pattern=QUEUE_NAME)
     # Postgres integers: a larger value would fail at submission (or a schedule's every fire), not here.
-    priority: int = Field(0, ge=-(2**31), le=2**31 - 1)
+    priority: int | None = Field(None, ge=-(2**31), le=2**31 - 1)
     timeout_s: float | None = Field(None, gt=0)
-    max_attempts: int = Field(3, ge=1, le=2**31 - 1)
-    retry: RetryPolicy = ExponentialBackoff()
+    max_attempts: int | None = Field(None, ge=1, le=2**31 - 1)
+    retry: RetryPolicy | None = None
     gate: str | None = None
+
+    def options(self, registry: Registry | None = None) -> SpawnOptions:
+        """The step's options: its own, else its task type's in ``registry``, else the engine's defaults."""
+        base = registry.get(self.type).options if registry is not None and self.type in registry else None
+        return (base or SpawnOptions()).merged(**{f: getattr(self, f) for f in OPTION_FIELDS})
+
+    def inherited(self) -> list[str]:
+        """The options this step leaves to its task type."""
+        return [f for f in OPTION_FIELDS if getattr(self, f) is None]
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -93,14 +113,26 @@ class WorkflowSpec(BaseModel):
     tasks: list[TaskSpec] = Field(min_length=1)
 
 
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int, str]:
+    """The 1-based line (0 when unknown) and a one-line description of a YAML syntax error."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or str(exc)
+        if exc.context and exc.context_mark is not None:
+            problem += f" ({exc.context} on line {exc.context_mark.line + 1})"
+        return (mark.line + 1 if mark else 0), problem
+    return 0, " ".join(str(exc).split())
+
+
 def load_spec(path: Path) -> WorkflowSpec:
-    """Read a YAML or JSON workflow file; errors name the file."""
+    """Read a YAML or JSON workflow file; errors name the file, and the line of a syntax error."""
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise SpecError([f"cannot read: {exc.strerror}"], str(path)) from exc
     except yaml.YAMLError as exc:
-        raise SpecError([f"not valid YAML: {exc}"], str(path)) from exc
+        line, problem = yaml_problem(exc)
+        raise SpecError([f"not valid YAML: {problem}"], f"{path}:{line}" if line else str(path)) from exc
     return parse_spec(data, str(path))
 
 
@@ -119,8 +151,19 @@ def _references(value: Any) -> list[tuple[str, bool]]:
     return [(m.group(1), m.group(2) == "result") for m in REFERENCE.finditer(text)]
 
 
-def check_spec(spec: WorkflowSpec, registry: Registry | None = None, source: str = "workflow") -> list[str]:
-    """Every problem with ``spec`` (empty when it is valid). Order of tasks is free."""
+def check_spec(
+    spec: WorkflowSpec,
+    registry: Registry | None = None,
+    source: str = "workflow",
+    known: Collection[str] | None = None,
+) -> list[str]:
+    """Every problem with ``spec`` (empty when it is valid). Order of tasks is free.
+
+    Task types are checked against ``registry`` (and params against its models), else against the
+    ``known`` names (such as those live workers serve), else not at all.
+    """
+    if registry is not None:
+        known = registry.names()
     problems: list[str] = []
     names = [t.name for t in spec.tasks]
     seen: set[str] = set()
@@ -156,14 +199,30 @@ def check_spec(spec: WorkflowSpec, registry: Registry | None = None, source: str
                     )
             elif ref.split(".")[0] not in SUBMIT_TIME:
                 problems.append(f"task {task.name!r} has an unresolvable reference ${{{ref}}}")
-        if registry is not None:
-            if task.type not in registry:
-                problems.append(
-                    f"task {task.name!r} has unknown type {task.type!r}; known: {', '.join(registry.names())}"
-                )
-            else:
-                problems.extend(_param_problems(task, registry))
+        if known is not None and task.type not in known:
+            source = "registered" if registry is not None else "served"
+            problems.append(
+                f"task {task.name!r} has {unknown_task_message(task.type, known, source, 'type')}"
+            )
+        elif registry is not None:
+            problems.extend(_param_problems(task, registry))
     return problems
+
+
+def resolve_options(spec: WorkflowSpec, registry: Registry) -> WorkflowSpec:
+    """A copy of ``spec`` in which every option a step leaves out is its task type's from ``registry``."""
+    tasks = [
+        TaskSpec.model_validate(
+            {**task.model_dump(), **task.options(registry).model_dump(include=set(OPTION_FIELDS))}
+        )
+        for task in spec.tasks
+    ]
+    return spec.model_copy(update={"tasks": tasks})
+
+
+def inherited_options(spec: WorkflowSpec) -> dict[str, list[str]]:
+    """Step name → the options it leaves out, for steps that leave any out."""
+    return {task.name: missing for task in spec.tasks if (missing := task.inherited())}
 
 
 def _ancestors(name: str, graph: dict[str, set[str]]) -> set[str]:
@@ -233,18 +292,20 @@ def to_submission(
     context = {"params": {**spec.params, **params}, "event": event or {}}
     rows = []
     for task in spec.tasks:
+        # Options still left out here (no registry resolved them) are the engine's defaults.
+        options = task.options()
         rows.append(
             {
                 "step": task.name,
                 "name": task.type,
                 "params": fill_submit_references(task.params, context),
                 "depends_on": [{"step": d.task, "optional": d.optional} for d in task.depends_on],
-                "queue": task.queue,
-                "priority": task.priority,
-                "timeout_s": task.timeout_s,
-                "max_attempts": task.max_attempts,
-                "retry": task.retry.model_dump(),
-                "gate": task.gate,
+                "queue": options.queue,
+                "priority": options.priority,
+                "timeout_s": options.timeout_s,
+                "max_attempts": options.max_attempts,
+                "retry": options.retry.model_dump(),
+                "gate": options.gate,
             }
         )
     return rows

@@ -21,9 +21,11 @@ from absurd.client import Client
 from absurd.database import connect, redact, resolve_dsn
 from absurd.migrate import migrate
 from absurd.options import FixedDelay
+from absurd.states import TASK_STATES, TERMINAL_TASK_STATES
 from contimg.runtime import WorkerProcesses
 
-STATES = ("pending", "running", "sleeping", "completed", "failed", "cancelled")
+# contimg.night draws ("waiting", *STATES); it should take absurd.states.TASK_STATES, and this go.
+STATES = TASK_STATES[1:]
 
 
 @dataclass
@@ -57,7 +59,7 @@ def counts(client: Client) -> dict[str, dict[str, int]]:
     ).fetchall()
     table: dict[str, dict[str, int]] = {}
     for name, state, n in rows:
-        table.setdefault(name, dict.fromkeys(STATES, 0))[state] = n
+        table.setdefault(name, dict.fromkeys(TASK_STATES, 0))[state] = n
     return table
 
 
@@ -65,10 +67,10 @@ def progress_table(data: dict[str, dict[str, int]], elapsed: float) -> Table:
     """The live display: one row per task name."""
     t = Table(title=f"tasks flowing — {elapsed:5.1f} s", header_style="bold")
     t.add_column("task")
-    for s in STATES:
+    for s in TASK_STATES:
         t.add_column(s, justify="right")
     for name in sorted(data):
-        t.add_row(name, *(str(data[name][s]) for s in STATES))
+        t.add_row(name, *(str(data[name][s]) for s in TASK_STATES))
     return t
 
 
@@ -91,7 +93,9 @@ def run_queue_demo(base_dir: Path, workers: int, tasks: int, dsn: str | None, co
                 while True:
                     data = counts(client)
                     live.update(progress_table(data, time.monotonic() - started))
-                    open_tasks = sum(d["pending"] + d["running"] + d["sleeping"] for d in data.values())
+                    open_tasks = sum(
+                        n for d in data.values() for s, n in d.items() if s not in TERMINAL_TASK_STATES
+                    )
                     if open_tasks == 0 or pool.alive() == 0:
                         break
                     time.sleep(0.25)

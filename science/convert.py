@@ -113,7 +113,10 @@ def convert_group(
     if not group.is_complete and policy is IncompletePolicy.WAIT:
         raise GroupNotReadyError(group.group_id, group.missing)
     if not group.is_complete and policy is IncompletePolicy.SKIP:
-        raise MissingSubbandError(group.group_id, group.missing)
+        directories = {path.parent for path in group.files.values()}
+        raise MissingSubbandError(
+            group.group_id, group.missing, directories.pop() if len(directories) == 1 else None
+        )
     output_dir = Path(output_dir)
     final = ms_path_for(group, output_dir, version)
     if final.exists() and not overwrite:

@@ -42,12 +42,14 @@ class SubbandMismatchError(InvalidInputError):
 class MissingSubbandError(InvalidInputError):
     """A group lacks subbands and the policy says not to convert it (policy ``skip``)."""
 
-    def __init__(self, group_id: str, missing: list[str]) -> None:
+    def __init__(self, group_id: str, missing: list[str], directory: Path | None = None) -> None:
         self.group_id = group_id
         self.missing = list(missing)
+        files = ", ".join(f"*_{name}.hdf5" for name in missing)
+        where = f" in {directory}" if directory is not None else ""
         super().__init__(
-            f"group {group_id}: subbands {', '.join(missing)} are missing; "
-            "convert with the 'flag' policy to accept a partial band"
+            f"group {group_id}: subbands {', '.join(missing)} are missing (no file {files} of this "
+            f"observation exists{where}); convert with the 'flag' policy to accept a partial band"
         )
 
 

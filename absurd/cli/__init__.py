@@ -1,15 +1,13 @@
-"""``absurd``: the admin CLI of the queue."""
+"""``absurd``: the admin CLI of the queue. Its errors and exit codes are those of absurd.cli.toolkit."""
 
 from __future__ import annotations
 
-import typer
-
 from absurd.cli import admin, breakers, daemons, dlq, events, queues, schedules, tasks, workflows
+from absurd.cli.toolkit import App
 
-app = typer.Typer(
+app = App(
     name="absurd",
     help="Administer the absurd task queue: migrations, queues, tasks, workers and events.",
-    no_args_is_help=True,
 )
 app.command("migrate")(admin.migrate)
 app.command("worker")(admin.worker)

@@ -2,74 +2,65 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from absurd.cli.common import Dsn, JsonOut, client, console, emit_json, handle_errors, table
+from absurd.cli.toolkit import (
+    Dsn,
+    JsonOut,
+    LogLevel,
+    RegistryOpt,
+    client,
+    console,
+    emit_json,
+    registry_or_builtin,
+    table,
+)
 from absurd.database import connect, redact, resolve_dsn
-from absurd.errors import ConfigurationError
 from absurd.logging import configure_logging
 from absurd.migrate import migrate as apply_migrations
-from absurd.registry import Registry
 
 
-@handle_errors
 def migrate(dsn: Dsn = None) -> None:
     """Apply pending migrations in order (safe to run from several processes at once)."""
     resolved = resolve_dsn(dsn)
     with connect(resolved) as conn:
         applied = apply_migrations(conn)
+    where = escape(redact(resolved))
     if applied:
-        console.print(f"applied {len(applied)} migration(s) to {redact(resolved)}: " + ", ".join(applied))
+        console.print(f"applied {len(applied)} migration(s) to {where}: " + ", ".join(applied))
     else:
-        console.print(f"database {redact(resolved)} is up to date")
+        console.print(f"database {where} is up to date")
 
 
-def load_registry(specs: list[str]) -> Registry:
-    """Merge the registries named as ``module:attribute``."""
-    merged = Registry()
-    for spec in specs:
-        module_name, _, attr = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-            found = getattr(module, attr or "registry")
-        except (ImportError, AttributeError) as exc:
-            raise ConfigurationError(f"cannot load task registry {spec!r}: {exc}") from exc
-        if not isinstance(found, Registry):
-            raise ConfigurationError(f"{spec!r} is a {type(found).__name__}, not a Registry")
-        merged = merged.merge(found)
-    return merged
-
-
-@handle_errors
 def worker(
     dsn: Dsn = None,
     queue: Annotated[
-        list[str] | None, typer.Option("--queue", "-q", help="Queue to serve (repeatable).")
+        list[str] | None, typer.Option("--queue", "-q", help="Queue to serve (repeatable); default: default.")
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1)] = 8,
     processes: Annotated[int | None, typer.Option(help="Child processes for process-mode tasks.")] = None,
-    registry: Annotated[
-        list[str] | None,
-        typer.Option("--registry", "-r", envvar="ABSURD_REGISTRY", help="Task registry as module:attr."),
-    ] = None,
+    registry: RegistryOpt = None,
     lease_s: Annotated[float, typer.Option(help="Lease length; heartbeats renew it.")] = 30.0,
     claim_batch: Annotated[int, typer.Option(min=1, help="Most tasks taken in one claim.")] = 256,
     poll_s: Annotated[float, typer.Option(help="Fallback poll interval when no notification comes.")] = 1.0,
     shutdown_grace_s: Annotated[float, typer.Option(help="Time running tasks get on SIGTERM.")] = 30.0,
-    log_level: Annotated[str, typer.Option(envvar="ABSURD_LOG_LEVEL")] = "INFO",
+    log_level: LogLevel = "INFO",
     metrics_port: Annotated[
         int | None,
         typer.Option(envvar="ABSURD_METRICS_PORT", help="Serve Prometheus metrics on this local port."),
     ] = None,
 ) -> None:
-    """Run a worker until SIGTERM or Ctrl-C; running tasks then get a grace period."""
+    """Run a worker until SIGTERM or Ctrl-C; running tasks then get a grace period.
+
+    It serves the tasks of --registry (or ABSURD_REGISTRY; default: the built-in tasks).
+    `contimg worker` is this command with the science registry and queues as defaults.
+    """
     from absurd.worker import Worker, WorkerSettings
 
     configure_logging(log_level)
-    tasks = load_registry(registry or ["absurd.builtin_tasks:builtin"])
     settings = WorkerSettings(
         queues=queue or ["default"],
         concurrency=concurrency,
@@ -81,10 +72,9 @@ def worker(
         log_level=log_level,
         metrics_port=metrics_port,
     )
-    Worker(tasks, settings, dsn).run()
+    Worker(registry_or_builtin(registry), settings, dsn).run()
 
 
-@handle_errors
 def cleanup(
     dsn: Dsn = None,
     older_than_days: Annotated[float, typer.Option(help="Retention period in days.")] = 7.0,
@@ -96,7 +86,6 @@ def cleanup(
     console.print(f"deleted {n} finished task(s) older than {older_than_days:g} day(s)")
 
 
-@handle_errors
 def workers(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """List registered workers with their last heartbeat."""
     with client(dsn) as c:
@@ -112,7 +101,7 @@ def workers(dsn: Dsn = None, json_out: JsonOut = False) -> None:
                 r["id"],
                 r["hostname"],
                 r["pid"],
-                ",".join(r["queues"]),
+                r["queues"],
                 r["concurrency"],
                 r["started_at"],
                 r["heartbeat_at"],

@@ -12,16 +12,14 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from absurd.cli.common import Dsn, JsonOut, cell, client, console, emit_json, handle_errors, table
 from absurd.cli.dlq import actor
+from absurd.cli.toolkit import App, Dsn, JsonOut, cell, client, console, emit_json, table
 from absurd.client import Client
-from absurd.errors import NotFoundError
+from absurd.errors import AbsurdError, NotFoundError, UsageError
 from absurd.options import GateConfig
 
-breaker_app = typer.Typer(
-    help="Circuit breakers: list, show, configure, trip and reset.", no_args_is_help=True
-)
-limit_app = typer.Typer(help="Concurrency limits: at most N running tasks per key.", no_args_is_help=True)
+breaker_app = App(help="Circuit breakers: list, show, configure, trip and reset.")
+limit_app = App(help="Concurrency limits: at most N running tasks per key.")
 
 # The option that sets each GateConfig field, so validation errors name what the user typed.
 OPTION_OF = {
@@ -55,7 +53,7 @@ def _upsert(c: Client, key: str, changes: dict[str, Any]) -> GateConfig:
         problems = [
             f"{OPTION_OF.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}" for err in exc.errors()
         ]
-        raise ValueError("; ".join(problems)) from None
+        raise UsageError("; ".join(problems)) from None
     c.configure_gate(config)
     return config
 
@@ -65,7 +63,6 @@ def _gate_rows(c: Client, keep: str) -> list[dict[str, Any]]:
 
 
 @breaker_app.command("list")
-@handle_errors
 def list_breakers(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """Every circuit breaker with its state, cooldown and running/waiting counts."""
     with client(dsn) as c:
@@ -94,7 +91,6 @@ def list_breakers(dsn: Dsn = None, json_out: JsonOut = False) -> None:
 
 
 @breaker_app.command("show")
-@handle_errors
 def show_breaker(key: str, dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """One gate: its breaker settings and state, running and waiting tasks, and recent transitions."""
     with client(dsn) as c:
@@ -105,7 +101,7 @@ def show_breaker(key: str, dsn: Dsn = None, json_out: JsonOut = False) -> None:
         emit_json(gate)
         return
     state = gate["breaker_state"] if gate["breaker_enabled"] else "no breaker"
-    console.print(f"[bold]gate {escape(key)}[/bold]: [bold]{state}[/bold]", highlight=False)
+    console.print(f"[bold]gate {escape(key)}[/bold]: [bold]{state}[/bold]")
     if gate["breaker_state"] == "open":
         console.print(f"cooldown until {cell(gate['cooldown_until'])} ({gate['cooldown_s']:g} s)")
     rate = (
@@ -133,19 +129,18 @@ def _force(key: str, state: str, reason: str | None, dsn: str | None) -> None:
     with client(dsn) as c:
         gate = c.gate(key, transitions=0)
         if state == "open" and not gate["breaker_enabled"]:
-            raise ValueError(
+            raise AbsurdError(
                 f"gate {key!r} has no circuit breaker; set one up with: absurd breaker configure {key}"
             )
         if gate["breaker_state"] == state:
-            console.print(f"breaker {key} is already {state}")
+            console.print(f"breaker {escape(key)} is already {state}")
             return
         verb = "tripped" if state == "open" else "reset"
         c.set_breaker(key, state, reason or f"{verb} by hand by {actor(None)}")
-    console.print(f"breaker {key} {verb}: {gate['breaker_state']} → {state}")
+    console.print(f"breaker {escape(key)} {verb}: {gate['breaker_state']} → {state}")
 
 
 @breaker_app.command("trip")
-@handle_errors
 def trip(
     key: str,
     reason: Annotated[str | None, typer.Option(help="Why; kept in the transition history.")] = None,
@@ -156,7 +151,6 @@ def trip(
 
 
 @breaker_app.command("reset")
-@handle_errors
 def reset(
     key: str,
     reason: Annotated[str | None, typer.Option(help="Why; kept in the transition history.")] = None,
@@ -167,7 +161,6 @@ def reset(
 
 
 @breaker_app.command("configure")
-@handle_errors
 def configure(
     key: str,
     failures: Annotated[
@@ -203,13 +196,12 @@ def configure(
     with client(dsn) as c:
         config = _upsert(c, key, changes)
     console.print(
-        f"breaker {key}: opens at {config.failure_threshold} failures within {config.window_s:g} s, "
+        f"breaker {escape(key)}: opens at {config.failure_threshold} failures within {config.window_s:g} s, "
         f"cooldown {config.base_cooldown_s:g}-{config.max_cooldown_s:g} s, {config.half_open_trials} trial(s)"
     )
 
 
 @limit_app.command("set")
-@handle_errors
 def set_limit(
     key: str,
     n: Annotated[int, typer.Argument(min=1, help="At most this many of KEY's tasks run at once.")],
@@ -221,11 +213,10 @@ def set_limit(
     """
     with client(dsn) as c:
         _upsert(c, key, {"max_running": n})
-    console.print(f"limit {key}: at most {n} running")
+    console.print(f"limit {escape(key)}: at most {n} running")
 
 
 @limit_app.command("list")
-@handle_errors
 def list_limits(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """Every concurrency limit with its running and waiting counts."""
     with client(dsn) as c:

@@ -6,13 +6,12 @@ from typing import Annotated
 
 import typer
 
-from absurd.cli.common import EXIT_ERROR, Dsn, JsonOut, console, emit_json, handle_errors, table
+from absurd.cli.toolkit import EXIT_FAILED, Dsn, JsonOut, LogLevel, console, emit_json, table
 from absurd.database import resolve_dsn
 from absurd.health import check_health
 from absurd.logging import configure_logging
 
 
-@handle_errors
 def scheduler(
     dsn: Dsn = None,
     tick_s: Annotated[float, typer.Option(help="How often due schedules and new events are checked.")] = 1.0,
@@ -23,7 +22,7 @@ def scheduler(
             envvar="ABSURD_SCHEDULER_METRICS_PORT", help="Serve Prometheus metrics on this local port."
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option(envvar="ABSURD_LOG_LEVEL")] = "INFO",
+    log_level: LogLevel = "INFO",
 ) -> None:
     """Run a scheduler until SIGTERM or Ctrl-C. Any number may run: each fire happens once."""
     from absurd.scheduler import Scheduler, SchedulerSettings
@@ -33,7 +32,6 @@ def scheduler(
     Scheduler(settings, dsn).run()
 
 
-@handle_errors
 def health(
     dsn: Dsn = None,
     stale_s: Annotated[float, typer.Option(help="A heartbeat older than this is stale.")] = 60.0,
@@ -53,4 +51,4 @@ def health(
         )
         console.print("healthy" if report.healthy else "[red]unhealthy[/red]")
     if not report.healthy:
-        raise typer.Exit(EXIT_ERROR)
+        raise typer.Exit(EXIT_FAILED)

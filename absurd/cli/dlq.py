@@ -12,25 +12,23 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from absurd.cli.common import (
+from absurd.cli.toolkit import (
     EXIT_NOT_FOUND,
+    App,
     Dsn,
     JsonOut,
     cell,
     client,
     console,
     emit_json,
-    err_console,
-    handle_errors,
+    first_line,
+    print_error,
     table,
 )
-from absurd.cli.workflows import first_line
 from absurd.client import Client
 from absurd.errors import NotFoundError
 
-app = typer.Typer(
-    help="The dead-letter queue: tasks that failed for good, and what to do with them.", no_args_is_help=True
-)
+app = App(help="The dead-letter queue: tasks that failed for good, and what to do with them.")
 
 RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -88,7 +86,6 @@ Ids = Annotated[list[int] | None, typer.Argument(help="DLQ entry ids.", show_def
 
 
 @app.command("list")
-@handle_errors
 def list_entries(
     queue: Queue = None,
     name: Name = None,
@@ -128,7 +125,6 @@ def _short_time(value: datetime | None) -> str | None:
 
 
 @app.command("show")
-@handle_errors
 def show(dlq_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """One entry: its attempt history, the traceback of the last attempt and the actions taken."""
     with client(dsn) as c:
@@ -199,10 +195,10 @@ def _act_on_each(ids: list[int], act: Callable[[int], dict[str, Any]], json_out:
         except NotFoundError as exc:
             outcome = {"dlq_id": dlq_id, "error": str(exc)}
             if not json_out:
-                err_console.print(f"[red]not found:[/red] {exc} (already resolved, or never existed)")
+                print_error(f"{exc} (already resolved, or never existed)", EXIT_NOT_FOUND)
         else:
             if not json_out:
-                console.print(f"entry {dlq_id}: {outcome['message']}")
+                console.print(f"entry {dlq_id}: {escape(outcome['message'])}")
         outcomes.append(outcome)
     if json_out:
         emit_json(outcomes)
@@ -231,7 +227,6 @@ def _selected(
 
 
 @app.command("retry")
-@handle_errors
 def retry(
     ids: Ids = None,
     select_all: Annotated[
@@ -272,7 +267,6 @@ def retry(
 
 
 @app.command("skip")
-@handle_errors
 def skip(
     ids: Annotated[list[int], typer.Argument(help="DLQ entry ids.", show_default=False)],
     reason: Annotated[str, typer.Option(help="Why the loss is accepted (required).", show_default=False)],
@@ -295,7 +289,6 @@ def skip(
 
 
 @app.command("requeue")
-@handle_errors
 def requeue(
     ids: Annotated[list[int], typer.Argument(help="DLQ entry ids.", show_default=False)],
     reason: Reason = None,

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from absurd.cli.common import Dsn, client, console, handle_errors
+from absurd.cli.toolkit import App, Dsn, client, console, parse_json
 
-app = typer.Typer(help="Events that tasks await.", no_args_is_help=True)
+app = App(help="Events that tasks await.")
 
 
 @app.command("emit")
-@handle_errors
 def emit(
     name: str,
     payload: Annotated[str, typer.Option(help="JSON payload.")] = "null",
     dsn: Dsn = None,
 ) -> None:
     """Emit an event, waking every task that awaits it."""
-    try:
-        data = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--payload is not valid JSON: {exc}") from exc
+    data = parse_json(payload, "--payload")
     with client(dsn) as c:
         woken = c.emit_event(name, data)
-    console.print(f"event {name} emitted; {woken} waiting task(s) woken")
+    console.print(f"event {escape(name)} emitted; {woken} waiting task(s) woken")

@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
-from absurd.cli.common import Dsn, JsonOut, cell, client, console, emit_json, handle_errors
+from absurd.cli.toolkit import App, Dsn, JsonOut, cell, client, console, emit_json
 
-app = typer.Typer(help="Queues: create, list, stats, pause and resume.", no_args_is_help=True)
+app = App(help="Queues: create, list, stats, pause and resume.")
 
 
 @app.command("create")
-@handle_errors
 def create(name: str, dsn: Dsn = None) -> None:
     """Create a queue (spawning into a new queue also creates it)."""
     with client(dsn) as c:
         c.create_queue(name)
-    console.print(f"queue {name} exists")
+    console.print(f"queue {escape(name)} exists")
 
 
 @app.command("list")
-@handle_errors
 def list_queues(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """List queues with their counts by state (the same table as ``queue stats``)."""
     stats(dsn, json_out)
 
 
 @app.command("stats")
-@handle_errors
 def stats(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """Counts by state (blocked: waiting on dependencies; dlq: open dead letters), the oldest pending
     task's age and completions in the last minute. Paused queues are marked with *."""
@@ -63,24 +60,22 @@ def stats(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     for header in columns:
         t.add_column(header, justify="left" if header == "queue" else "right")
     for r in rows:
-        name = r["name"] + ("*" if r["paused"] else "")
+        name = cell(r["name"]) + ("*" if r["paused"] else "")
         t.add_row(name, *(cell(r[key]) for header, key in columns.items() if header != "queue"))
     console.print(t)
 
 
 @app.command("pause")
-@handle_errors
 def pause(name: str, dsn: Dsn = None) -> None:
     """Stop workers claiming from a queue; running tasks carry on."""
     with client(dsn) as c:
         c.set_paused(name, True)
-    console.print(f"queue {name} paused")
+    console.print(f"queue {escape(name)} paused")
 
 
 @app.command("resume")
-@handle_errors
 def resume(name: str, dsn: Dsn = None) -> None:
     """Let workers claim from a paused queue again."""
     with client(dsn) as c:
         c.set_paused(name, False)
-    console.print(f"queue {name} resumed")
+    console.print(f"queue {escape(name)} resumed")

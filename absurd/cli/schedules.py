@@ -7,60 +7,88 @@ import json
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
+import psycopg
 import typer
+from rich.markup import escape
 
-from absurd.cli.admin import load_registry
-from absurd.cli.common import EXIT_ERROR, Dsn, JsonOut, console, emit_json, err_console, handle_errors, table
-from absurd.database import connect, resolve_dsn
-from absurd.registry import Registry
-from absurd.schedules import load_paths, store
-from absurd.schedules.sync import from_row, sync
-
-app = typer.Typer(
-    help="Schedules: workflows started by cron, by interval or by events.", no_args_is_help=True
+from absurd.cli.toolkit import (
+    NO_WORKERS,
+    App,
+    Dsn,
+    JsonOut,
+    RegistryOpt,
+    client,
+    console,
+    emit_json,
+    err_console,
+    fail,
+    known_task_names,
+    one_line,
+    parse_json,
+    registry_or_none,
+    shown_dsn,
+    table,
+    warn,
+    warn_without_registry,
 )
+from absurd.database import connect, resolve_dsn
+from absurd.errors import AbsurdError, ConfigurationError
+from absurd.schedules import LoadedSchedule, load_paths, store
+from absurd.schedules.sync import from_row, sync
+from absurd.workflow_spec import inherited_options
 
-RegistryOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--registry",
-        "-r",
-        envvar="ABSURD_REGISTRY",
-        help="Task registry (module:attr) that task types are checked against; default: the built-in tasks.",
-    ),
-]
+NO_DATABASE = "no database (--dsn or ABSURD_DSN) to read the tasks workers serve from"
 
-
-def _registry(specs: list[str] | None) -> Registry:
-    return load_registry(specs or ["absurd.builtin_tasks:builtin"])
+app = App(help="Schedules: workflows started by cron, by interval or by events.")
 
 
-def _load_or_exit(paths: list[Path], registry: list[str] | None) -> list[Any]:
-    loaded, problems = load_paths(paths, _registry(registry))
+def _served(dsn: str) -> set[str] | None:
+    """The task names live workers serve on ``dsn``; None (with a warning) when it cannot be read."""
+    try:
+        with client(dsn) as c:
+            return known_task_names(c, None)[0]
+    except (ConfigurationError, psycopg.OperationalError) as exc:
+        warn(f"cannot read the tasks workers serve from {shown_dsn(dsn)}: {one_line(exc)}")
+        return None
+
+
+def _load_or_exit(paths: list[Path], registry: list[str] | None, dsn: str | None) -> list[LoadedSchedule]:
+    """The schedules of ``paths``, their task types checked against the registry, else against the
+    tasks workers serve on ``dsn``; print every problem and exit 1 if there is any."""
+    tasks = registry_or_none(registry)
+    known = _served(dsn) if tasks is None and dsn else None
+    loaded, problems = load_paths(paths, tasks, known)
     for problem in problems:
-        err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        err_console.print(str(problem), markup=False, soft_wrap=True)
     if problems:
-        err_console.print(f"[red]{len(problems)} problem(s)[/red]; nothing was changed")
-        raise typer.Exit(EXIT_ERROR)
+        raise fail(f"{len(problems)} problem(s); nothing was changed")
+    if tasks is None:
+        inherits = any(inherited_options(item.schedule.workflow) for item in loaded)
+        unchecked = None if known is not None else NO_WORKERS if dsn else NO_DATABASE
+        warn_without_registry(unchecked, "step options left out" if inherits else None, "task types")
     return loaded
 
 
 @app.command("validate")
-@handle_errors
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="Schedule files or directories of them.")],
     registry: RegistryOpt = None,
+    dsn: Dsn = None,
 ) -> None:
-    """Check schedule files; print every problem as FILE:LINE: PROBLEM and exit 1 if there is any."""
-    loaded = _load_or_exit(paths, registry)
-    console.print(f"{len(loaded)} schedule(s) valid: " + ", ".join(i.schedule.name for i in loaded))
+    """Check schedule files; print every problem as FILE:LINE: PROBLEM and exit 1 if there is any.
+
+    Task types are checked against --registry (or ABSURD_REGISTRY), else against the tasks live
+    workers serve on --dsn (or ABSURD_DSN), else not at all (a warning says so).
+    """
+    loaded = _load_or_exit(paths, registry, dsn)
+    names = ", ".join(escape(i.schedule.name) for i in loaded)
+    console.print(f"{len(loaded)} schedule(s) valid: {names}")
 
 
 @app.command("sync")
-@handle_errors
 def sync_command(
     paths: Annotated[list[Path], typer.Argument(help="Schedule files or directories of them.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes without making them.")] = False,
@@ -69,14 +97,14 @@ def sync_command(
     json_out: JsonOut = False,
 ) -> None:
     """Make the stored schedules those of the files (add, update, remove) and show the diff."""
-    loaded = _load_or_exit(paths, registry)
+    loaded = _load_or_exit(paths, registry, resolve_dsn(dsn))
     with connect(resolve_dsn(dsn)) as conn:
         changes = sync(conn, loaded, dry_run=dry_run)
     if json_out:
         emit_json([{"action": c.action, "name": c.name, "diff": c.diff} for c in changes])
         return
     for change in changes:
-        console.print(f"[bold]{change.action} {change.name}[/bold]")
+        console.print(f"[bold]{change.action} {escape(change.name)}[/bold]")
         for line in change.diff:
             style = "green" if line.startswith("+") else "red" if line.startswith("-") else None
             console.print(line, style=style, markup=False, highlight=False)
@@ -85,7 +113,6 @@ def sync_command(
 
 
 @app.command("list")
-@handle_errors
 def list_command(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """Stored schedules with their trigger, next and last fire."""
     with connect(resolve_dsn(dsn)) as conn:
@@ -112,7 +139,6 @@ def list_command(dsn: Dsn = None, json_out: JsonOut = False) -> None:
 
 
 @app.command("show")
-@handle_errors
 def show(
     name: str,
     fires: Annotated[int, typer.Option(min=0, help="How many recent fires to list.")] = 10,
@@ -126,12 +152,14 @@ def show(
         emit_json(row)
         return
     schedule = from_row(row)
-    console.print(f"[bold]{name}[/bold] ({'enabled' if row['enabled'] else 'disabled'}) {row['description']}")
+    state = "enabled" if row["enabled"] else "disabled"
+    console.print(f"[bold]{escape(name)}[/bold] ({state}) {escape(row['description'])}")
     console.print(
-        f"trigger: {schedule.trigger.describe()}; catch-up: {row['catch_up']} (limit {row['catch_up_limit']})"
+        f"trigger: {escape(schedule.trigger.describe())}; catch-up: {row['catch_up']} "
+        f"(limit {row['catch_up_limit']})"
     )
     console.print(f"next fire: {row['next_fire_at'] or '-'}; last fire: {row['last_fired_at'] or '-'}")
-    console.print(f"source: {row['source_file']}:{row['source_line']}")
+    console.print(f"source: {escape(str(row['source_file']))}:{row['source_line']}")
     console.print_json(json.dumps(row["template"]))
     table(
         "recent fires",
@@ -155,25 +183,22 @@ def _set_enabled(name: str, enabled: bool, dsn: str | None) -> None:
     with connect(resolve_dsn(dsn)) as conn:
         store.set_enabled(conn, name, enabled)
     note = " (until the next sync, if its file says otherwise)"
-    console.print(f"schedule {name} {'enabled' if enabled else 'disabled'}{note}")
+    console.print(f"schedule {escape(name)} {'enabled' if enabled else 'disabled'}{note}")
 
 
 @app.command("enable")
-@handle_errors
 def enable(name: str, dsn: Dsn = None) -> None:
     """Enable a schedule; it fires from its next time on (nothing missed while disabled)."""
     _set_enabled(name, True, dsn)
 
 
 @app.command("disable")
-@handle_errors
 def disable(name: str, dsn: Dsn = None) -> None:
     """Disable a schedule; schedulers skip it until it is enabled."""
     _set_enabled(name, False, dsn)
 
 
 @app.command("trigger")
-@handle_errors
 def trigger(
     name: str,
     payload: Annotated[
@@ -182,22 +207,16 @@ def trigger(
     dsn: Dsn = None,
 ) -> None:
     """Fire a schedule now, whatever its trigger."""
-    event = None
-    if payload is not None:
-        try:
-            event = json.loads(payload)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--payload is not valid JSON: {exc}") from exc
+    event = parse_json(payload, "--payload") if payload is not None else None
     actor = f"cli:{getpass.getuser()}@{socket.gethostname()}"
     with connect(resolve_dsn(dsn)) as conn:
         fired, workflow = store.trigger_now(conn, name, actor, event)
     if fired.error:
-        raise ValueError(f"schedule {name} fired (fire {fired.fire_id}) but {fired.error}")
-    console.print(f"schedule {name} fired: fire {fired.fire_id}, workflow {workflow}")
+        raise AbsurdError(f"schedule {name} fired (fire {fired.fire_id}) but {fired.error}")
+    console.print(f"schedule {escape(name)} fired: fire {fired.fire_id}, workflow {workflow}")
 
 
 @app.command("next")
-@handle_errors
 def next_command(
     name: str,
     count: Annotated[int, typer.Option("-n", "--count", min=1, max=1000, help="How many.")] = 5,
@@ -209,7 +228,10 @@ def next_command(
         row = store.get_schedule(conn, name)
     schedule = from_row(row)
     if schedule.trigger.kind == "event":
-        console.print(f"{name} fires once per {schedule.trigger.event!r} event; it has no fire times")
+        console.print(
+            f"{escape(name)} fires once per {escape(repr(schedule.trigger.event))} event; "
+            "it has no fire times"
+        )
         return
     times = schedule.trigger.next_times(datetime.now(UTC), count)
     zone = ZoneInfo(schedule.trigger.timezone or "UTC")

@@ -6,46 +6,63 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from absurd.cli.common import Dsn, JsonOut, client, console, emit_json, handle_errors, table
 from absurd.cli.dlq import By, actor
-from absurd.options import SpawnOptions
+from absurd.cli.toolkit import (
+    App,
+    Dsn,
+    JsonOut,
+    RegistryOpt,
+    check_task_names,
+    client,
+    console,
+    emit_json,
+    parse_json,
+    registry_or_none,
+    table,
+)
+from absurd.errors import UsageError
+from absurd.states import TASK_STATES
 
-app = typer.Typer(help="Tasks: spawn, list, show, cancel, wait and retry.", no_args_is_help=True)
-
-
-def _parse_json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{what} is not valid JSON: {exc}") from exc
+app = App(help="Tasks: spawn, list, show, cancel, wait and retry.")
 
 
 @app.command("spawn")
-@handle_errors
 def spawn(
     name: str,
     params: Annotated[str, typer.Option(help="JSON params.")] = "{}",
-    queue: Annotated[str, typer.Option("--queue", "-q")] = "default",
-    priority: int = 0,
-    max_attempts: Annotated[int, typer.Option(min=1)] = 3,
-    timeout_s: Annotated[float | None, typer.Option()] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Default: the task's own.")] = None,
+    priority: Annotated[int | None, typer.Option(help="Default: the task's own, else 0.")] = None,
+    max_attempts: Annotated[int | None, typer.Option(min=1, help="Default: the task's own, else 3.")] = None,
+    timeout_s: Annotated[float | None, typer.Option(help="Default: the task's own, else none.")] = None,
     idempotency_key: Annotated[str | None, typer.Option("--key")] = None,
     count: Annotated[int, typer.Option(min=1, help="Spawn this many copies (batch).")] = 1,
+    registry: RegistryOpt = None,
     dsn: Dsn = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Queue a task by name."""
-    opts = SpawnOptions(
-        queue=queue,
-        priority=priority,
-        max_attempts=max_attempts,
-        timeout_s=timeout_s,
-        idempotency_key=idempotency_key,
-    )
-    data = _parse_json(params, "--params")
-    with client(dsn) as c:
-        spawned = [c.spawn(name, data, opts)] if count == 1 else c.spawn_many(name, [data] * count, opts)
+    """Queue a task by name.
+
+    The name is checked against --registry (or ABSURD_REGISTRY), else against the tasks live workers
+    serve; options not given are the task's own from the registry, else the engine's defaults.
+    """
+    overrides: dict[str, Any] = {
+        "queue": queue,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "timeout_s": timeout_s,
+        "idempotency_key": idempotency_key,
+    }
+    data = parse_json(params, "--params")
+    tasks = registry_or_none(registry)
+    with client(dsn, tasks) as c:
+        check_task_names([name], c, tasks)
+        spawned = (
+            [c.spawn(name, data, **overrides)]
+            if count == 1
+            else c.spawn_many(name, [data] * count, **overrides)
+        )
     if json_out:
         emit_json([{"task_id": s.task_id, "created": s.created} for s in spawned])
     elif count == 1:
@@ -56,19 +73,17 @@ def spawn(
 
 
 @app.command("list")
-@handle_errors
 def list_tasks(
     queue: Annotated[str | None, typer.Option("--queue", "-q")] = None,
-    state: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[str | None, typer.Option(help=f"One of {', '.join(TASK_STATES)}.")] = None,
     name: Annotated[str | None, typer.Option()] = None,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     dsn: Dsn = None,
     json_out: JsonOut = False,
 ) -> None:
     """Recent tasks, newest first."""
-    valid = {"pending", "running", "sleeping", "completed", "failed", "cancelled"}
-    if state is not None and state not in valid:
-        raise ValueError(f"unknown state {state!r}; choose one of {', '.join(sorted(valid))}")
+    if state is not None and state not in TASK_STATES:
+        raise UsageError(f"unknown state {state!r}; choose one of {', '.join(TASK_STATES)}")
     with client(dsn) as c:
         rows = c.list_tasks(queue, state, name, limit)
     if json_out:
@@ -95,7 +110,6 @@ def list_tasks(
 
 
 @app.command("show")
-@handle_errors
 def show(task_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """One task with its params, result and attempt history."""
     with client(dsn) as c:
@@ -105,11 +119,12 @@ def show(task_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
         emit_json({"task": task, "runs": runs})
         return
     console.print(
-        f"[bold]task {task['id']}[/bold] {task['name']} on {task['queue']}: [bold]{task['state']}[/bold]"
+        f"[bold]task {task['id']}[/bold] {escape(task['name'])} on {escape(task['queue'])}: "
+        f"[bold]{task['state']}[/bold]"
     )
     for key in ("params", "result", "last_error"):
         if task[key] is not None:
-            console.print(f"{key}: {json.dumps(task[key], default=str)[:2000]}")
+            console.print(f"{key}: {escape(json.dumps(task[key], default=str)[:2000])}")
     table(
         "runs",
         ["attempt", "run", "worker", "state", "started", "finished", "reason", "error"],
@@ -130,7 +145,6 @@ def show(task_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
 
 
 @app.command("cancel")
-@handle_errors
 def cancel(task_ids: list[int], dsn: Dsn = None) -> None:
     """Cancel tasks: pending ones at once, running ones at their next step or heartbeat."""
     with client(dsn) as c:
@@ -141,7 +155,6 @@ def cancel(task_ids: list[int], dsn: Dsn = None) -> None:
 
 
 @app.command("wait")
-@handle_errors
 def wait(task_id: int, timeout_s: float = 60.0, dsn: Dsn = None) -> None:
     """Wait for a task and print its result as JSON."""
     with client(dsn) as c:
@@ -149,7 +162,6 @@ def wait(task_id: int, timeout_s: float = 60.0, dsn: Dsn = None) -> None:
 
 
 @app.command("retry")
-@handle_errors
 def retry(
     task_id: int,
     reason: Annotated[str | None, typer.Option(help="Why; kept in the DLQ entry's audit trail.")] = None,

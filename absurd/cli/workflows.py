@@ -12,23 +12,35 @@ import typer
 from rich.markup import escape
 from rich.tree import Tree
 
-from absurd.cli.admin import load_registry
-from absurd.cli.common import (
-    EXIT_ERROR,
+from absurd.cli.toolkit import (
+    NO_WORKERS,
+    App,
     Dsn,
     JsonOut,
+    RegistryOpt,
     client,
     console,
     emit_json,
-    err_console,
-    handle_errors,
+    first_line,
+    known_task_names,
+    registry_or_none,
     table,
+    warn_without_registry,
 )
-from absurd.workflow_spec import SpecError, load_spec
+from absurd.errors import UsageError
+from absurd.states import WORKFLOW_STATES
+from absurd.workflow_spec import (
+    SpecError,
+    WorkflowSpec,
+    check_spec,
+    inherited_options,
+    load_spec,
+    resolve_options,
+)
 
-app = typer.Typer(help="Workflows (DAGs of tasks): submit, show, list and cancel.", no_args_is_help=True)
+app = App(help="Workflows (DAGs of tasks): submit, show, list and cancel.")
 
-WORKFLOW_STATES = ("running", "blocked", "completed", "finished_with_skips", "cancelled")
+# Task states (absurd.states.TASK_STATES) and workflow states, as drawn.
 STATE_STYLE = {
     "waiting": "dim",
     "pending": "blue",
@@ -55,7 +67,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"{pair!r} is not key=value", param_hint="'--param'")
+            raise UsageError(f"--param {pair!r} is not key=value")
         try:
             params[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -63,44 +75,55 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+def _without_registry(spec: WorkflowSpec, known: set[str] | None) -> None:
+    """Check task types against the served names; say what could not be checked or resolved."""
+    problems = check_spec(spec, known=known)
+    if problems:
+        raise SpecError(problems, spec.name)
+    inherited = inherited_options(spec)
+    steps = ", ".join(inherited)
+    warn_without_registry(
+        None if known is not None else NO_WORKERS,
+        f"options left out by steps {steps}" if inherited else None,
+        "task types",
+    )
+
+
 @app.command("submit")
-@handle_errors
 def submit(
     file: Annotated[Path, typer.Argument(help="Workflow spec, YAML or JSON.")],
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Workflow param as key=value (repeatable); JSON values allowed."),
     ] = None,
-    registry: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--registry", "-r", help="Check task types and params against this registry (module:attr)."
-        ),
-    ] = None,
+    registry: RegistryOpt = None,
     dsn: Dsn = None,
     json_out: JsonOut = False,
 ) -> None:
     """Validate a workflow spec file and submit it; prints the new workflow's id.
 
-    Nothing is written unless the whole spec is valid. With --registry, task types and their params
-    are checked as well; every problem found is listed.
+    Nothing is written unless the whole spec is valid; every problem found is listed. Task types are
+    checked against --registry (or ABSURD_REGISTRY), which also checks params and gives each step
+    the options it leaves out; without one, against the tasks live workers serve.
     """
     params = parse_params(param or [])
-    tasks = load_registry(registry) if registry else None
+    tasks = registry_or_none(registry)
     try:
         spec = load_spec(file)
-        with client(dsn) as c:
-            c.registry = tasks
+        with client(dsn, tasks) as c:
+            if tasks is not None:
+                spec = resolve_options(spec, tasks)
+            else:
+                _without_registry(spec, known_task_names(c, None)[0])
             workflow_id = c.submit_workflow(spec, params)
     except SpecError as exc:
-        err_console.print(f"[red]invalid workflow spec[/red] {escape(str(file))}:", highlight=False)
-        for problem in exc.problems:
-            err_console.print(f"  - {escape(problem)}", highlight=False)
-        raise typer.Exit(EXIT_ERROR) from None
+        if exc.source.startswith(str(file)):
+            raise
+        raise SpecError(exc.problems, str(file)) from None
     if json_out:
         emit_json({"workflow_id": workflow_id, "name": spec.name, "tasks": len(spec.tasks)})
     else:
-        console.print(f"workflow {workflow_id} submitted ({spec.name}, {len(spec.tasks)} tasks)")
+        console.print(f"workflow {workflow_id} submitted ({escape(spec.name)}, {len(spec.tasks)} tasks)")
 
 
 def _styled(state: str) -> str:
@@ -114,14 +137,6 @@ def _duration(seconds: float | None) -> str:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def first_line(text: str | None, width: int) -> str | None:
-    """The first line of ``text``, cut to ``width`` characters for a table cell."""
-    line = text.strip().splitlines()[0] if text and text.strip() else ""
-    if not line:
-        return None
-    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _short_error(error: dict[str, Any] | None, width: int = 60) -> str | None:
@@ -200,7 +215,6 @@ def _tree(wf: dict[str, Any]) -> Tree:
 
 
 @app.command("show")
-@handle_errors
 def show(
     workflow_id: int,
     layout: Annotated[Layout, typer.Option("--format", "-f", help="Draw the DAG as a tree or a table.")] = (
@@ -216,9 +230,9 @@ def show(
         emit_json(wf)
         return
     if layout is Layout.tree:
-        console.print(_tree(wf), highlight=False)
+        console.print(_tree(wf))
         return
-    console.print(_header(wf), highlight=False)
+    console.print(_header(wf))
     table(
         "tasks",
         ["id", "step", "type", "state", "att", "took", "after", "error"],
@@ -239,7 +253,6 @@ def show(
 
 
 @app.command("list")
-@handle_errors
 def list_workflows(
     state: Annotated[
         str | None, typer.Option(help=f"Only workflows in this state: {', '.join(WORKFLOW_STATES)}.")
@@ -250,7 +263,7 @@ def list_workflows(
 ) -> None:
     """Recent workflows, newest first, with their derived state and task counts."""
     if state is not None and state not in WORKFLOW_STATES:
-        raise ValueError(f"unknown workflow state {state!r}; choose one of {', '.join(WORKFLOW_STATES)}")
+        raise UsageError(f"unknown workflow state {state!r}; choose one of {', '.join(WORKFLOW_STATES)}")
     with client(dsn) as c:
         rows = c.list_workflows(state, limit)
     if json_out:
@@ -267,7 +280,6 @@ def list_workflows(
 
 
 @app.command("cancel")
-@handle_errors
 def cancel(workflow_id: int, dsn: Dsn = None) -> None:
     """Cancel a workflow: waiting and pending tasks at once, running ones at their next step or heartbeat."""
     with client(dsn) as c:

@@ -4,12 +4,17 @@ YAML is parsed once into nodes (which carry line numbers) and once into data. Py
 locations are paths such as ``schedules.0.trigger.cron``; walking the same path through the nodes
 gives the line. Problems found after parsing (unknown task types, cycles, references) name a task,
 and point at that task's line.
+
+With a registry, task types and params are checked against it and every option a step leaves out is
+filled in from its task type (``resolve_options``), so what is synced is what will run. With only the
+``known`` task names (those live workers serve), types are checked and options stay as written.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from absurd.registry import Registry
 from absurd.schedules.fire import FIRE_PARAMS
 from absurd.schedules.spec import Schedule, ScheduleFile
-from absurd.workflow_spec import REFERENCE, WorkflowSpec, check_spec
+from absurd.workflow_spec import REFERENCE, WorkflowSpec, check_spec, resolve_options, yaml_problem
 
 TASK_NAMED = re.compile(r"task '([^']+)'")
 CYCLE = re.compile(r"cycle: (\S+) →")
@@ -60,17 +65,18 @@ def schedule_files(paths: list[Path]) -> list[Path]:
 
 
 def load_paths(
-    paths: list[Path], registry: Registry | None = None
+    paths: list[Path], registry: Registry | None = None, known: Collection[str] | None = None
 ) -> tuple[list[LoadedSchedule], list[Problem]]:
     """Load every schedule in ``paths`` (files or directories). Returns the valid schedules and every
-    problem found; a schedule with problems is not among the valid ones."""
+    problem found; a schedule with problems is not among the valid ones. Task types are checked
+    against ``registry``, else against the ``known`` names, else not at all."""
     loaded: list[LoadedSchedule] = []
     problems: list[Problem] = []
     files = schedule_files(paths)
     if not files:
         problems.extend(Problem(p, 0, "no schedule files (*.yaml, *.yml) here") for p in paths)
     for file in files:
-        good, bad = load_file(file, registry)
+        good, bad = load_file(file, registry, known)
         loaded.extend(good)
         problems.extend(bad)
     first: dict[str, LoadedSchedule] = {}
@@ -86,8 +92,10 @@ def load_paths(
     return unique, sorted(problems, key=lambda p: (str(p.file), p.line))
 
 
-def load_file(file: Path, registry: Registry | None = None) -> tuple[list[LoadedSchedule], list[Problem]]:
-    """Load one schedule file."""
+def load_file(
+    file: Path, registry: Registry | None = None, known: Collection[str] | None = None
+) -> tuple[list[LoadedSchedule], list[Problem]]:
+    """Load one schedule file (see ``load_paths``)."""
     try:
         text = file.read_text()
     except OSError as exc:
@@ -95,12 +103,9 @@ def load_file(file: Path, registry: Registry | None = None) -> tuple[list[Loaded
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        return [], [Problem(file, line, f"YAML syntax: {exc.problem or exc}")]
     except yaml.YAMLError as exc:
-        return [], [Problem(file, 0, f"YAML syntax: {exc}")]
+        line, problem = yaml_problem(exc)
+        return [], [Problem(file, line, f"YAML syntax: {problem}")]
     if root is None:
         return [], [Problem(file, 1, "the file is empty; expected `schedules:` and a list")]
     problems = [Problem(file, line, message) for line, message in _duplicate_keys(root)]
@@ -121,12 +126,16 @@ def load_file(file: Path, registry: Registry | None = None) -> tuple[list[Loaded
             if not any(err["loc"][:1] == ("workflow",) for err in exc.errors()):
                 workflow = _workflow_alone(raw)
                 if workflow is not None:
-                    found = check_spec(workflow, registry)
+                    found = check_spec(workflow, registry, known=known)
                     problems.extend(Problem(file, _task_line(node, message), message) for message in found)
             continue
-        found = _semantic_problems(schedule, registry)
+        found = _semantic_problems(schedule, registry, known)
         problems.extend(Problem(file, _task_line(node, message), message) for message in found)
         if not found:
+            if registry is not None:
+                schedule = schedule.model_copy(
+                    update={"workflow": resolve_options(schedule.workflow, registry)}
+                )
             loaded.append(LoadedSchedule(schedule, file, line))
     # A file with any problem (a duplicate key, say) is not loaded in part.
     return (loaded if not problems else []), problems
@@ -142,9 +151,11 @@ def _workflow_alone(raw: dict[str, Any]) -> WorkflowSpec | None:
         return None
 
 
-def _semantic_problems(schedule: Schedule, registry: Registry | None) -> list[str]:
+def _semantic_problems(
+    schedule: Schedule, registry: Registry | None, known: Collection[str] | None
+) -> list[str]:
     """The workflow's own problems, and references a schedule can never fill."""
-    problems = check_spec(schedule.workflow, registry)
+    problems = check_spec(schedule.workflow, registry, known=known)
     for task in schedule.workflow.tasks:
         for match in REFERENCE.finditer(json.dumps(task.params)):
             namespace, _, key = match.group(1).partition(".")

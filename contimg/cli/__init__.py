@@ -1,11 +1,8 @@
-"""``contimg``: the pipeline CLI."""
+"""``contimg``: the pipeline CLI. Its errors and exit codes are those of absurd.cli.toolkit."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
+from absurd.cli.toolkit import LogLevel
 from absurd.logging import configure_logging
 from contimg.cli import (
     calibrate,
@@ -20,18 +17,16 @@ from contimg.cli import (
     stream,
     worker,
 )
+from contimg.cli.base import science_app
 
-app = typer.Typer(
+app = science_app(
     name="contimg",
     help="DSA-110 continuum imaging: simulate, convert, calibrate, image, mosaic, photometry and the demo.",
-    no_args_is_help=True,
 )
 
 
 @app.callback()
-def main(
-    log_level: Annotated[str, typer.Option(envvar="CONTIMG_LOG_LEVEL", help="Log level.")] = "INFO",
-) -> None:
+def main(log_level: LogLevel = "INFO") -> None:
     """Logs go to stderr (JSON when not a terminal), so stdout stays clean for --json output."""
     configure_logging(log_level)
 

@@ -6,20 +6,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from absurd.errors import UsageError
+from contimg.cli.base import science_app
 from science.casa_env import default_log_dir
-from science.errors import InvalidInputError
 
-app = typer.Typer(help="Solve and apply bandpass/gain calibration with CASA.", no_args_is_help=True)
+app = science_app(help="Solve and apply bandpass/gain calibration with CASA.")
 
 LogDirOpt = Annotated[Path | None, typer.Option("--log-dir", help="Directory for the CASA log.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code=1)
 
 
 @app.command("solve")
@@ -39,21 +33,18 @@ def solve(
     from science.calibrate import RefantPolicy, solve_calibration
 
     if mode not in ("full", "bandpass"):
-        raise _fail(f"--mode must be 'full' or 'bandpass', not {mode!r}")
+        raise UsageError(f"--mode must be 'full' or 'bandpass', not {mode!r}")
     chosen: Literal["full", "bandpass"] = "full" if mode == "full" else "bandpass"
-    try:
-        result = solve_calibration(
-            ms,
-            out_dir,
-            log_dir=log_dir or default_log_dir(),
-            mode=chosen,
-            refant=refant,
-            refant_policy=RefantPolicy(refant_policy),
-            gain_solint=gain_solint,
-            validity_hours=validity_hours,
-        )
-    except (InvalidInputError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+    result = solve_calibration(
+        ms,
+        out_dir,
+        log_dir=log_dir or default_log_dir(),
+        mode=chosen,
+        refant=refant,
+        refant_policy=RefantPolicy(refant_policy),
+        gain_solint=gain_solint,
+        validity_hours=validity_hours,
+    )
     typer.echo(result.model_dump_json(indent=2))
 
 
@@ -66,8 +57,5 @@ def apply(
     """Apply caltables into CORRECTED_DATA and print the result as JSON."""
     from science.applycal import apply_calibration
 
-    try:
-        result = apply_calibration(ms, caltables, log_dir=log_dir or default_log_dir())
-    except InvalidInputError as exc:
-        raise _fail(str(exc)) from exc
+    result = apply_calibration(ms, caltables, log_dir=log_dir or default_log_dir())
     typer.echo(result.model_dump_json(indent=2))

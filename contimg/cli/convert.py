@@ -9,11 +9,13 @@ from typing import Annotated
 
 import typer
 
+from absurd.errors import UsageError
+from contimg.cli.base import science_app
 from science.constants import GROUP_TOLERANCE_S
 from science.errors import GroupNotReadyError, InvalidInputError, MissingSubbandError
 from science.grouping import find_groups, group_files, parse_subband_path
 
-app = typer.Typer(
+app = science_app(
     help="Convert DSA-110 UVH5 subband groups (the correlator's layout) to flagged Measurement Sets "
     "phased to the meridian."
 )
@@ -39,6 +41,8 @@ def groups(
     """Convert every group in a directory and time range; print one JSON line per group."""
     from science.convert import IncompletePolicy, convert_group, ms_path_for
 
+    if not input_dir.is_dir():
+        raise UsageError(f"--input-dir {input_dir}: no such directory")
     chosen = _policy(policy)
     failed = 0
     for group in find_groups(input_dir, start_time, end_time, tolerance_s):
@@ -87,11 +91,7 @@ def single(
     if len(found) != 1:
         ids = ", ".join(g.group_id for g in found)
         raise typer.BadParameter(f"the files form {len(found)} groups ({ids}), not one")
-    try:
-        record = convert_group(found[0], output_dir, IncompletePolicy(_policy(policy)), overwrite, rfi=rfi)
-    except (InvalidInputError, GroupNotReadyError, FileExistsError) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(code=1) from exc
+    record = convert_group(found[0], output_dir, IncompletePolicy(_policy(policy)), overwrite, rfi=rfi)
     typer.echo(record.model_dump_json())
 
 

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
+from absurd.cli.toolkit import Dsn, console
+from absurd.errors import UsageError
 from absurd.logging import configure_logging
 from contimg.demo import run_queue_demo
 from contimg.night import NightSettings, run_night_demo
@@ -21,7 +22,7 @@ def demo(
     integrations: Annotated[int, typer.Option(help="Integrations per observation.")] = 10,
     concurrency: Annotated[int, typer.Option(help="Tasks run at once by the worker pool.")] = 2,
     run_root: Annotated[Path, typer.Option(help="Where run directories are made.")] = Path("runs"),
-    dsn: Annotated[str | None, typer.Option(envvar="ABSURD_DSN", help="Postgres; default: embedded.")] = None,
+    dsn: Dsn = None,
     queue_only: Annotated[
         bool, typer.Option("--queue-only", help="Only push built-in no-op tasks through the queue.")
     ] = False,
@@ -34,7 +35,6 @@ def demo(
     and a worker pool turn them into Measurement Sets, calibration, images, photometry, light curves
     and a mosaic, on the embedded Postgres. Each run has a fresh run directory and database.
     """
-    console = Console()
     # The live display is the demo's output; the daemons' own logs go to the run directory.
     configure_logging("WARNING")
     if queue_only:
@@ -48,7 +48,5 @@ def demo(
             concurrency=concurrency,
         )
     except ValidationError as exc:
-        for err in exc.errors():
-            console.print(f"[red]error:[/red] --{err['loc'][0]}: {err['msg']}")
-        raise typer.Exit(2) from None
+        raise UsageError("; ".join(f"--{err['loc'][0]}: {err['msg']}" for err in exc.errors())) from None
     raise typer.Exit(run_night_demo(run_root, settings, dsn, console))

@@ -6,27 +6,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from contimg.cli.base import science_app
 from science.casa_env import default_log_dir
-from science.errors import InvalidInputError
 from science.imaging import ImagingParams
 
 # The command line's defaults are the imaging defaults, which bench/accuracy.py measures.
 _DEFAULT = {name: field.default for name, field in ImagingParams.model_fields.items()}
 
-app = typer.Typer(help="Make continuum images from calibrated Measurement Sets.", no_args_is_help=True)
+app = science_app(help="Make continuum images from calibrated Measurement Sets.")
 
 
 @app.callback()
 def _group() -> None:
     """Make continuum images from calibrated Measurement Sets."""
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code=1)
 
 
 @app.command("create")
@@ -60,27 +53,22 @@ def create(
     log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Directory for imager logs.")] = None,
 ) -> None:
     """Image one MS and print the result (paths, noise, beam, peak) as JSON."""
-    from pydantic import ValidationError
-
     from science.imaging import create_image
 
-    try:
-        params = ImagingParams.model_validate(
-            {
-                "imager": imager,
-                "imsize": imsize,
-                "cell_arcsec": cell,
-                "robust": robust,
-                "niter": niter,
-                "threshold_jy": threshold,
-                "nsigma": nsigma,
-                "auto_mask_sigma": auto_mask,
-                "mgain": mgain,
-                "multiterm": multiterm,
-                "pbcor": pbcor,
-            }
-        )
-        result = create_image(ms, out_dir, log_dir=log_dir or default_log_dir(), name=name, params=params)
-    except (InvalidInputError, ValidationError) as exc:
-        raise _fail(str(exc)) from exc
+    params = ImagingParams.model_validate(
+        {
+            "imager": imager,
+            "imsize": imsize,
+            "cell_arcsec": cell,
+            "robust": robust,
+            "niter": niter,
+            "threshold_jy": threshold,
+            "nsigma": nsigma,
+            "auto_mask_sigma": auto_mask,
+            "mgain": mgain,
+            "multiterm": multiterm,
+            "pbcor": pbcor,
+        }
+    )
+    result = create_image(ms, out_dir, log_dir=log_dir or default_log_dir(), name=name, params=params)
     typer.echo(result.model_dump_json(indent=2))

@@ -1,8 +1,9 @@
 """Light-curve commands: `contimg lightcurve show|plot|export`, `contimg sources list`, `contimg alerts`.
 
 They read what ``update-lightcurves`` stored (``products.variability``, ``products.alerts``) and the
-photometry rows; metrics are shown as stored, never recomputed. An unknown source name exits with
-code 3; a database that cannot be reached, or lacks the light-curve tables, exits with code 1.
+photometry rows; metrics are shown as stored, never recomputed. Exit codes are the toolkit's: an
+unknown source name or alert exits 3, a database that cannot be reached 4, one that lacks the
+light-curve tables 1 (with the advice to run `absurd migrate`).
 """
 
 from __future__ import annotations
@@ -11,29 +12,26 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from absurd.cli.common import Dsn, JsonOut
-from contimg.cli.db_commands import _cell, _connect, _fail
+from absurd.cli.toolkit import Dsn, JsonOut, cell, console, emit_json, err_console, fail, fixed
+from absurd.database import connect, resolve_dsn
+from absurd.errors import NotFoundError
+from contimg.cli.base import science_app
 from contimg.store import lightcurves
 from contimg.store.products import mjd_to_datetime
 from science.lightcurve_plot import plot_lightcurve, sparkline
 from science.lightcurves import SortKey, SourceLightcurve
 
-UNKNOWN_SOURCE_EXIT = 3
-
-app = typer.Typer(help="Light curves of the monitored sources.", no_args_is_help=True)
-sources_app = typer.Typer(help="The monitored sources and their variability.", no_args_is_help=True)
+app = science_app(help="Light curves of the monitored sources.")
+sources_app = science_app(help="The monitored sources and their variability.")
 
 Name = Annotated[str, typer.Argument(help="Source name, as in the monitoring catalogue.")]
 
@@ -46,29 +44,16 @@ class ExportFormat(StrEnum):
     VOTABLE = "votable"
 
 
-@contextmanager
-def _session(dsn: str | None) -> Iterator[psycopg.Connection]:
-    """A connection whose missing-table errors say which migration to apply."""
-    with _connect(dsn) as conn:
-        try:
-            yield conn
-        except psycopg.errors.UndefinedTable as exc:
-            raise _fail(
-                f"the products database lacks a light-curve table ({exc.diag.message_primary}); "
-                "apply the migrations with `absurd migrate`"
-            ) from None
+def _session(dsn: str | None) -> psycopg.Connection:
+    """A connection to the products database (its errors are the toolkit's to report)."""
+    return connect(resolve_dsn(dsn))
 
 
 def _load(conn: psycopg.Connection, name: str) -> SourceLightcurve:
     try:
         return lightcurves.source_lightcurve(conn, name)
     except LookupError as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(code=UNKNOWN_SOURCE_EXIT) from None
-
-
-def _fmt(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
-    return "-" if value is None else f"{value * scale:.{digits}f}"
+        raise NotFoundError(str(exc)) from None
 
 
 def _epoch_rows(curve: SourceLightcurve) -> list[dict[str, Any]]:
@@ -107,29 +92,27 @@ def show(name: Name, dsn: Dsn = None, as_json: JsonOut = False) -> None:
             "metrics": stored.model_dump(mode="json") if stored else None,
             "epochs": _epoch_rows(curve),
         }
-        typer.echo(json.dumps(payload, indent=2))
+        emit_json(payload)
         return
-    console = Console()
     role = " (reference)" if curve.reference else ""
     console.print(
         f"[bold]{escape(curve.name)}[/]{role}: {len(curve.epochs)} epochs, normalised on "
-        f"{len(curve.references)} reference sources",
-        highlight=False,
+        f"{len(curve.references)} reference sources"
     )
     table = Table("MJD", "UTC", "flux mJy", "± mJy", "norm mJy", "± mJy", "SNR", "image")
     for row in _epoch_rows(curve):
         table.add_row(
             f"{row['mjd']:.5f}",
             row["time_utc"][:19],
-            _fmt(row["flux_jy"], 1e3),
-            _fmt(row["flux_err_jy"], 1e3),
-            _fmt(row["norm_flux_jy"], 1e3),
-            _fmt(row["norm_flux_err_jy"], 1e3),
-            _fmt(row["snr"], digits=1),
+            fixed(row["flux_jy"], 1e3),
+            fixed(row["flux_err_jy"], 1e3),
+            fixed(row["norm_flux_jy"], 1e3),
+            fixed(row["norm_flux_err_jy"], 1e3),
+            fixed(row["snr"], digits=1),
             escape(row["image_path"] or "-"),
         )
     console.print(table)
-    console.print(f"normalised flux: {sparkline([e.norm_flux_jy for e in curve.epochs])}", highlight=False)
+    console.print(f"normalised flux: {sparkline([e.norm_flux_jy for e in curve.epochs])}")
     if stored is None:
         console.print("no metrics stored yet: run the update-lightcurves task")
         return
@@ -141,19 +124,19 @@ def show(name: Name, dsn: Dsn = None, as_json: JsonOut = False) -> None:
     )
     for label, value in (
         ("epochs", str(stored.n_epochs)),
-        ("η", _fmt(stored.eta)),
-        ("V", _fmt(stored.v)),
-        ("χ²_ν", _fmt(stored.chi2_nu)),
-        ("Vs", _fmt(stored.vs) + pair),
-        ("m", _fmt(stored.m)),
-        ("weighted mean (mJy)", _fmt(stored.weighted_mean_flux_jy, 1e3)),
+        ("η", fixed(stored.eta)),
+        ("V", fixed(stored.v)),
+        ("χ²_ν", fixed(stored.chi2_nu)),
+        ("Vs", fixed(stored.vs) + pair),
+        ("m", fixed(stored.m)),
+        ("weighted mean (mJy)", fixed(stored.weighted_mean_flux_jy, 1e3)),
         ("variable", "yes" if stored.is_variable else "no"),
         ("transient candidate", "yes" if stored.transient_candidate else "no"),
         ("exceeded", ", ".join(stored.exceeded) or "-"),
         ("thresholds", ", ".join(f"{k}={v}" for k, v in stored.thresholds.items())),
-        ("updated", f"{_cell(stored.updated_at)} (task {_cell(stored.task_id)})"),
+        ("updated", f"{cell(stored.updated_at)} (task {cell(stored.task_id)})"),
     ):
-        metrics.add_row(label, escape(value))
+        metrics.add_row(label, cell(value))
     console.print(metrics)
 
 
@@ -169,11 +152,11 @@ def plot(
         curve = _load(conn, name)
         stored = lightcurves.stored_variability(conn, name)
     if not curve.epochs:
-        raise _fail(f"{name} has no usable photometry yet; nothing to plot")
+        raise fail(f"{name} has no usable photometry yet; nothing to plot")
     written = plot_lightcurve(
         curve.normalised(), output, stored.to_metrics() if stored else None, "utc" if utc else "mjd"
     )
-    Console().print(f"wrote {escape(str(written))}", highlight=False)
+    console.print(f"wrote {escape(str(written))}")
 
 
 def _votable_bytes(curve: SourceLightcurve) -> bytes:
@@ -238,7 +221,7 @@ def export(
         typer.echo(data, nl=False)
         return
     output.write_bytes(data)
-    Console(stderr=True).print(f"wrote {escape(str(output))}", highlight=False)
+    err_console.print(f"wrote {escape(str(output))}")
 
 
 # contimg sources -------------------------------------------------------------------------------
@@ -275,10 +258,10 @@ def sources_list(
     with _session(dsn) as conn:
         rows = lightcurves.list_sources(conn, variable_only=variable, sort=key, limit=limit)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, default=str))
+        emit_json(rows)
         return
     if not rows:
-        Console().print("no variable sources" if variable else "no sources recorded")
+        console.print("no variable sources" if variable else "no sources recorded")
         return
     table = Table("name", "prio", "ref", "epochs", "η", "V", "χ²_ν", "Vs", "m", "flag", "mean mJy", "updated")
     for r in rows:
@@ -286,20 +269,20 @@ def sources_list(
             label for label, on in (("VAR", r["is_variable"]), ("TRANS", r["transient_candidate"])) if on
         ]
         table.add_row(
-            escape(r["name"]),
-            _cell(r["priority"]),
+            cell(r["name"]),
+            cell(r["priority"]),
             "yes" if r["reference"] else "",
-            _cell(r["n_epochs"]),
-            _fmt(r["eta"], digits=2),
-            _fmt(r["v"]),
-            _fmt(r["chi2_nu"], digits=2),
-            _fmt(r["vs"], digits=2),
-            _fmt(r["m"]),
+            cell(r["n_epochs"]),
+            fixed(r["eta"], digits=2),
+            fixed(r["v"]),
+            fixed(r["chi2_nu"], digits=2),
+            fixed(r["vs"], digits=2),
+            fixed(r["m"]),
             " ".join(flags),
-            _fmt(r["weighted_mean_flux_jy"], 1e3, 2),
-            _cell(r["updated_at"]),
+            fixed(r["weighted_mean_flux_jy"], 1e3, 2),
+            cell(r["updated_at"]),
         )
-    Console().print(table)
+    console.print(table)
 
 
 # contimg alerts --------------------------------------------------------------------------------
@@ -316,31 +299,28 @@ def alerts(
     with _session(dsn) as conn:
         if ack is not None:
             if not lightcurves.acknowledge_alert(conn, ack):
-                Console(stderr=True).print(
-                    f"[bold red]error:[/] no open alert with id {ack}", highlight=False
-                )
-                raise typer.Exit(code=UNKNOWN_SOURCE_EXIT)
-            Console().print(f"alert {ack} acknowledged")
+                raise NotFoundError(f"no open alert with id {ack}")
+            console.print(f"alert {ack} acknowledged")
             return
         found = lightcurves.list_alerts(conn, include_acknowledged=show_all, limit=limit)
     if as_json:
-        typer.echo(json.dumps([a.model_dump(mode="json") for a in found], indent=2))
+        emit_json([a.model_dump(mode="json") for a in found])
         return
     if not found:
-        Console().print("no alerts" if show_all else "no open alerts")
+        console.print("no alerts" if show_all else "no open alerts")
         return
     table = Table("id", "raised", "source", "kind", "η", "V", "χ²_ν", "Vs", "SNR", "ack", title="alerts")
     for a in found:
         table.add_row(
             str(a.id),
-            _cell(a.created_at),
-            escape(a.source_name),
+            cell(a.created_at),
+            cell(a.source_name),
             a.kind,
-            _fmt(a.metrics.get("eta"), digits=2),
-            _fmt(a.metrics.get("v")),
-            _fmt(a.metrics.get("chi2_nu"), digits=2),
-            _fmt(a.metrics.get("vs"), digits=2),
-            _fmt(a.metrics.get("latest_snr"), digits=1),
+            fixed(a.metrics.get("eta"), digits=2),
+            fixed(a.metrics.get("v")),
+            fixed(a.metrics.get("chi2_nu"), digits=2),
+            fixed(a.metrics.get("vs"), digits=2),
+            fixed(a.metrics.get("latest_snr"), digits=1),
             "yes" if a.acknowledged else "",
         )
-    Console().print(table)
+    console.print(table)

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from absurd.cli.toolkit import console, emit_json, table
+from absurd.errors import UsageError
+from contimg.cli.base import science_app
 from science.constants import PB_CUTOFF
-from science.errors import InvalidInputError
 from science.mosaic import MosaicMethod, MosaicPlan, build, dry_run
 
-app = typer.Typer(help="Mosaics of restored images.", no_args_is_help=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code=1)
+app = science_app(help="Mosaics of restored images.")
 
 
 @app.callback()
@@ -57,55 +51,52 @@ def build_command(
             name=name or output.stem, image_paths=images, method=method, output_path=output, pb_paths=pb
         )
     except ValidationError as exc:
-        raise _fail("; ".join(str(err["msg"]) for err in exc.errors())) from None
-    console = Console()
-    try:
-        if dry:
-            report = dry_run(plan)
-            if as_json:
-                typer.echo(report.model_dump_json(indent=2))
-                return
-            console.print(
-                f"[bold]{report.name}[/] ({report.method.value}): {len(report.inputs)} inputs -> "
-                f"{report.shape[1]}x{report.shape[0]} px at {report.pixel_arcsec:.2f}″, "
-                f"{report.width_deg:.3f}°x{report.height_deg:.3f}° centred on "
-                f"RA {report.centre_ra_deg:.4f}, Dec {report.centre_dec_deg:+.4f}",
-                highlight=False,
-            )
-            console.print(
-                f"would write {report.output_path}, {report.noise_path}, {report.preview_path} "
-                f"(~{report.estimated_output_bytes / 1e6:.1f} MB on disk, "
-                f"~{report.estimated_memory_bytes / 1e6:.0f} MB memory)",
-                highlight=False,
-            )
-            table = Table("input", "pointing RA", "pointing Dec", "beam (″)", "MJD")
-            for inp in report.inputs:
-                table.add_row(
+        raise UsageError("; ".join(str(err["msg"]) for err in exc.errors())) from None
+    if dry:
+        report = dry_run(plan)
+        if as_json:
+            typer.echo(report.model_dump_json(indent=2))
+            return
+        console.print(
+            f"[bold]{escape(report.name)}[/] ({report.method.value}): {len(report.inputs)} inputs -> "
+            f"{report.shape[1]}x{report.shape[0]} px at {report.pixel_arcsec:.2f}″, "
+            f"{report.width_deg:.3f}°x{report.height_deg:.3f}° centred on "
+            f"RA {report.centre_ra_deg:.4f}, Dec {report.centre_dec_deg:+.4f}"
+        )
+        console.print(
+            f"would write {escape(str(report.output_path))}, {escape(str(report.noise_path))}, "
+            f"{escape(str(report.preview_path))} (~{report.estimated_output_bytes / 1e6:.1f} MB on disk, "
+            f"~{report.estimated_memory_bytes / 1e6:.0f} MB memory)"
+        )
+        table(
+            None,
+            ["input", "pointing RA", "pointing Dec", "beam (″)", "MJD"],
+            [
+                [
                     inp.path,
                     f"{inp.pointing_ra_deg:.4f}",
                     f"{inp.pointing_dec_deg:+.4f}",
                     f"{inp.bmaj_arcsec:.1f}x{inp.bmin_arcsec:.1f} @ {inp.bpa_deg:.0f}°",
-                    "-" if inp.mjd is None else f"{inp.mjd:.5f}",
-                )
-            console.print(table)
-            return
-        result = build(
-            plan.image_paths,
-            plan.method,
-            plan.output_path,
-            pb_images=plan.pb_paths,
-            pb_cutoff=pb_cutoff,
-            name=plan.name,
-            preview=not no_preview,
+                    None if inp.mjd is None else f"{inp.mjd:.5f}",
+                ]
+                for inp in report.inputs
+            ],
         )
-    except InvalidInputError as exc:
-        raise _fail(str(exc)) from None
+        return
+    result = build(
+        plan.image_paths,
+        plan.method,
+        plan.output_path,
+        pb_images=plan.pb_paths,
+        pb_cutoff=pb_cutoff,
+        name=plan.name,
+        preview=not no_preview,
+    )
     if as_json:
-        typer.echo(json.dumps(result.model_dump(mode="json"), indent=2))
+        emit_json(result.model_dump(mode="json"))
         return
     console.print(
-        f"wrote {result.output_path} ({result.shape[1]}x{result.shape[0]} px, {result.method.value}), "
-        f"noise map {result.noise_path}; effective noise min {result.min_noise_jy * 1e3:.3f} "
-        f"median {result.median_noise_jy * 1e3:.3f} mJy/beam",
-        highlight=False,
+        f"wrote {escape(str(result.output_path))} ({result.shape[1]}x{result.shape[0]} px, "
+        f"{result.method.value}), noise map {escape(str(result.noise_path))}; effective noise min "
+        f"{result.min_noise_jy * 1e3:.3f} median {result.median_noise_jy * 1e3:.3f} mJy/beam"
     )

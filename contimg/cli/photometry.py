@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from absurd.cli.toolkit import cell, console, emit_json, fixed
+from contimg.cli.base import science_app
 from science.catalogs import CatalogError, SkyPosition, parse_coords, read_catalog, select_bright
 from science.constants import PB_CUTOFF
-from science.errors import InvalidInputError
 from science.fits_image import read_image
 from science.photometry import PeakMode, PhotometryOptions, PhotometryResult, measure_many
 
-app = typer.Typer(
-    help="Forced photometry at fixed sky positions in an image or mosaic.", no_args_is_help=True
-)
+MJY = 1e3  # Jy → mJy, as the table shows fluxes
+
+app = science_app(help="Forced photometry at fixed sky positions in an image or mosaic.")
 
 FitsOpt = Annotated[Path, typer.Option("--fits", help="Restored image or mosaic (FITS with BMAJ/BMIN/BPA).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of a table.")]
@@ -38,11 +36,6 @@ PeakModeOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code=1)
-
-
 def _options(
     pb: Path | None, pointing: str | None, pb_threshold: float, peak_mode: PeakMode
 ) -> PhotometryOptions:
@@ -57,32 +50,28 @@ def _options(
     )
 
 
-def _fmt(value: float | None, scale: float = 1e3, digits: int = 3) -> str:
-    return "-" if value is None else f"{value * scale:.{digits}f}"
-
-
 def _show(results: list[PhotometryResult], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
+        emit_json([r.model_dump(mode="json") for r in results])
         return
-    table = Table(title=results[0].image_path if results else None)
+    table = Table(title=cell(results[0].image_path) if results else None)
     for column in ("name", "RA (deg)", "Dec (deg)", "peak (mJy/bm)", "flux (mJy)", "± (mJy)", "rms (mJy)"):
         table.add_column(column, justify="left" if column == "name" else "right")
     table.add_column("SNR", justify="right")
     table.add_column("flags")
     for r in results:
         table.add_row(
-            r.name,
+            cell(r.name),
             f"{r.ra_deg:.5f}",
             f"{r.dec_deg:+.5f}",
-            _fmt(r.peak_jy),
-            _fmt(r.flux_jy),
-            _fmt(r.flux_err_jy),
-            _fmt(r.local_rms_jy),
-            _fmt(r.snr, 1.0, 1),
+            fixed(r.peak_jy, MJY),
+            fixed(r.flux_jy, MJY),
+            fixed(r.flux_err_jy, MJY),
+            fixed(r.local_rms_jy, MJY),
+            fixed(r.snr, digits=1),
             ",".join(f.value for f in r.flags),
         )
-    Console().print(table)
+    console.print(table)
 
 
 def _run(fits_path: Path, positions: list[SkyPosition], options: PhotometryOptions, as_json: bool) -> None:
@@ -106,11 +95,10 @@ def peak(
     try:
         position = SkyPosition(name=name, ra_deg=ra, dec_deg=dec)
     except ValueError:
-        raise _fail(f"--ra {ra} --dec {dec}: RA must be in [0, 360) and Dec in [-90, 90] degrees") from None
-    try:
-        _run(fits_path, [position], _options(pb, pointing, pb_threshold, peak_mode), as_json)
-    except InvalidInputError as exc:
-        raise _fail(str(exc)) from None
+        raise CatalogError(
+            f"--ra {ra} --dec {dec}: RA must be in [0, 360) and Dec in [-90, 90] degrees"
+        ) from None
+    _run(fits_path, [position], _options(pb, pointing, pb_threshold, peak_mode), as_json)
 
 
 @app.command("peak-many")
@@ -124,11 +112,8 @@ def peak_many(
     peak_mode: PeakModeOpt = PeakMode.NEAREST,
 ) -> None:
     """Measure several positions given on the command line."""
-    try:
-        positions = parse_coords(coords)
-        _run(fits_path, positions, _options(pb, pointing, pb_threshold, peak_mode), as_json)
-    except InvalidInputError as exc:
-        raise _fail(str(exc)) from None
+    positions = parse_coords(coords)
+    _run(fits_path, positions, _options(pb, pointing, pb_threshold, peak_mode), as_json)
 
 
 @app.command("catalog")
@@ -147,12 +132,9 @@ def catalog(
     peak_mode: PeakModeOpt = PeakMode.NEAREST,
 ) -> None:
     """Measure every source of a monitoring catalogue; those off the image are flagged off_image."""
-    try:
-        sources = read_catalog(catalog_path)
-        if min_mjy is not None:
-            sources = select_bright(sources, min_mjy)
-        if not sources:
-            raise CatalogError(f"{catalog_path}: no catalogue sources left to measure")
-        _run(fits_path, list(sources), _options(pb, pointing, pb_threshold, peak_mode), as_json)
-    except InvalidInputError as exc:
-        raise _fail(str(exc)) from None
+    sources = read_catalog(catalog_path)
+    if min_mjy is not None:
+        sources = select_bright(sources, min_mjy)
+    if not sources:
+        raise CatalogError(f"{catalog_path}: no catalogue sources left to measure")
+    _run(fits_path, list(sources), _options(pb, pointing, pb_threshold, peak_mode), as_json)

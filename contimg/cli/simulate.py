@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from contimg.cli.base import science_app
 from science.simulate import (
     Faults,
     NoiseModel,
@@ -21,7 +22,7 @@ from science.simulate import (
     target_field,
 )
 
-app = typer.Typer(help="Simulate DSA-110 drift-scan observations as correlator-style UVH5 subband files.")
+app = science_app(help="Simulate DSA-110 drift-scan observations as correlator-style UVH5 subband files.")
 
 OutDir = Annotated[Path, typer.Option("--out-dir", help="Directory for the subband files and truth files.")]
 Antennas = Annotated[int, typer.Option(help="Number of stations (a spread subset; 117 for all).")]

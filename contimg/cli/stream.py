@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from absurd.cli.common import Dsn
+from absurd.cli.toolkit import Dsn, JsonOut, console, emit_json
+from absurd.database import connect, resolve_dsn
+from contimg.cli.base import science_app
 from science.constants import SUBBAND_WAIT_TIMEOUT_S
 from science.convert import IncompletePolicy
 
-app = typer.Typer(
-    help="The streaming converter: subband files in, Measurement Sets out.", no_args_is_help=True
-)
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code=1)
+app = science_app(help="The streaming converter: subband files in, Measurement Sets out.")
 
 
 @app.callback()
@@ -54,50 +46,35 @@ def run(
     """Watch INCOMING and convert each observation's subband files as they arrive, until SIGTERM."""
     from contimg.stream.converter import StreamDaemon, StreamSettings
 
-    try:
-        settings = StreamSettings.model_validate(
-            {
-                "incoming_dir": incoming,
-                "output_dir": output_dir,
-                "dsn": dsn,
-                "subband_timeout_s": subband_timeout_s,
-                "poll": poll,
-                "poll_interval_s": poll_interval_s,
-                "settle_s": settle_s,
-                "policy": policy,
-            }
-        )
-    except ValidationError as exc:
-        raise _fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
-    try:
-        StreamDaemon(settings).run()
-    except FileNotFoundError as exc:
-        raise _fail(str(exc)) from None
+    settings = StreamSettings.model_validate(
+        {
+            "incoming_dir": incoming,
+            "output_dir": output_dir,
+            "dsn": dsn,
+            "subband_timeout_s": subband_timeout_s,
+            "poll": poll,
+            "poll_interval_s": poll_interval_s,
+            "settle_s": settle_s,
+            "policy": policy,
+        }
+    )
+    StreamDaemon(settings).run()
 
 
 @app.command("status")
 def status(
     dsn: Dsn = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")
-    ] = False,
+    as_json: JsonOut = False,
     limit: Annotated[int, typer.Option(min=1, help="Late files and failed groups to list.")] = 10,
 ) -> None:
     """Pending and incomplete groups, late files, throughput and latency of the streaming converter."""
-    from absurd.database import connect, resolve_dsn
-    from absurd.errors import ConfigurationError
     from contimg.stream.converter import stream_status
 
-    try:
-        conn = connect(resolve_dsn(dsn))
-    except ConfigurationError as exc:
-        raise _fail(str(exc)) from None
-    with conn:
+    with connect(resolve_dsn(dsn)) as conn:
         report = stream_status(conn, limit=limit)
     if as_json:
-        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        emit_json(report.model_dump(mode="json"))
         return
-    console = Console(soft_wrap=True)
     table = Table(title="contimg stream", show_header=False)
     table.add_column("", style="bold")
     table.add_column("", justify="right")

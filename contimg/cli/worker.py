@@ -1,4 +1,8 @@
-"""`contimg worker`: run a queue worker that serves the science tasks of ``contimg.tasks.registry``."""
+"""``contimg worker``: an alias of ``absurd worker`` for the science tasks.
+
+It is ``absurd worker --registry contimg.tasks.registry:registry`` serving every science queue
+unless --queue is given; the deployment (deploy/absurd-worker@.service) runs ``absurd worker``.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,32 @@ from typing import Annotated
 
 import typer
 
-DEFAULT_QUEUES = ["convert", "calibrate", "imaging", "photometry"]
+from absurd.cli import admin
+from absurd.cli.toolkit import Dsn, LogLevel
+from contimg.tasks import queues
+
+REGISTRY = "contimg.tasks.registry:registry"
 
 
 def worker(
     queue: Annotated[
         list[str] | None,
-        typer.Option("--queue", "-q", help="Queue to serve (repeatable); default: all four."),
+        typer.Option("--queue", "-q", help=f"Queue to serve (repeatable); default: {', '.join(queues.ALL)}."),
     ] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Tasks run at once.")] = 2,
     processes: Annotated[
         int | None, typer.Option(min=1, help="Child processes for the science tasks (default: concurrency).")
     ] = None,
-    dsn: Annotated[
-        str | None,
-        typer.Option("--dsn", envvar="ABSURD_DSN", help="Postgres DSN; default: the embedded server."),
-    ] = None,
-    log_level: Annotated[str, typer.Option(envvar="CONTIMG_LOG_LEVEL", help="Log level.")] = "INFO",
+    dsn: Dsn = None,
+    log_level: LogLevel = "INFO",
 ) -> None:
-    """Run a worker for the science tasks until SIGTERM or Ctrl-C (running tasks get a grace period)."""
-    from absurd.worker import Worker, WorkerSettings
-    from contimg.tasks.registry import registry
-
-    settings = WorkerSettings(
-        queues=queue or DEFAULT_QUEUES, concurrency=concurrency, processes=processes, log_level=log_level
+    """Run a worker for the science tasks: `absurd worker --registry contimg.tasks.registry:registry`
+    on the science queues. See `absurd worker --help` for every option."""
+    admin.worker(
+        dsn=dsn,
+        queue=queue or list(queues.ALL),
+        concurrency=concurrency,
+        processes=processes,
+        registry=[REGISTRY],
+        log_level=log_level,
     )
-    Worker(registry, settings, dsn).run()

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
+from typer.testing import CliRunner
 
+from contimg.cli import app
 from science.simulate import ObservationConfig, simulate_observation
 from tests.pipeline.conftest import Converted, Pipeline
 from tests.science.conftest import SimulatedPair
@@ -68,8 +70,25 @@ def test_missing_subband(pipeline: Pipeline, group_copy: list[Path], tmp_path: P
     # A group is named after its earliest file.
     group_id = min(p.name.split("_sb")[0] for p in group_copy)
     assert f"group {group_id}: subbands sb05 are missing" in message
+    assert f"(no file *_sb05.hdf5 of this observation exists in {group_copy[0].parent})" in message
     assert_nothing_written(out)
     assert not _ms_rows(pipeline, out)
+
+
+def test_missing_subband_through_the_cli(group_copy: list[Path], tmp_path: Path) -> None:
+    """`contimg convert single` says the same in one line of its error style, and exits 1."""
+    group_copy.pop(5).unlink()
+    out = tmp_path / "out"
+    args = ["convert", "single", *map(str, group_copy), "--output-dir", str(out), "--policy", "skip"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: group ")
+    assert (
+        f"sb05 are missing (no file *_sb05.hdf5 of this observation exists in {group_copy[0].parent})"
+        in lines[0]
+    )
+    assert_nothing_written(out)
 
 
 def test_different_channel_count(

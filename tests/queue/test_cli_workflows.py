@@ -12,13 +12,33 @@ from typer.testing import CliRunner
 
 from absurd.cli import app
 from absurd.client import Client
-from absurd.options import NoRetry
+from absurd.options import FixedDelay, NoRetry, SpawnOptions
+from absurd.registry import Registry
 from tests.queue.conftest import StartWorker
 from tests.support.postgres import ServerUnderTest, fresh_database
 from tests.support.processes import wait_until
 
 runner = CliRunner()
 REGISTRY = "tests.support.tasks:registry"
+
+# A task type with options of its own, which steps and spawns that leave them out inherit.
+OWN_OPTIONS = Registry()
+OWN_OPTIONS_REGISTRY = "tests.queue.test_cli_workflows:OWN_OPTIONS"
+STAGE_OPTIONS = SpawnOptions(queue="imaging", timeout_s=600, max_attempts=5, retry=FixedDelay(base_s=2))
+
+
+@OWN_OPTIONS.task("stage", options=STAGE_OPTIONS)
+def stage(ctx: object, params: Any) -> Any:
+    """Return the params."""
+    return params
+
+
+STAGES = """
+name: stages
+tasks:
+  - {name: a, type: stage}
+  - {name: b, type: stage, queue: special, max_attempts: 1, depends_on: [a]}
+"""
 
 DIAMOND = """
 name: diamond
@@ -102,10 +122,58 @@ def test_submit_show_list_and_cancel(dsn: str, client: Client, tmp_path: Path) -
     assert [w["id"] for w in invoke_json(dsn, "workflow", "list", "--state", "cancelled")] == [wf]
 
 
+def _options(client: Client, workflow_id: int) -> dict[str, tuple[Any, ...]]:
+    rows = {t["step_name"]: client.get_task(t["id"]) for t in client.workflow(workflow_id)["task_rows"]}
+    return {
+        step: (r["queue"], r["timeout_s"], r["max_attempts"], r["retry"]["kind"]) for step, r in rows.items()
+    }
+
+
+def test_steps_inherit_their_task_types_options_from_the_registry(
+    dsn: str, client: Client, tmp_path: Path
+) -> None:
+    spec = write(tmp_path, "stages.yaml", STAGES)
+    wf = submit(dsn, spec, "--registry", OWN_OPTIONS_REGISTRY)
+    assert _options(client, wf) == {
+        "a": ("imaging", 600.0, 5, "fixed"),
+        "b": ("special", 600.0, 1, "fixed"),
+    }
+
+
+def test_without_a_registry_a_submit_says_where_the_options_come_from(
+    dsn: str, client: Client, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["workflow", "submit", str(write(tmp_path, "s.yaml", STAGES)), "--dsn", dsn])
+    assert result.exit_code == 0, result.output
+    warning = " ".join(result.stderr.split())
+    assert warning.startswith("warning: no task registry: task types not checked (no worker has recorded")
+    assert "options left out by steps a, b are the engine's defaults (queue default, 3 attempts" in warning
+    assert "give --registry or ABSURD_REGISTRY" in warning
+    wf = int(result.stdout.split()[1])
+    assert _options(client, wf) == {
+        "a": ("default", None, 3, "exponential"),
+        "b": ("special", None, 1, "exponential"),
+    }
+
+
+def test_submit_checks_task_types_against_the_tasks_workers_serve(
+    dsn: str, client: Client, tmp_path: Path
+) -> None:
+    client.conn.execute(
+        "INSERT INTO absurd.workers (id, hostname, pid, queues, concurrency, task_names) "
+        "VALUES ('w1', 'h', 1, '{default}', 1, '{echo,noop}')"
+    )
+    spec = write(tmp_path, "s.yaml", STAGES)
+    code, out = invoke(dsn, "workflow", "submit", str(spec))
+    assert code == 1
+    assert f"error: {spec}: task 'a' has unknown type 'stage'; served tasks, closest first:" in out
+    assert client.list_workflows() == []
+
+
 @pytest.mark.parametrize(
     ("text", "messages"),
     [
-        ("name: x\ntasks: [{name: a, type: echo\n", ["not valid YAML"]),
+        ("name: x\ntasks: [{name: a, type: echo\n", ["bad-spec.yaml:3: not valid YAML: expected ',' or '}'"]),
         (
             "name: x\ntasks:\n  - {name: p, type: echo, depends_on: [q]}\n"
             "  - {name: q, type: echo, depends_on: [p]}\n",
@@ -113,9 +181,12 @@ def test_submit_show_list_and_cancel(dsn: str, client: Client, tmp_path: Path) -
         ),
         (
             "name: x\ntasks:\n  - {name: a, type: echo, depends_on: [ghost]}\n  - {name: a, type: echo}\n",
-            ["- task 'a' depends on unknown task 'ghost'", "- duplicate task name 'a'"],
+            ["task 'a' depends on unknown task 'ghost'", "duplicate task name 'a'"],
         ),
-        ("name: x\ntasks:\n  - {name: a, type: no-such-type}\n", ["unknown type 'no-such-type'"]),
+        (
+            "name: x\ntasks:\n  - {name: a, type: ehco}\n",
+            ["task 'a' has unknown type 'ehco'; registered tasks, closest first: echo,"],
+        ),
         ("name: x\ntasks: []\n", ["tasks:"]),
         ("name: x\ntasks:\n  - {name: a, type: echo, params: {v: '${params.missing}'}}\n", ["has no value"]),
     ],
@@ -126,7 +197,7 @@ def test_a_bad_spec_file_is_refused_with_every_problem(
     path = write(tmp_path, "bad-spec.yaml", text)
     code, out = invoke(shared_dsn, "workflow", "submit", str(path), "--registry", REGISTRY)
     assert code == 1
-    assert "invalid workflow spec" in out and "bad-spec.yaml" in out
+    assert out.startswith(f"error: {path}") and out.endswith("nothing was submitted")
     for message in messages:
         assert message in out
     with Client(shared_dsn) as c:
@@ -160,13 +231,13 @@ def test_a_cycle_is_named(shared_dsn: str, tmp_path: Path) -> None:
         (["workflow", "submit", "/no/such/file.yaml"], 1, ["/no/such/file.yaml", "cannot read"]),
         (
             ["workflow", "submit", "{spec}", "--registry", "nowhere:registry"],
-            1,
+            2,
             ["cannot load task registry"],
         ),
         (["workflow", "show", "999999"], 3, ["no workflow with id 999999"]),
         (["workflow", "show", "1", "--format", "pie"], 2, ["pie"]),
         (["workflow", "cancel", "999999"], 3, ["no workflow with id 999999"]),
-        (["workflow", "list", "--state", "exploded"], 1, ["unknown workflow state 'exploded'"]),
+        (["workflow", "list", "--state", "exploded"], 2, ["unknown workflow state 'exploded'"]),
         (["dlq", "show", "999999"], 3, ["no DLQ entry with id 999999"]),
         (["dlq", "list", "--since", "yesterday"], 2, ["yesterday", "2h or 3d"]),
         (["dlq", "retry", "999999"], 3, ["no open DLQ entry with id 999999"]),
@@ -183,10 +254,10 @@ def test_a_cycle_is_named(shared_dsn: str, tmp_path: Path) -> None:
         (["breaker", "reset", "nope"], 3, ["no gate"]),
         (
             ["breaker", "configure", "k", "--failure-rate", "2"],
-            1,
+            2,
             ["--failure-rate", "less than or equal to 1"],
         ),
-        (["breaker", "configure", "k", "--failures", "0"], 1, ["--failures"]),
+        (["breaker", "configure", "k", "--failures", "0"], 2, ["--failures"]),
         (["limit", "set", "k", "0"], 2, ["greater than or equal to 1"]),
     ],
 )

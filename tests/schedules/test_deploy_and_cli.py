@@ -147,3 +147,43 @@ def test_health_reports_workers_and_schedulers(dsn: str) -> None:
     assert "healthy" in healthy.stdout and "dead" in healthy.stdout and "stale" in healthy.stdout
     down = absurd_cli("health", "--dsn", "postgresql://nobody@127.0.0.1:1/none", "--json")
     assert down.returncode == 1 and not json.loads(down.stdout)["checks"][0]["ok"]
+
+
+STAGED = """
+schedules:
+  - name: staged
+    trigger: {every: 1h}
+    workflow:
+      tasks:
+        - {name: a, type: stage}
+        - {name: b, type: stage, queue: special, depends_on: [a]}
+"""
+
+
+def test_sync_with_a_registry_stores_each_steps_inherited_options(
+    dsn: str, write: Callable[[str, str], Path]
+) -> None:
+    path = write("staged.yaml", STAGED)
+    synced = absurd_cli(
+        "schedule", "sync", str(path), "--dsn", dsn, "-r", "tests.queue.test_cli_workflows:OWN_OPTIONS"
+    )
+    assert synced.returncode == 0 and synced.stderr == "", synced.stderr
+    tasks = json.loads(absurd_cli("schedule", "show", "staged", "--dsn", dsn, "--json").stdout)["template"][
+        "tasks"
+    ]
+    assert [(t["queue"], t["timeout_s"], t["max_attempts"], t["retry"]["kind"]) for t in tasks] == [
+        ("imaging", 600.0, 5, "fixed"),
+        ("special", 600.0, 5, "fixed"),
+    ]
+
+
+def test_sync_without_a_registry_says_where_step_options_come_from(
+    dsn: str, write: Callable[[str, str], Path]
+) -> None:
+    path = write("staged.yaml", STAGED)
+    synced = absurd_cli("schedule", "sync", str(path), "--dsn", dsn)
+    assert synced.returncode == 0, synced.stderr
+    assert (
+        "step options left out are the engine's defaults (queue default, 3 attempts, no timeout)"
+        in " ".join(synced.stderr.split())
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from absurd.builtin_tasks import builtin
@@ -173,25 +175,62 @@ def test_shipped_schedules_are_valid_against_the_science_registry() -> None:
     assert by_name["queue-cleanup"].workflow.tasks[0].type == "cleanup"
 
 
+def validate(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``absurd schedule validate ARGS`` with only ``env`` of the ABSURD_* settings."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("ABSURD_DSN", "ABSURD_REGISTRY")}
+    return subprocess.run(
+        [sys.executable, "-m", "absurd", "schedule", "validate", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**clean, **env},
+    )
+
+
 def test_cli_validate_prints_file_line_problem_and_exits_1(
     tmp_path: Path, write: Callable[[str, str], Path]
 ) -> None:
     bad = write("bad.yaml", BROKEN["unknown task type"][0])
-    result = subprocess.run(
-        [sys.executable, "-m", "absurd", "schedule", "validate", str(bad.parent)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    result = validate(str(bad.parent), "--registry", "absurd.builtin_tasks:builtin")
     assert result.returncode == 1
-    assert f"{bad}:8: task 'b' has unknown type 'teleport'" in result.stderr
+    assert f"{bad}:8: task 'b' has unknown type 'teleport'; registered tasks, closest first:" in result.stderr
+    assert "error: 1 problem(s); nothing was changed" in result.stderr
     good = tmp_path / "good.yaml"
     good.write_text("schedules:\n  - name: fine\n    trigger: {every: 1h}\n" + GOOD_TASKS)
-    ok = subprocess.run(
-        [sys.executable, "-m", "absurd", "schedule", "validate", str(good)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    ok = validate(str(good), ABSURD_REGISTRY="absurd.builtin_tasks:builtin")
     assert ok.returncode == 0, ok.stderr
     assert "1 schedule(s) valid: fine" in ok.stdout
+
+
+def test_the_shipped_schedules_validate_as_the_readme_gives_it() -> None:
+    """`absurd schedule validate schedules/`: with ABSURD_REGISTRY (as deploy/contimg.env sets it) the
+    science task types are checked; without it they are not, and it says so instead of calling them
+    unknown."""
+    checked = validate("schedules/", ABSURD_REGISTRY="contimg.tasks.registry:registry")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("3 schedule(s) valid:") and checked.stderr == ""
+    unchecked = validate("schedules/")
+    assert unchecked.returncode == 0, unchecked.stderr
+    assert "unknown" not in unchecked.stderr
+    assert " ".join(unchecked.stderr.split()).startswith(
+        "warning: no task registry: task types not checked (no database (--dsn or ABSURD_DSN) to read "
+        "the tasks workers serve from)"
+    )
+
+
+def test_validate_checks_task_types_against_the_tasks_workers_serve(
+    dsn: str, write: Callable[[str, str], Path]
+) -> None:
+    bad = write("bad.yaml", BROKEN["unknown task type"][0])
+    none_yet = validate(str(bad), ABSURD_DSN=dsn)
+    assert none_yet.returncode == 0 and "(no worker has recorded the tasks it serves)" in none_yet.stderr
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO absurd.workers (id, hostname, pid, queues, concurrency, task_names) "
+            "VALUES ('w1', 'h', 1, '{default}', 1, '{echo,noop}')"
+        )
+    served = validate(str(bad), "--dsn", dsn)
+    assert served.returncode == 1
+    assert f"{bad}:8: task 'b' has unknown type 'teleport'; served tasks, closest first: echo, noop" in (
+        served.stderr
+    )

@@ -1,0 +1,360 @@
+"""The toolkit both command lines (``absurd`` and ``contimg``) are built with.
+
+Every command of an :class:`App` runs inside :func:`guarded`, which turns each known error into one
+line on stderr and a fixed exit code:
+
+====  =======================================================================================
+code  meaning
+====  =======================================================================================
+0     success
+1     the operation failed: a task, a refused change, a file whose contents are invalid
+2     bad input or usage: an option, argument, name or DSN given on the command line is wrong
+      (typer's own usage errors exit 2 as well)
+3     not found: an id or name that does not exist
+4     the database cannot be reached: server down, wrong host or port, login refused
+====  =======================================================================================
+
+Text from users and from the database is escaped before rich sees it (``cell``, ``fail``), so a
+value such as ``[/x]`` is printed as it is and never read as markup.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+import click
+import psycopg
+import psycopg.errors
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from absurd.client import Client
+from absurd.database import DSN_ENV, redact
+from absurd.errors import AbsurdError, ConfigurationError, NotFoundError, UnknownTaskError, UsageError
+from absurd.logging import LOG_LEVEL_ENV, LOG_LEVELS
+from absurd.registry import BUILTIN_REGISTRY, REGISTRY_ENV, Registry, load_registry, unknown_task_message
+from absurd.workflow_spec import SpecError, yaml_problem
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_DATABASE = 4
+EXIT_CODES = "Exit codes: 0 ok, 1 failed, 2 bad input or usage, 3 not found, 4 database unreachable."
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# Options shared by the commands of both CLIs ---------------------------------------------------
+
+
+def _check_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value!r} is not a log level; choose one of {', '.join(LOG_LEVELS)}")
+    return value.upper()
+
+
+Dsn = Annotated[
+    str | None,
+    typer.Option("--dsn", envvar=DSN_ENV, help="Postgres DSN; default: the embedded server."),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+LogLevel = Annotated[
+    str, typer.Option("--log-level", envvar=LOG_LEVEL_ENV, callback=_check_level, help="Log level.")
+]
+RegistryOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--registry",
+        "-r",
+        envvar=REGISTRY_ENV,
+        help="Task registry as module:attr (repeatable): task names, params and default options "
+        "are checked against and taken from it.",
+    ),
+]
+
+
+# Printing ----------------------------------------------------------------------------------------
+
+
+def one_line(text: object) -> str:
+    """``text`` with its white space (newlines, tabs) folded, for a one-line message."""
+    return " ".join(str(text).split())
+
+
+def print_error(message: str, code: int = EXIT_FAILED) -> None:
+    """Print ``error: MESSAGE`` (``not found: MESSAGE`` for code 3) on one line of stderr."""
+    label = "not found" if code == EXIT_NOT_FOUND else "error"
+    err_console.print(f"[bold red]{label}:[/] {escape(one_line(message))}")
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    """Print the error (``print_error``); return the Exit to raise with ``code``."""
+    print_error(message, code)
+    return typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """Print ``warning: MESSAGE`` on stderr."""
+    err_console.print(f"[yellow]warning:[/] {escape(one_line(message))}")
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout."""
+    sys.stdout.write(json.dumps(data, default=_plain, indent=2) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def cell(value: Any) -> str:
+    """A table cell, escaped: short timestamps, '-' for nothing, lists joined by commas."""
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return ", ".join(cell(v) for v in value)
+    return escape(str(value))
+
+
+def fixed(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
+    """``value`` times ``scale`` with ``digits`` decimals, '-' for nothing."""
+    return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
+def first_line(text: str | None, width: int) -> str | None:
+    """The first line of ``text``, cut to ``width`` characters for a table cell."""
+    line = text.strip().splitlines()[0] if text and text.strip() else ""
+    if not line:
+        return None
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Print a rich table of escaped cells."""
+    t = Table(title=escape(title) if title else None, header_style="bold")
+    for col in columns:
+        t.add_column(escape(col))
+    for row in rows:
+        t.add_row(*(cell(v) for v in row))
+    console.print(t)
+
+
+def parse_json(text: str, option: str) -> Any:
+    """The JSON value given to ``option``; UsageError naming the option when it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{option} is not valid JSON: {exc}") from None
+
+
+# The database ------------------------------------------------------------------------------------
+
+_URI_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_KEY_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def shown_dsn(dsn: str | None) -> str:
+    """The DSN for a message, its password hidden, even when it does not parse."""
+    if not dsn:
+        return "the embedded server"
+    try:
+        psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return _KEY_PASSWORD.sub(r"\1***", _URI_PASSWORD.sub(r"\1***@", dsn))
+    return redact(dsn)
+
+
+def check_dsn(dsn: str | None) -> None:
+    """Refuse a DSN that does not parse, naming it (password hidden) and the form it should take."""
+    if not dsn:
+        return
+    try:
+        psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise UsageError(
+            f"malformed DSN {shown_dsn(dsn)!r} (--dsn or {DSN_ENV}): {one_line(exc)}; write it as "
+            "postgresql://USER@HOST:PORT/DBNAME or 'host=HOST port=PORT dbname=DBNAME user=USER'"
+        ) from None
+
+
+@contextmanager
+def client(dsn: str | None, registry: Registry | None = None) -> Iterator[Client]:
+    """A client for one command."""
+    c = Client(dsn, registry=registry)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def registry_or_none(specs: list[str] | None) -> Registry | None:
+    """The registry named by ``--registry``/ABSURD_REGISTRY, or None when neither is given."""
+    return load_registry(specs) if specs else None
+
+
+def registry_or_builtin(specs: list[str] | None) -> Registry:
+    """The registry named by ``--registry``/ABSURD_REGISTRY, else the built-in tasks."""
+    return load_registry(specs or [BUILTIN_REGISTRY])
+
+
+# Errors ------------------------------------------------------------------------------------------
+
+KnownErrors = Mapping[type[BaseException], int]
+CHECK_SERVER = f"check --dsn or {DSN_ENV} and that the server is running"
+
+
+def _database_error(exc: psycopg.Error, dsn: str | None) -> tuple[int, str]:
+    where = shown_dsn(dsn)
+    if isinstance(exc, psycopg.OperationalError):
+        return EXIT_DATABASE, f"cannot reach the database at {where}: {one_line(exc)}; {CHECK_SERVER}"
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedFunction):
+        return EXIT_FAILED, (
+            f"the database at {where} lacks a table or function ({one_line(exc.diag.message_primary)}); "
+            "apply the migrations with `absurd migrate`"
+        )
+    return EXIT_FAILED, f"database error at {where}: {one_line(exc)}"
+
+
+def _validation(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def describe(exc: BaseException, dsn: str | None, known: KnownErrors | None = None) -> tuple[int, str] | None:
+    """The exit code and one-line message for a known error, or None for an unexpected one."""
+    for kind, code in (known or {}).items():
+        if isinstance(exc, kind):
+            return code, str(exc)
+    if isinstance(exc, NotFoundError):
+        return EXIT_NOT_FOUND, str(exc)
+    if isinstance(exc, UsageError | UnknownTaskError):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, ConfigurationError):
+        if isinstance(exc.__cause__, psycopg.OperationalError):
+            return EXIT_DATABASE, f"{exc}; {CHECK_SERVER}"
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, psycopg.Error):
+        return _database_error(exc, dsn)
+    if isinstance(exc, yaml.YAMLError):
+        line, problem = yaml_problem(exc)
+        mark = getattr(exc, "problem_mark", None)
+        return EXIT_FAILED, f"{getattr(mark, 'name', 'YAML')}:{line}: {problem}"
+    if isinstance(exc, SpecError):
+        return EXIT_FAILED, f"{exc}; nothing was submitted"
+    if isinstance(exc, ValidationError):
+        return EXIT_USAGE, _validation(exc)
+    if isinstance(exc, AbsurdError):
+        return EXIT_FAILED, str(exc)
+    if isinstance(exc, ValueError):
+        return EXIT_USAGE, str(exc)
+    if isinstance(exc, OSError):
+        return EXIT_FAILED, f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+    return None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(fn: F, known: KnownErrors | None = None) -> F:
+    """Run ``fn`` so that every known error ends as one line on stderr and its exit code
+    (see the module docstring); ``known`` adds error types of the caller's own."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        dsn = kwargs.get("dsn")  # typer has already read ABSURD_DSN into it
+        try:
+            check_dsn(dsn)
+            return fn(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            found = describe(exc, dsn, known)
+            if found is None:
+                raise
+            code, message = found
+            raise fail(message, code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class App(typer.Typer):
+    """A typer app whose commands all run :func:`guarded`, with ``known`` errors of its own."""
+
+    def __init__(self, *, known_errors: KnownErrors | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("no_args_is_help", True)
+        kwargs.setdefault("epilog", EXIT_CODES)
+        kwargs.setdefault("pretty_exceptions_show_locals", False)
+        super().__init__(**kwargs)
+        self.known_errors: KnownErrors = dict(known_errors or {})
+
+    def command(self, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+        """Register a command as typer does, guarded."""
+        kwargs.setdefault("epilog", EXIT_CODES)
+        register = super().command(name, **kwargs)
+
+        def guard(fn: F) -> F:
+            register(guarded(fn, self.known_errors))
+            return fn
+
+        return guard
+
+
+# Task names --------------------------------------------------------------------------------------
+
+
+def known_task_names(c: Client, registry: Registry | None) -> tuple[set[str] | None, str]:
+    """The task names to check against and whose they are: the registry's, else those live workers
+    serve, else None (no registry given and no worker has recorded its tasks)."""
+    if registry is not None:
+        return set(registry.names()), "registered"
+    served = c.served_task_names()
+    return (set(served) if served is not None else None), "served"
+
+
+NO_WORKERS = "no worker has recorded the tasks it serves"
+
+
+def warn_without_registry(unchecked: str | None, defaulted: str | None, names: str = "task names") -> None:
+    """Warn, in one line, what a command given no registry could not do: check ``names`` (for the
+    reason ``unchecked``; None when the served names checked them) and give the ``defaulted``
+    options their task's own values."""
+    parts = [f"{names} not checked ({unchecked})"] if unchecked else []
+    if defaulted:
+        parts.append(
+            f"{defaulted} are the engine's defaults (queue default, 3 attempts, no timeout), "
+            "not the task's own"
+        )
+    if parts:
+        warn(f"no task registry: {'; '.join(parts)}; give --registry or {REGISTRY_ENV} (module:attr)")
+
+
+def check_task_names(names: Sequence[str], c: Client, registry: Registry | None) -> None:
+    """Refuse a task name that is neither registered nor served; warn when nothing can be checked."""
+    known, source = known_task_names(c, registry)
+    if known is not None:
+        for name in names:
+            if name not in known:
+                hint = "" if registry is not None else "; start a worker that serves it, or give --registry"
+                raise UnknownTaskError(unknown_task_message(name, known, source) + hint)
+    if registry is None:
+        warn_without_registry(None if known is not None else NO_WORKERS, "options not given")
