@@ -20,7 +20,8 @@ from absurd.builtin_tasks import builtin
 from absurd.client import Client
 from absurd.worker import Worker, WorkerSettings
 from contimg.store import products
-from contimg.tasks.lightcurves import QUEUE, registry
+from contimg.tasks import queues
+from contimg.tasks.lightcurves import registry
 from science.catalogs import MonitoringSource
 from science.photometry import PhotometryResult
 from tests.support.processes import wait_until
@@ -137,7 +138,9 @@ def make_sky(dsn: str) -> Iterator[MakeSky]:
     """Seed the test database with the synthetic photometry and serve its queue with a worker."""
     merged = builtin.merge(registry)
     worker = Worker(
-        merged, WorkerSettings(queues=[QUEUE], poll_s=0.1, reap_every_s=0.5, shutdown_grace_s=5.0), dsn
+        merged,
+        WorkerSettings(queues=[queues.PHOTOMETRY], poll_s=0.1, reap_every_s=0.5, shutdown_grace_s=5.0),
+        dsn,
     )
     thread = threading.Thread(target=worker.run, daemon=True)
     clients: list[Client] = []
