@@ -14,9 +14,8 @@ from absurd.cli.toolkit import (
     RegistryOpt,
     client,
     console,
-    emit_json,
+    print_rows,
     registry_or_builtin,
-    table,
 )
 from absurd.database import connect, redact, resolve_dsn
 from absurd.logging import configure_logging
@@ -90,23 +89,19 @@ def workers(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """List registered workers with their last heartbeat."""
     with client(dsn) as c:
         rows = c.workers()
-    if json_out:
-        emit_json(rows)
-        return
-    table(
+    print_rows(
+        rows,
+        json_out,
         "workers",
         ["id", "host", "pid", "queues", "concurrency", "started", "heartbeat", "stopped"],
-        [
-            [
-                r["id"],
-                r["hostname"],
-                r["pid"],
-                r["queues"],
-                r["concurrency"],
-                r["started_at"],
-                r["heartbeat_at"],
-                r["stopped_at"],
-            ]
-            for r in rows
+        lambda r: [
+            r["id"],
+            r["hostname"],
+            r["pid"],
+            r["queues"],
+            r["concurrency"],
+            r["started_at"],
+            r["heartbeat_at"],
+            r["stopped_at"],
         ],
     )

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from absurd.cli.dlq import actor
-from absurd.cli.toolkit import App, Dsn, JsonOut, cell, client, console, emit_json, table
+from absurd.cli.toolkit import App, Dsn, JsonOut, cell, client, console, emit_json, print_rows, table
 from absurd.client import Client
 from absurd.errors import AbsurdError, NotFoundError, UsageError
 from absurd.options import GateConfig
@@ -67,25 +67,21 @@ def list_breakers(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """Every circuit breaker with its state, cooldown and running/waiting counts."""
     with client(dsn) as c:
         rows = _gate_rows(c, "breaker_enabled")
-    if json_out:
-        emit_json(rows)
-        return
-    table(
+    print_rows(
+        rows,
+        json_out,
         "circuit breakers",
         ["key", "state", "until", "fails", "window", "cool", "run", "wait", "limit"],
-        [
-            [
-                r["key"],
-                r["breaker_state"],
-                r["cooldown_until"] if r["breaker_state"] == "open" else None,
-                r["failure_threshold"],
-                f"{r['window_s']:g}s",
-                f"{r['cooldown_s'] or r['base_cooldown_s']:g}s",
-                r["running"],
-                r["waiting"],
-                r["max_running"],
-            ]
-            for r in rows
+        lambda r: [
+            r["key"],
+            r["breaker_state"],
+            r["cooldown_until"] if r["breaker_state"] == "open" else None,
+            r["failure_threshold"],
+            f"{r['window_s']:g}s",
+            f"{r['cooldown_s'] or r['base_cooldown_s']:g}s",
+            r["running"],
+            r["waiting"],
+            r["max_running"],
         ],
     )
 
@@ -221,20 +217,16 @@ def list_limits(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """Every concurrency limit with its running and waiting counts."""
     with client(dsn) as c:
         rows = _gate_rows(c, "max_running")
-    if json_out:
-        emit_json(rows)
-        return
-    table(
+    print_rows(
+        rows,
+        json_out,
         "concurrency limits",
         ["key", "limit", "running", "waiting", "breaker"],
-        [
-            [
-                r["key"],
-                r["max_running"],
-                r["running"],
-                r["waiting"],
-                r["breaker_state"] if r["breaker_enabled"] else None,
-            ]
-            for r in rows
+        lambda r: [
+            r["key"],
+            r["max_running"],
+            r["running"],
+            r["waiting"],
+            r["breaker_state"] if r["breaker_enabled"] else None,
         ],
     )

@@ -23,6 +23,7 @@ from absurd.cli.toolkit import (
     emit_json,
     first_line,
     print_error,
+    print_rows,
     table,
 )
 from absurd.client import Client
@@ -98,24 +99,20 @@ def list_entries(
     """Open DLQ entries, oldest first, with why each task ended up here."""
     with client(dsn) as c:
         rows = c.dlq(queue, name, since, error, limit)
-    if json_out:
-        emit_json(rows)
-        return
-    table(
+    print_rows(
+        rows,
+        json_out,
         "dead-letter queue",
         ["id", "task", "name", "queue", "reason", "entered", "workflow", "error"],
-        [
-            [
-                r["id"],
-                r["task_id"],
-                r["task_name"],
-                r["queue"],
-                r["reason"],
-                _short_time(r["entered_at"]),
-                f"{r['workflow_id']}:{r['step_name']}" if r["workflow_id"] else None,
-                first_line(r["error_message"], 40),
-            ]
-            for r in rows
+        lambda r: [
+            r["id"],
+            r["task_id"],
+            r["task_name"],
+            r["queue"],
+            r["reason"],
+            _short_time(r["entered_at"]),
+            f"{r['workflow_id']}:{r['step_name']}" if r["workflow_id"] else None,
+            first_line(r["error_message"], 40),
         ],
     )
 

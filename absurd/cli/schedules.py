@@ -28,6 +28,7 @@ from absurd.cli.toolkit import (
     known_task_names,
     one_line,
     parse_json,
+    print_rows,
     registry_or_none,
     shown_dsn,
     table,
@@ -117,23 +118,19 @@ def list_command(dsn: Dsn = None, json_out: JsonOut = False) -> None:
     """Stored schedules with their trigger, next and last fire."""
     with connect(resolve_dsn(dsn)) as conn:
         rows = store.list_schedules(conn)
-    if json_out:
-        emit_json(rows)
-        return
-    table(
+    print_rows(
+        rows,
+        json_out,
         "schedules",
         ["name", "enabled", "trigger", "catch-up", "next fire (UTC)", "last fire (UTC)", "source"],
-        [
-            [
-                r["name"],
-                "yes" if r["enabled"] else "no",
-                from_row(r).trigger.describe(),
-                r["catch_up"],
-                r["next_fire_at"],
-                r["last_fired_at"],
-                f"{r['source_file']}:{r['source_line']}" if r["source_file"] else None,
-            ]
-            for r in rows
+        lambda r: [
+            r["name"],
+            "yes" if r["enabled"] else "no",
+            from_row(r).trigger.describe(),
+            r["catch_up"],
+            r["next_fire_at"],
+            r["last_fired_at"],
+            f"{r['source_file']}:{r['source_line']}" if r["source_file"] else None,
         ],
     )
 

@@ -19,6 +19,7 @@ from absurd.cli.toolkit import (
     console,
     emit_json,
     parse_json,
+    print_rows,
     registry_or_none,
     table,
 )
@@ -86,25 +87,21 @@ def list_tasks(
         raise UsageError(f"unknown state {state!r}; choose one of {', '.join(TASK_STATES)}")
     with client(dsn) as c:
         rows = c.list_tasks(queue, state, name, limit)
-    if json_out:
-        emit_json(rows)
-        return
-    table(
+    print_rows(
+        rows,
+        json_out,
         "tasks",
         ["id", "queue", "name", "state", "prio", "attempts", "created", "finished", "error"],
-        [
-            [
-                r["id"],
-                r["queue"],
-                r["name"],
-                r["state"],
-                r["priority"],
-                r["attempts"],
-                r["created_at"],
-                r["finished_at"],
-                (r["last_error"] or {}).get("message"),
-            ]
-            for r in rows
+        lambda r: [
+            r["id"],
+            r["queue"],
+            r["name"],
+            r["state"],
+            r["priority"],
+            r["attempts"],
+            r["created_at"],
+            r["finished_at"],
+            (r["last_error"] or {}).get("message"),
         ],
     )
 

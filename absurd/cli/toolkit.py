@@ -166,6 +166,20 @@ def parse_json(text: str, option: str) -> Any:
         raise UsageError(f"{option} is not valid JSON: {exc}") from None
 
 
+def print_rows(
+    rows: Sequence[Any],
+    json_out: bool,
+    title: str,
+    columns: Sequence[str],
+    cells: Callable[[Any], Sequence[Any]],
+) -> None:
+    """``rows`` as JSON (``--json``), else as a table with a row of ``cells(row)`` for each."""
+    if json_out:
+        emit_json(rows)
+    else:
+        table(title, columns, [cells(r) for r in rows])
+
+
 # The database ------------------------------------------------------------------------------------
 
 _URI_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")

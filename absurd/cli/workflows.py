@@ -23,6 +23,7 @@ from absurd.cli.toolkit import (
     emit_json,
     first_line,
     known_task_names,
+    print_rows,
     registry_or_none,
     table,
     warn_without_registry,
@@ -266,15 +267,18 @@ def list_workflows(
         raise UsageError(f"unknown workflow state {state!r}; choose one of {', '.join(WORKFLOW_STATES)}")
     with client(dsn) as c:
         rows = c.list_workflows(state, limit)
-    if json_out:
-        emit_json(rows)
-        return
-    table(
+    print_rows(
+        rows,
+        json_out,
         "workflows",
         ["id", "name", "state", "done", "dlq", "created"],
-        [
-            [r["id"], r["name"], r["state"], f"{r['completed']}/{r['tasks']}", r["in_dlq"], r["created_at"]]
-            for r in rows
+        lambda r: [
+            r["id"],
+            r["name"],
+            r["state"],
+            f"{r['completed']}/{r['tasks']}",
+            r["in_dlq"],
+            r["created_at"],
         ],
     )
 
