@@ -41,6 +41,7 @@ from absurd.schedules import LoadedSchedule, load_paths, store
 from absurd.schedules.sync import from_row, sync
 from absurd.workflow_spec import inherited_options
 
+SERVED = "the tasks workers serve on this database (give --registry or ABSURD_REGISTRY to use a registry)"
 NO_DATABASE = "no database (--dsn or ABSURD_DSN) to read the tasks workers serve from"
 
 app = App(help="Schedules: workflows started by cron, by interval or by events.")
@@ -56,16 +57,19 @@ def _served(dsn: str) -> set[str] | None:
         return None
 
 
-def _load_or_exit(paths: list[Path], registry: list[str] | None, dsn: str | None) -> list[LoadedSchedule]:
+def _load_or_exit(
+    paths: list[Path], registry: list[str] | None, dsn: str | None, outcome: str
+) -> list[LoadedSchedule]:
     """The schedules of ``paths``, their task types checked against the registry, else against the
-    tasks workers serve on ``dsn``; print every problem and exit 1 if there is any."""
+    tasks workers serve on ``dsn``; print every problem, then ``outcome``, and exit 1 if there is any."""
     tasks = registry_or_none(registry)
     known = _served(dsn) if tasks is None and dsn else None
     loaded, problems = load_paths(paths, tasks, known)
     for problem in problems:
         err_console.print(str(problem), markup=False, soft_wrap=True)
     if problems:
-        raise fail(f"{len(problems)} problem(s); nothing was changed")
+        against = "" if known is None else f"; task types were checked against {SERVED}"
+        raise fail(f"{len(problems)} problem(s){outcome}{against}")
     if tasks is None:
         inherits = any(inherited_options(item.schedule.workflow) for item in loaded)
         unchecked = None if known is not None else NO_WORKERS if dsn else NO_DATABASE
@@ -84,7 +88,7 @@ def validate(
     Task types are checked against --registry (or ABSURD_REGISTRY), else against the tasks live
     workers serve on --dsn (or ABSURD_DSN), else not at all (a warning says so).
     """
-    loaded = _load_or_exit(paths, registry, dsn)
+    loaded = _load_or_exit(paths, registry, dsn, "")
     names = ", ".join(escape(i.schedule.name) for i in loaded)
     console.print(f"{len(loaded)} schedule(s) valid: {names}")
 
@@ -98,7 +102,7 @@ def sync_command(
     json_out: JsonOut = False,
 ) -> None:
     """Make the stored schedules those of the files (add, update, remove) and show the diff."""
-    loaded = _load_or_exit(paths, registry, resolve_dsn(dsn))
+    loaded = _load_or_exit(paths, registry, resolve_dsn(dsn), "; nothing was changed")
     with connect(resolve_dsn(dsn)) as conn:
         changes = sync(conn, loaded, dry_run=dry_run)
     if json_out:
