@@ -50,9 +50,10 @@ def test_unknown_source_exits_3(sky: Sky) -> None:
 
 
 def test_unreachable_database_is_a_clear_error() -> None:
-    result = runner.invoke(app, ["sources", "list", "--dsn", "postgresql://nobody@127.0.0.1:1/none"])
-    assert result.exit_code == 1
+    result = runner.invoke(app, ["sources", "list", "--dsn", "postgresql://nobody:secret@127.0.0.1:1/none"])
+    assert result.exit_code == 4  # the toolkit's code for an unreachable database
     assert "cannot connect to Postgres" in result.output
+    assert "secret" not in result.output and "password=***" in result.output
 
 
 def test_plot_writes_a_png(sky: Sky, tmp_path: Path) -> None:
