@@ -2,7 +2,9 @@
 
 A file holds ``schedules:``, a list of schedules. Each has a name, a description, ``enabled``, a
 trigger (``cron`` with ``timezone``, ``every``, or ``event``), a catch-up policy, and a ``workflow``
-in the format of ``absurd.workflow_spec`` (its ``name`` defaults to the schedule's).
+in the format of ``absurd.workflow_spec`` (its ``name`` defaults to the schedule's). A step's options
+left out (queue, timeout, retries) are its task type's when the files are loaded with a registry
+(``absurd schedule sync`` with ABSURD_REGISTRY), else the engine's defaults.
 """
 
 from __future__ import annotations
