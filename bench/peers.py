@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         systems=systems,
     )
     # With --json the progress log and table go to stderr, so stdout holds only the JSON object.
-    console = Console(stderr=args.json, width=max(110, shutil.get_terminal_size().columns))
+    console = Console(stderr=args.json, width=max(140, shutil.get_terminal_size().columns))
     configure_logging("WARNING")
     report = run(settings, args.dsn, console)
     render(report, console)
