@@ -1531,15 +1531,17 @@ ALTER TABLE absurd.workflows ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 CREATE TABLE products.alerts (
     id bigint NOT NULL,
-    source_name text NOT NULL,
+    source_name text,
     kind text NOT NULL,
     metrics jsonb NOT NULL,
     task_id bigint,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     acknowledged boolean DEFAULT false NOT NULL,
     acknowledged_at timestamp with time zone,
+    detection_id bigint,
     CONSTRAINT alerts_check CHECK ((acknowledged = (acknowledged_at IS NOT NULL))),
-    CONSTRAINT alerts_kind_check CHECK ((kind = ANY (ARRAY['variable'::text, 'transient'::text])))
+    CONSTRAINT alerts_kind_check CHECK ((kind = ANY (ARRAY['variable'::text, 'transient'::text, 'rapid_rise'::text, 'new_source'::text]))),
+    CONSTRAINT alerts_subject_check CHECK (((kind = 'new_source'::text) = ((detection_id IS NOT NULL) AND (source_name IS NULL))))
 );
 
 --
@@ -1609,6 +1611,50 @@ ALTER TABLE products.caltables ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY 
 );
 
 --
+-- Name: detections; Type: TABLE; Schema: products; Owner: -
+--
+
+CREATE TABLE products.detections (
+    id bigint NOT NULL,
+    image_path text NOT NULL,
+    mjd double precision,
+    ra_deg double precision NOT NULL,
+    dec_deg double precision NOT NULL,
+    pos_err_arcsec double precision,
+    peak_jy double precision NOT NULL,
+    peak_err_jy double precision,
+    flux_jy double precision NOT NULL,
+    flux_err_jy double precision,
+    major_arcsec double precision NOT NULL,
+    minor_arcsec double precision NOT NULL,
+    pa_deg double precision NOT NULL,
+    local_rms_jy double precision NOT NULL,
+    snr double precision NOT NULL,
+    match_kind text,
+    match_name text,
+    separation_arcsec double precision,
+    nearest_survey text,
+    nearest_name text,
+    nearest_separation_arcsec double precision,
+    nearest_flux_mjy double precision,
+    task_id bigint,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: detections_id_seq; Type: SEQUENCE; Schema: products; Owner: -
+--
+
+ALTER TABLE products.detections ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME products.detections_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: images; Type: TABLE; Schema: products; Owner: -
 --
 
@@ -1650,6 +1696,27 @@ ALTER TABLE products.images ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+--
+-- Name: monitoring_lists; Type: TABLE; Schema: products; Owner: -
+--
+
+CREATE TABLE products.monitoring_lists (
+    name text NOT NULL,
+    path text NOT NULL,
+    registered_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT monitoring_lists_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'::text))
+);
+
+--
+-- Name: monitoring_members; Type: TABLE; Schema: products; Owner: -
+--
+
+CREATE TABLE products.monitoring_members (
+    list_name text NOT NULL,
+    source_name text NOT NULL,
+    priority integer
 );
 
 --
@@ -1779,6 +1846,11 @@ CREATE TABLE products.photometry (
     flags text[] DEFAULT '{}'::text[] NOT NULL,
     task_id bigint,
     recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    fit_flux_jy double precision,
+    fit_flux_err_jy double precision,
+    fit_ra_deg double precision,
+    fit_dec_deg double precision,
+    fit_pos_err_arcsec double precision,
     CONSTRAINT photometry_check CHECK (((image_id IS NULL) OR (mosaic_id IS NULL)))
 );
 
@@ -1924,6 +1996,8 @@ CREATE TABLE products.variability (
     n_references integer DEFAULT 0 NOT NULL,
     task_id bigint,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    rise_sigma double precision,
+    rapid_rise boolean DEFAULT false NOT NULL,
     CONSTRAINT variability_check CHECK (((vs_mjd_a IS NULL) = (vs_mjd_b IS NULL))),
     CONSTRAINT variability_n_epochs_check CHECK ((n_epochs >= 0))
 );
@@ -2080,6 +2154,13 @@ ALTER TABLE ONLY products.caltables
     ADD CONSTRAINT caltables_pkey PRIMARY KEY (id);
 
 --
+-- Name: detections detections_pkey; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.detections
+    ADD CONSTRAINT detections_pkey PRIMARY KEY (id);
+
+--
 -- Name: images images_path_key; Type: CONSTRAINT; Schema: products; Owner: -
 --
 
@@ -2092,6 +2173,20 @@ ALTER TABLE ONLY products.images
 
 ALTER TABLE ONLY products.images
     ADD CONSTRAINT images_pkey PRIMARY KEY (id);
+
+--
+-- Name: monitoring_lists monitoring_lists_pkey; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.monitoring_lists
+    ADD CONSTRAINT monitoring_lists_pkey PRIMARY KEY (name);
+
+--
+-- Name: monitoring_members monitoring_members_pkey; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.monitoring_members
+    ADD CONSTRAINT monitoring_members_pkey PRIMARY KEY (list_name, source_name);
 
 --
 -- Name: mosaic_plans mosaic_plans_pkey; Type: CONSTRAINT; Schema: products; Owner: -
@@ -2331,6 +2426,18 @@ CREATE UNIQUE INDEX alerts_one_open ON products.alerts USING btree (source_name,
 CREATE INDEX caltables_usable_by_time ON products.caltables USING btree (mid_mjd) WHERE qa_passed;
 
 --
+-- Name: detections_by_dec; Type: INDEX; Schema: products; Owner: -
+--
+
+CREATE INDEX detections_by_dec ON products.detections USING btree (dec_deg);
+
+--
+-- Name: detections_by_image; Type: INDEX; Schema: products; Owner: -
+--
+
+CREATE INDEX detections_by_image ON products.detections USING btree (image_path);
+
+--
 -- Name: images_mid; Type: INDEX; Schema: products; Owner: -
 --
 
@@ -2441,6 +2548,13 @@ ALTER TABLE ONLY absurd.dlq_actions
     ADD CONSTRAINT dlq_actions_dlq_id_fkey FOREIGN KEY (dlq_id) REFERENCES absurd.dlq(id);
 
 --
+-- Name: alerts alerts_detection_id_fkey; Type: FK CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.alerts
+    ADD CONSTRAINT alerts_detection_id_fkey FOREIGN KEY (detection_id) REFERENCES products.detections(id) ON DELETE CASCADE;
+
+--
 -- Name: alerts alerts_source_name_fkey; Type: FK CONSTRAINT; Schema: products; Owner: -
 --
 
@@ -2453,6 +2567,20 @@ ALTER TABLE ONLY products.alerts
 
 ALTER TABLE ONLY products.images
     ADD CONSTRAINT images_ms_id_fkey FOREIGN KEY (ms_id) REFERENCES products.ms_index(id) ON DELETE SET NULL;
+
+--
+-- Name: monitoring_members monitoring_members_list_name_fkey; Type: FK CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.monitoring_members
+    ADD CONSTRAINT monitoring_members_list_name_fkey FOREIGN KEY (list_name) REFERENCES products.monitoring_lists(name) ON DELETE CASCADE;
+
+--
+-- Name: monitoring_members monitoring_members_source_name_fkey; Type: FK CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.monitoring_members
+    ADD CONSTRAINT monitoring_members_source_name_fkey FOREIGN KEY (source_name) REFERENCES products.sources(name) ON DELETE CASCADE;
 
 --
 -- Name: ms_index ms_index_calibrated_with; Type: FK CONSTRAINT; Schema: products; Owner: -

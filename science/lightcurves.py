@@ -31,7 +31,7 @@ from science.variability import (
 # Fewer epochs than this give metrics too noisy to flag on.
 DEFAULT_MIN_EPOCHS = 3
 
-AlertKind = Literal["variable", "transient"]
+AlertKind = Literal["variable", "transient", "rapid_rise", "new_source"]
 SortKey = Literal["eta", "v", "chi2", "name"]
 
 
@@ -81,7 +81,8 @@ class Alert(BaseModel):
     """A row of ``products.alerts``."""
 
     id: int
-    source_name: str
+    source_name: str | None = None
+    detection_id: int | None = None
     kind: AlertKind
     metrics: dict[str, Any]
     task_id: int | None = None
@@ -109,6 +110,8 @@ class StoredVariability(BaseModel):
     consistent_with_constant: bool | None
     transient_candidate: bool
     latest_snr: float | None
+    rise_sigma: float | None = None
+    rapid_rise: bool = False
     exceeded: list[str]
     thresholds: dict[str, Any]
     n_references: int

@@ -59,7 +59,7 @@ ORDER BY p.source_name, p.mjd
 """
 
 _PREVIOUS_FLAGS = """
-SELECT source_name, is_variable, transient_candidate
+SELECT source_name, is_variable, transient_candidate, rapid_rise
 FROM products.variability
 WHERE source_name = ANY(%s)
 FOR UPDATE
@@ -68,11 +68,12 @@ FOR UPDATE
 _UPSERT_VARIABILITY = """
 INSERT INTO products.variability (source_name, n_epochs, first_mjd, last_mjd, mean_flux_jy,
     weighted_mean_flux_jy, eta, v, chi2_nu, vs, m, vs_mjd_a, vs_mjd_b, is_variable,
-    consistent_with_constant, transient_candidate, latest_snr, exceeded, thresholds, n_references, task_id)
+    consistent_with_constant, transient_candidate, latest_snr, exceeded, thresholds, n_references, task_id,
+    rise_sigma, rapid_rise)
 VALUES (%(name)s, %(n_epochs)s, %(first_mjd)s, %(last_mjd)s, %(mean_flux_jy)s, %(weighted_mean_flux_jy)s,
     %(eta)s, %(v)s, %(chi2_nu)s, %(vs)s, %(m)s, %(vs_mjd_a)s, %(vs_mjd_b)s, %(is_variable)s,
     %(consistent_with_constant)s, %(transient_candidate)s, %(latest_snr)s, %(exceeded)s, %(thresholds)s,
-    %(n_references)s, %(task_id)s)
+    %(n_references)s, %(task_id)s, %(rise_sigma)s, %(rapid_rise)s)
 ON CONFLICT (source_name) DO UPDATE SET
     n_epochs = excluded.n_epochs, first_mjd = excluded.first_mjd, last_mjd = excluded.last_mjd,
     mean_flux_jy = excluded.mean_flux_jy, weighted_mean_flux_jy = excluded.weighted_mean_flux_jy,
@@ -81,7 +82,8 @@ ON CONFLICT (source_name) DO UPDATE SET
     consistent_with_constant = excluded.consistent_with_constant,
     transient_candidate = excluded.transient_candidate, latest_snr = excluded.latest_snr,
     exceeded = excluded.exceeded, thresholds = excluded.thresholds, n_references = excluded.n_references,
-    task_id = excluded.task_id, updated_at = now()
+    task_id = excluded.task_id, rise_sigma = excluded.rise_sigma, rapid_rise = excluded.rapid_rise,
+    updated_at = now()
 """
 
 # The partial unique index keeps one open alert per source and kind; a duplicate returns no row.
@@ -89,7 +91,7 @@ _INSERT_ALERT = """
 INSERT INTO products.alerts (source_name, kind, metrics, task_id)
 VALUES (%s, %s, %s, %s)
 ON CONFLICT (source_name, kind) WHERE NOT acknowledged DO NOTHING
-RETURNING id, source_name, kind, metrics, task_id, created_at, acknowledged
+RETURNING id, source_name, detection_id, kind, metrics, task_id, created_at, acknowledged
 """
 
 _STORED_VARIABILITY = "SELECT * FROM products.variability WHERE source_name = %s"
@@ -109,7 +111,7 @@ LIMIT %(limit)s
 """
 
 _LIST_ALERTS = """
-SELECT id, source_name, kind, metrics, task_id, created_at, acknowledged
+SELECT id, source_name, detection_id, kind, metrics, task_id, created_at, acknowledged
 FROM products.alerts
 WHERE %(all)s OR NOT acknowledged
 ORDER BY created_at DESC, id DESC
@@ -272,6 +274,8 @@ def _row(assessed: SourceVariability, update: LightcurveUpdate, task_id: int | N
         "vs_mjd_b": pair[1],
         "transient_candidate": assessed.transient_candidate,
         "latest_snr": assessed.latest_snr,
+        "rise_sigma": assessed.rise_sigma,
+        "rapid_rise": assessed.rapid_rise,
         "thresholds": Jsonb({**update.thresholds.model_dump(), "min_epochs": update.min_epochs}),
         "n_references": len(update.references),
         "task_id": task_id,
@@ -283,26 +287,28 @@ def record_update(
 ) -> list[Alert]:
     """Store the update's metrics and raise alerts for sources newly flagged; returns the new alerts.
 
-    A source is newly flagged when this update flags it (variable, or transient candidate) and the
-    previous update did not. The previous rows are locked first, so two updates finishing together
+    A source is newly flagged when this update flags it (variable, transient candidate, or rapid rise)
+    and the previous update did not. The previous rows are locked first, so two updates finishing together
     agree on what was new.
     """
     names = [s.metrics.name for s in update.sources]
     previous = {
-        str(name): (bool(variable), bool(transient))
-        for name, variable, transient in conn.execute(_PREVIOUS_FLAGS, (names,)).fetchall()
+        str(name): (bool(variable), bool(transient), bool(rose))
+        for name, variable, transient, rose in conn.execute(_PREVIOUS_FLAGS, (names,)).fetchall()
     }
     with conn.cursor() as cur:
         cur.executemany(_UPSERT_VARIABILITY, [_row(s, update, task_id) for s in update.sources])
 
     alerts: list[Alert] = []
     for assessed in update.sources:
-        was_variable, was_transient = previous.get(assessed.metrics.name, (False, False))
+        was_variable, was_transient, had_risen = previous.get(assessed.metrics.name, (False, False, False))
         kinds: list[AlertKind] = []
         if assessed.metrics.is_variable and not was_variable:
             kinds.append("variable")
         if assessed.transient_candidate and not was_transient:
             kinds.append("transient")
+        if assessed.rapid_rise and not had_risen:
+            kinds.append("rapid_rise")
         for kind in kinds:
             with conn.cursor(row_factory=dict_row) as cur:
                 row = cur.execute(

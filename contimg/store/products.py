@@ -444,17 +444,21 @@ ON CONFLICT (name) DO UPDATE SET
 
 _RECORD_PHOTOMETRY = """
 INSERT INTO products.photometry (image_path, image_id, mosaic_id, source_name, ra_deg, dec_deg, mjd,
-    peak_jy, peak_err_jy, flux_jy, flux_err_jy, local_rms_jy, snr, pb_response, flags, task_id)
+    peak_jy, peak_err_jy, flux_jy, flux_err_jy, local_rms_jy, snr, pb_response, flags, task_id,
+    fit_flux_jy, fit_flux_err_jy, fit_ra_deg, fit_dec_deg, fit_pos_err_arcsec)
 VALUES (%(image_path)s, (SELECT id FROM products.images WHERE path = %(image_path)s), (SELECT id FROM
     products.mosaics WHERE path = %(image_path)s), %(name)s, %(ra_deg)s, %(dec_deg)s, %(mjd)s, %(peak_jy)s,
     %(peak_err_jy)s, %(flux_jy)s, %(flux_err_jy)s, %(local_rms_jy)s, %(snr)s, %(pb_response)s, %(flags)s,
-    %(task_id)s)
+    %(task_id)s, %(fit_flux_jy)s, %(fit_flux_err_jy)s, %(fit_ra_deg)s, %(fit_dec_deg)s,
+    %(fit_pos_err_arcsec)s)
 ON CONFLICT (image_path, source_name) DO UPDATE SET
     image_id = excluded.image_id, mosaic_id = excluded.mosaic_id, ra_deg = excluded.ra_deg, dec_deg =
     excluded.dec_deg, mjd = excluded.mjd, peak_jy = excluded.peak_jy, peak_err_jy = excluded.peak_err_jy,
     flux_jy = excluded.flux_jy, flux_err_jy = excluded.flux_err_jy, local_rms_jy = excluded.local_rms_jy,
     snr = excluded.snr, pb_response = excluded.pb_response, flags = excluded.flags, task_id =
-    excluded.task_id, recorded_at = now()
+    excluded.task_id, fit_flux_jy = excluded.fit_flux_jy, fit_flux_err_jy = excluded.fit_flux_err_jy,
+    fit_ra_deg = excluded.fit_ra_deg, fit_dec_deg = excluded.fit_dec_deg,
+    fit_pos_err_arcsec = excluded.fit_pos_err_arcsec, recorded_at = now()
 """
 
 

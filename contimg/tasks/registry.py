@@ -42,6 +42,7 @@ from contimg.tasks.params import (
     SolveParams,
     SolveResult,
 )
+from contimg.tasks.sky import registry as sky_registry
 from science import casa_env
 from science.applycal import apply_calibration, select_caltable
 from science.calibrate import NoCalibratorInBeamError, solve_calibration
@@ -342,5 +343,5 @@ def photometry(ctx: absurd.TaskContext, params: PhotometryParams) -> PhotometryO
     )
 
 
-# The worker registry: diagnostics, the science tasks, and the light-curve update.
-registry = builtin.merge(science).merge(lightcurve_registry)
+# The worker registry: diagnostics, the science tasks, the light-curve update and the sky tasks.
+registry = builtin.merge(science).merge(lightcurve_registry).merge(sky_registry)
