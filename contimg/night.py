@@ -154,7 +154,9 @@ def install_schedule(dsn: str, run_dir: Path, night: Night, settings: NightSetti
     loaded, problems = load_paths([SCHEDULES / "streaming.yaml"], registry)
     if problems:
         raise RuntimeError("the shipped streaming schedule is invalid: " + "; ".join(map(str, problems)))
+    # One solve serves the whole simulated night, whose epochs are sidereal days apart.
     span_h = settings.epochs * SIDEREAL_DAY_S / 3600 + 12
+    longer = {"solve-calibration": {"validity_hours": span_h}, "apply-calibration": {"max_age_hours": span_h}}
     adjusted = []
     for item in loaded:
         params = {
@@ -162,10 +164,12 @@ def install_schedule(dsn: str, run_dir: Path, night: Night, settings: NightSetti
             "caltable_dir": str(run_dir / "caltables"),
             "image_dir": str(run_dir / "images"),
             "catalogue": str(night.catalogue),
-            "validity_hours": span_h,
-            "max_age_hours": span_h,
         }
-        workflow = item.schedule.workflow.model_copy(update={"params": params})
+        tasks = [
+            step.model_copy(update={"params": {**step.params, **longer.get(step.type, {})}})
+            for step in item.schedule.workflow.tasks
+        ]
+        workflow = item.schedule.workflow.model_copy(update={"params": params, "tasks": tasks})
         schedule = item.schedule.model_copy(update={"workflow": workflow})
         adjusted.append(dataclasses.replace(item, schedule=schedule))
     with psycopg.connect(dsn, autocommit=True) as conn:
