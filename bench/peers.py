@@ -69,6 +69,10 @@ class Contender:
         """Best drain rate over the rounds at ``processes`` worker processes."""
         return max((d.drain_per_s for d in self.drains if d.processes == processes), default=None)
 
+    def first_done_s(self, processes: int) -> float | None:
+        """Shortest time from launch to the first job done over the rounds at ``processes`` processes."""
+        return min((d.first_done_s for d in self.drains if d.processes == processes), default=None)
+
 
 @dataclass
 class Report:
@@ -143,7 +147,8 @@ def run_peers(dsn: str, settings: Settings, console: Console) -> list[Contender]
                     contender.drains.append(drain)
                     console.log(
                         f"round {r + 1}, W={w}, {contender.label}: enqueue {drain.enqueue_per_s:,.0f}/s, "
-                        f"drain {drain.drain_per_s:,.0f}/s ({drain.drain_s:.2f} s)"
+                        f"drain {drain.drain_per_s:,.0f}/s ({drain.drain_s:.2f} s, "
+                        f"first job done after {drain.first_done_s:.2f} s)"
                     )
         for contender, system in pairs:
             contender.latency = measure_latency(system, settings.rate, settings.seconds)
@@ -197,6 +202,9 @@ def render(report: Report, console: Console) -> None:
             row.append(cell(f["value"], f["ratio"], 1 if column.endswith("_ms") else 0))
         table.add_row(*row)
     console.print(table)
+    for c in report.contenders:
+        shown = ", ".join(f"W={w} {v:.2f} s" for w in s.workers if (v := c.first_done_s(w)) is not None)
+        console.print(f"{c.label}: launch to the first job done (start-up), fastest round: {shown}")
     facts = ", ".join(f"{k}={v}" for k, v in report.server.items())
     console.print(f"server: {report.source}; {facts}")
     console.print(

@@ -30,6 +30,8 @@ class Drain:
     processes: int
     enqueue_per_s: float
     drain_s: float
+    # From launch until the first poll that saw a job done: mostly the workers' start-up.
+    first_done_s: float
 
     @property
     def drain_per_s(self) -> float:
@@ -46,14 +48,21 @@ class Latency:
     p99_ms: float
 
 
-def wait_empty(system: System, procs: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
-    """Poll until the system has no job left; fail if a worker dies or the deadline passes."""
+def wait_empty(system: System, procs: list[subprocess.Popen[bytes]], timeout_s: float) -> float | None:
+    """Poll until the system has no job left; fail if a worker dies or the deadline passes. Returns when
+    (``time.monotonic``) the first poll saw fewer jobs left than the first poll did, if one did."""
     deadline = time.monotonic() + timeout_s
-    while system.remaining() > 0:
+    first = left = system.remaining()
+    first_done = None
+    while left > 0:
         check_alive(procs)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{system.label}: {system.remaining()} jobs left after {timeout_s:.0f} s")
+            raise TimeoutError(f"{system.label}: {left} jobs left after {timeout_s:.0f} s")
         time.sleep(POLL_S)
+        left = system.remaining()
+        if first_done is None and left < first:
+            first_done = time.monotonic()
+    return first_done
 
 
 def measure_drain(system: System, n: int, processes: int) -> Drain:
@@ -66,14 +75,20 @@ def measure_drain(system: System, n: int, processes: int) -> Drain:
     launched = time.monotonic()
     procs = system.launch(processes)
     try:
-        wait_empty(system, procs, timeout_s=max(120.0, n / 50))
+        first_done = wait_empty(system, procs, timeout_s=max(120.0, n / 50))
         drain_s = time.monotonic() - launched
     finally:
         stop_workers(procs)
     done = system.completed()
     if done != n:
         raise RuntimeError(f"{system.label}: {done} of {n} jobs completed after the drain")
-    return Drain(n=n, processes=processes, enqueue_per_s=n / enqueue_s, drain_s=drain_s)
+    return Drain(
+        n=n,
+        processes=processes,
+        enqueue_per_s=n / enqueue_s,
+        drain_s=drain_s,
+        first_done_s=(first_done or time.monotonic()) - launched,
+    )
 
 
 def measure_latency(system: System, rate: float, seconds: float) -> Latency:

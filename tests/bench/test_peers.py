@@ -25,6 +25,7 @@ def check_sane(contender: peers.Contender, settings: peers.Settings) -> None:
     assert [d.n for d in contender.drains] == [settings.n] * len(settings.workers)
     for drain in contender.drains:
         assert drain.enqueue_per_s > 0 and drain.drain_s > 0 and drain.drain_per_s > 0
+        assert 0 < drain.first_done_s <= drain.drain_s
     latency = contender.latency
     assert latency is not None and latency.samples == round(settings.rate * settings.seconds)
     assert 0 <= latency.p50_ms <= latency.p99_ms
