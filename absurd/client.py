@@ -18,9 +18,8 @@ from absurd.database import connect, resolve_dsn
 from absurd.errors import NotFoundError, TaskFailedError
 from absurd.options import GateConfig, SpawnOptions
 from absurd.registry import Registry
-from absurd.workflow_spec import SpecError, WorkflowSpec, check_spec, to_submission
-
-TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+from absurd.states import TERMINAL_TASK_STATES
+from absurd.workflow_spec import SpecError, WorkflowSpec, check_spec, resolve_options, to_submission
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ class Client:
             state, result, error = row
             if state == "completed":
                 return result
-            if state in TERMINAL_STATES:
+            if state in TERMINAL_TASK_STATES:
                 raise TaskFailedError(task_id, state, error)
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"task {task_id} still {state} after {timeout_s:.0f} s")
@@ -218,6 +217,9 @@ class Client:
         problems = check_spec(spec, self.registry)
         if problems:
             raise SpecError(problems, spec.name)
+        if self.registry is not None:
+            # Steps that leave an option out take their task type's, as they do from the CLI.
+            spec = resolve_options(spec, self.registry)
         rows = to_submission(spec, params or {}, event)
         merged = {**spec.params, **(params or {})}
         row = self.conn.execute(queries.SUBMIT_WORKFLOW, (spec.name, Jsonb(merged), Jsonb(rows))).fetchone()

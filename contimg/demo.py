@@ -24,9 +24,6 @@ from absurd.options import FixedDelay
 from absurd.states import TASK_STATES, TERMINAL_TASK_STATES
 from contimg.runtime import WorkerProcesses
 
-# contimg.night draws ("waiting", *STATES); it should take absurd.states.TASK_STATES, and this go.
-STATES = TASK_STATES[1:]
-
 
 @dataclass
 class DemoRun:

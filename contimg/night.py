@@ -37,7 +37,8 @@ from absurd.client import Client
 from absurd.database import redact
 from absurd.schedules.loader import load_paths
 from absurd.schedules.sync import sync
-from contimg.demo import STATES, DemoRun, prepare
+from absurd.states import TASK_STATES
+from contimg.demo import DemoRun, prepare
 from contimg.runtime import WorkerProcesses
 from contimg.store.lightcurves import load_photometry, source_lightcurve, stored_variability
 from contimg.tasks import queues
@@ -228,7 +229,7 @@ def progress(client: Client, started: float, delivered: int, total: int) -> Tabl
         header_style="bold",
     )
     t.add_column("task")
-    for state in ("waiting", *STATES):
+    for state in TASK_STATES:
         t.add_column(state, justify="right")
     rows = client.conn.execute(
         "SELECT name, state, count(*) FROM absurd.tasks GROUP BY name, state"
@@ -237,7 +238,7 @@ def progress(client: Client, started: float, delivered: int, total: int) -> Tabl
     for name, state, n in rows:
         table.setdefault(name, {})[state] = n
     for name in sorted(table):
-        t.add_row(name, *(str(table[name].get(s, 0)) for s in ("waiting", *STATES)))
+        t.add_row(name, *(str(table[name].get(s, 0)) for s in TASK_STATES))
     return t
 
 

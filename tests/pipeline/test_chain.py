@@ -256,7 +256,7 @@ def test_cli_lists_products_and_plans_a_mosaic(pipeline: Pipeline, chain: Chain)
     nothing = runner.invoke(app, ["mosaic", "plan", "--name", "none", *empty, "--dsn", pipeline.dsn])
     assert nothing.exit_code == 1 and "no images recorded between 2001-01-01T00:00:00" in nothing.output
     unknown = runner.invoke(app, ["products", "list", "tiles", "--dsn", pipeline.dsn])
-    assert unknown.exit_code == 1 and "unknown product kind 'tiles'" in unknown.output
+    assert unknown.exit_code == 2 and "unknown product kind 'tiles'" in unknown.output
 
 
 PRODUCT_TABLES = ("ms_index", "caltables", "images", "mosaics", "photometry", "sources")

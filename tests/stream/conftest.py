@@ -97,7 +97,7 @@ class StreamRun:
         self, name: str, *args: str, timeout_s: float = SUBBAND_TIMEOUT_S
     ) -> subprocess.Popen[bytes]:
         """Start ``contimg stream run`` on the incoming directory; its log goes to ``logs/<name>.log``."""
-        env = {**os.environ, "PYTHONPATH": str(REPO), "CONTIMG_LOG_LEVEL": "INFO"}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "ABSURD_LOG_LEVEL": "INFO"}
         command = [
             sys.executable,
             "-c",
