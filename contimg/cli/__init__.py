@@ -6,11 +6,13 @@ from absurd.cli.toolkit import LogLevel
 from absurd.logging import configure_logging
 from contimg.cli import (
     calibrate,
+    calibrators,
     convert,
     db_commands,
     demo,
     image,
     lightcurve,
+    monitor,
     mosaic,
     photometry,
     simulate,
@@ -45,3 +47,5 @@ app.command("worker")(worker.worker)
 app.add_typer(lightcurve.app, name="lightcurve")
 app.add_typer(lightcurve.sources_app, name="sources")
 app.command("alerts")(lightcurve.alerts)
+app.add_typer(monitor.app, name="monitor")
+app.add_typer(calibrators.app, name="calibrators")

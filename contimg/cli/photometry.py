@@ -1,19 +1,24 @@
-"""`contimg photometry`: forced photometry at given positions or catalogue sources in one image."""
+"""`contimg photometry`: forced photometry at given positions, catalogue or survey sources in one image,
+and blind source finding."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from absurd.cli.toolkit import cell, console, emit_json, fixed
+from absurd.cli.toolkit import Dsn, cell, client, console, emit_json, fixed, table
 from contimg.cli.base import science_app
+from contimg.tasks.sky import load_survey, survey_sources_in
 from science.catalogs import CatalogError, SkyPosition, parse_coords, read_catalog, select_bright
 from science.constants import PB_CUTOFF
 from science.fits_image import read_image
 from science.photometry import PeakMode, PhotometryOptions, PhotometryResult, measure_many
+from science.source_finding import DEFAULT_NEW_SOURCE_SNR, find_sources, identify, new_sources
+from science.surveys import Survey
 
 MJY = 1e3  # Jy → mJy, as the table shows fluxes
 
@@ -138,3 +143,115 @@ def catalog(
     if not sources:
         raise CatalogError(f"{catalog_path}: no catalogue sources left to measure")
     _run(fits_path, list(sources), _options(pb, pointing, pb_threshold, peak_mode), as_json)
+
+
+SurveyOpt = Annotated[Survey, typer.Option("--survey", help="Which survey the table is.")]
+SurveyPathOpt = Annotated[
+    Path, typer.Option("--survey-path", help="The survey table (FITS, VOTable or CSV).")
+]
+
+
+def _wait_for(name: str, params: Mapping[str, object], dsn: str | None, timeout_s: float) -> tuple[int, Any]:
+    """Spawn a task and wait for it to complete; its hook has stored the results by then."""
+    with client(dsn) as c:
+        task_id = c.spawn(name, params).task_id
+        console.print(f"task {task_id} ({name}) spawned; waiting for a worker on the photometry queue")
+        return task_id, c.wait_result(task_id, timeout_s=timeout_s)
+
+
+@app.command("survey")
+def survey(
+    fits_path: FitsOpt,
+    which: SurveyOpt,
+    survey_path: SurveyPathOpt,
+    min_flux_mjy: Annotated[
+        float, typer.Option("--min-flux-mjy", min=0.0, help="Cut, at the image's frequency (−0.7 spectrum).")
+    ] = 10.0,
+    submit: Annotated[
+        bool, typer.Option("--submit", help="Run as a measure-survey task and store the results.")
+    ] = False,
+    dsn: Dsn = None,
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="How long --submit waits.")] = 1800.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure every survey source inside the image and above the cut (e.g. NVSS above 10 mJy)."""
+    if submit:
+        params = {
+            "image_path": str(fits_path.resolve()),
+            "survey": which.value,
+            "survey_path": str(survey_path.resolve()),
+            "min_flux_mjy": min_flux_mjy,
+        }
+        task_id, result = _wait_for("measure-survey", params, dsn, timeout_s)
+        measured = len(result.get("measurements", []))
+        console.print(f"task {task_id} stored {measured} measurement(s) in products.photometry")
+        return
+    sources = survey_sources_in(fits_path, which, survey_path, min_flux_mjy)
+    if not sources:
+        raise CatalogError(
+            f"{survey_path}: no {which.value} source above {min_flux_mjy:g} mJy in {fits_path}"
+        )
+    _run(fits_path, list(sources), PhotometryOptions(), as_json)
+
+
+@app.command("find")
+def find(
+    fits_path: FitsOpt,
+    surveys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--survey", help="A survey to identify against, as NAME=PATH (repeatable), e.g. nvss=NVSS.fits."
+        ),
+    ] = None,
+    new_source_snr: Annotated[
+        float, typer.Option("--new-snr", help="New-source candidates from this SNR.")
+    ] = (DEFAULT_NEW_SOURCE_SNR),
+    submit: Annotated[
+        bool, typer.Option("--submit", help="Run as a find-sources task: store detections, raise alerts.")
+    ] = False,
+    dsn: Dsn = None,
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="How long --submit waits.")] = 1800.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find sources blindly and say what each is: monitored, in a survey, or new."""
+    by_survey: dict[Survey, Path] = {}
+    for item in surveys or []:
+        name, sep, path = item.partition("=")
+        if not sep or name.strip().lower() not in {s.value for s in Survey}:
+            raise CatalogError(
+                f"--survey {item!r}: write NAME=PATH with NAME one of {', '.join(s.value for s in Survey)}"
+            )
+        by_survey[Survey(name.strip().lower())] = Path(path)
+    if submit:
+        params = {
+            "image_path": str(fits_path.resolve()),
+            "surveys": {k.value: str(v.resolve()) for k, v in by_survey.items()},
+            "new_source_snr": new_source_snr,
+        }
+        task_id, result = _wait_for("find-sources", params, dsn, timeout_s)
+        n_found, n_new = len(result.get("found", [])), len(result.get("new", []))
+        console.print(
+            f"task {task_id} stored {n_found} detection(s), {n_new} new-source candidate(s); "
+            "see `contimg alerts`"
+        )
+        return
+    catalogs = [load_survey(path, name) for name, path in by_survey.items()]
+    found = identify(find_sources(fits_path), catalogs)
+    fresh = {id(i) for i in new_sources(found, min_snr=new_source_snr)}
+    if as_json:
+        emit_json([{**i.model_dump(mode="json"), "new": id(i) in fresh} for i in found])
+        return
+    rows = [
+        [
+            f"{i.source.ra_deg:.5f}",
+            f"{i.source.dec_deg:+.5f}",
+            fixed(i.source.peak_jy, MJY),
+            fixed(i.source.flux_jy, MJY),
+            fixed(i.source.snr, digits=1),
+            "NEW" if id(i) in fresh else (f"{i.match_kind}: {i.match_name}" if i.matched else "-"),
+            fixed(i.nearest_separation_arcsec, digits=1),
+        ]
+        for i in found
+    ]
+    columns = ["RA (deg)", "Dec (deg)", "peak (mJy/bm)", "flux (mJy)", "SNR", "identified as", "nearest (″)"]
+    table(f"{len(found)} source(s) in {fits_path}", columns, rows)
