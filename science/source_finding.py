@@ -89,7 +89,8 @@ def find_sources(
             outerclip=flood_sigma,
             cores=1,
             progress=False,
-            beam=None,
+            # Imagers write (Stokes, freq, y, x) cubes with one plane; AegeanTools needs the plane named.
+            cube_index=0,
         )
     except (ValueError, IndexError, AssertionError) as exc:
         raise SourceFindingError(f"{image_path}: source finding failed: {exc}") from exc
@@ -126,8 +127,14 @@ def identify(
     monitored: Sequence[SkyPosition] = (),
     *,
     radius_arcsec: float = DEFAULT_MATCH_RADIUS_ARCSEC,
+    beam_major_arcsec: float | None = None,
 ) -> list[Identification]:
-    """Match each found source to a monitored source first, else to the nearest survey entry."""
+    """Match each found source to a monitored source first, else to the nearest survey entry.
+
+    The match radius is ``radius_arcsec`` or the restoring beam's major axis, whichever is larger: a
+    snapshot beam is long, and a bright source's island may be fitted with several components along it.
+    """
+    radius_arcsec = max(radius_arcsec, beam_major_arcsec or 0.0)
     out = []
     monitored_coords = (
         SkyCoord([m.ra_deg for m in monitored] * u.deg, [m.dec_deg for m in monitored] * u.deg)

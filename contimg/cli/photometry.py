@@ -203,6 +203,9 @@ def find(
             "--survey", help="A survey to identify against, as NAME=PATH (repeatable), e.g. nvss=NVSS.fits."
         ),
     ] = None,
+    catalog_path: Annotated[
+        Path | None, typer.Option("--catalog", help="Monitoring CSV whose sources count as known.")
+    ] = None,
     new_source_snr: Annotated[
         float, typer.Option("--new-snr", help="New-source candidates from this SNR.")
     ] = (DEFAULT_NEW_SOURCE_SNR),
@@ -226,6 +229,7 @@ def find(
         params = {
             "image_path": str(fits_path.resolve()),
             "surveys": {k.value: str(v.resolve()) for k, v in by_survey.items()},
+            "catalogue_paths": [str(catalog_path.resolve())] if catalog_path else [],
             "new_source_snr": new_source_snr,
         }
         task_id, result = _wait_for("find-sources", params, dsn, timeout_s)
@@ -236,7 +240,9 @@ def find(
         )
         return
     catalogs = [load_survey(path, name) for name, path in by_survey.items()]
-    found = identify(find_sources(fits_path), catalogs)
+    known = read_catalog(catalog_path) if catalog_path else []
+    beam = read_image(fits_path).beam
+    found = identify(find_sources(fits_path), catalogs, known, beam_major_arcsec=beam.bmaj_deg * 3600)
     fresh = {id(i) for i in new_sources(found, min_snr=new_source_snr)}
     if as_json:
         emit_json([{**i.model_dump(mode="json"), "new": id(i) in fresh} for i in found])

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import absurd
 from contimg.store import products, sky
 from contimg.tasks import queues
-from science.catalogs import MonitoringSource
+from science.catalogs import MonitoringSource, read_catalog
 from science.errors import InvalidInputError
 from science.fits_image import read_image
 from science.photometry import PhotometryOptions, PhotometryResult, measure_file
@@ -119,6 +119,9 @@ class FindSourcesParams(BaseModel):
     monitoring_lists: list[str] | None = Field(
         default=None, description="lists whose sources count as known; default: every registered list"
     )
+    catalogue_paths: list[Path] = Field(
+        default_factory=list, description="monitoring CSVs whose sources count as known too"
+    )
     seed_sigma: float = Field(default=5.0, gt=0.0)
     flood_sigma: float = Field(default=4.0, gt=0.0)
     new_source_snr: float = Field(default=DEFAULT_NEW_SOURCE_SNR, gt=0.0)
@@ -162,16 +165,18 @@ def find_sources_task(ctx: absurd.TaskContext, params: FindSourcesParams) -> Fin
     image_path = params.image_path.resolve()
     image = read_image(image_path)
     catalogs = [load_survey(path, survey) for survey, path in params.surveys.items()]
+    known = [s for path in params.catalogue_paths for s in read_catalog(path)]
     with ctx.connection() as conn:
         lists = params.monitoring_lists
         if lists is None:
             lists = [m.name for m in sky.monitoring_lists(conn)]
-        monitored = sky.monitored_sources(conn, lists)
+        monitored = [*known, *sky.monitored_sources(conn, lists)]
     found = identify(
         find_sources(image_path, seed_sigma=params.seed_sigma, flood_sigma=params.flood_sigma),
         catalogs,
         monitored,
         radius_arcsec=params.match_radius_arcsec,
+        beam_major_arcsec=image.beam.bmaj_deg * 3600,
     )
     fresh = {id(i) for i in new_sources(found, min_snr=params.new_source_snr)}
     return FindSourcesOutcome(
