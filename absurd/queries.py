@@ -1,5 +1,5 @@
-"""The engine's named SQL. Statements call the functions of migrations 0001 and 0003 (0003 replaces
-some of 0001's); no SQL is ever built from input, all values travel as parameters."""
+"""The engine's named SQL. Statements call the functions of migrations 0001_queue.sql and
+0002_workflows.sql; no SQL is ever built from input, all values travel as parameters."""
 
 from __future__ import annotations
 

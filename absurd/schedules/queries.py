@@ -1,4 +1,4 @@
-"""The named SQL of schedules and schedulers (tables and functions of migrations/0004_schedules.sql).
+"""The named SQL of schedules and schedulers (tables and functions of migrations/0003_schedules.sql).
 Values always travel as parameters."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The products database (schema ``products``, ``migrations/0002_products.sql``): its named queries.
+"""The products database (schema ``products``, ``migrations/0004_products.sql``): its named queries.
 
 Every write is an upsert on the product's natural key (a path, or a path and a source name), so a
 task that is retried or run again replaces its rows instead of adding more. The writers take the

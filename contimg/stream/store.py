@@ -1,6 +1,6 @@
 """The streaming converter's SQL: named queries on ``products.stream_files`` and ``products.stream_groups``.
 
-The tables and their state machine are described in ``migrations/0006_stream.sql``. Functions take a
+The tables and their state machine are described in ``migrations/0005_stream.sql``. Functions take a
 connection and run inside whatever transaction the caller holds.
 """
 
