@@ -1,5 +1,5 @@
 """Where a drain's time goes: ``python -m bench.profile [--system engine|pgqueuer] [--n N] [--workers W]
-[--concurrency C] [--batch-size B] [--py-spy] [--json]``.
+[--concurrency C] [--batch-size B] [--py-spy] [--completion-batches] [--json]``.
 
 On a fresh embedded Postgres (its log is read and its settings changed, so never on the user's server),
 N no-op jobs are enqueued and drained twice by W worker processes of one system:
@@ -9,6 +9,8 @@ N no-op jobs are enqueued and drained twice by W worker processes of one system:
 2. without: the drain's rate (wall clock from launch, as ``bench.peers``), transactions and rows written per
    job (``pg_stat_database``), what the database's client backends wait on (``pg_stat_activity``, sampled
    every 10 ms) and, with ``--py-spy``, where the first worker process spends its CPU (``py-spy record``).
+3. with ``--completion-batches``: this engine's completion call alone, timed per task at batch sizes from 50
+   to 1,000 (a worker's completer sends up to 500 outcomes at once).
 
 ``pg_stat_statements`` is not used: the embedded server ships without it.
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import psycopg
 
+from absurd import queries
 from absurd.logging import configure_logging
 from bench.postgres import embedded_server, scratch_database
 from bench.processes import stop_workers
@@ -240,6 +243,32 @@ def render(report: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def completion_batches(
+    dsn: str, sizes: tuple[int, ...] = (50, 100, 250, 500, 1000), tries: int = 3, backlog: int = 30_000
+) -> dict[str, float]:
+    """This engine's completion call alone, at several batch sizes: microseconds per task, best of
+    ``tries``, on runs just claimed from a ``backlog`` of tasks by one connection (no worker processes)."""
+    engine = EngineSystem(dsn, 1)
+    out: dict[str, float] = {}
+    try:
+        engine.reset()
+        engine.enqueue(backlog, ENQUEUE_BATCH)
+        engine.analyze()
+        conn = engine.client.conn
+        for size in sizes:
+            best = float("inf")
+            for _ in range(tries):
+                claimed = conn.execute(queries.CLAIM, ("default", "bench-profile", size, 60.0)).fetchall()
+                tasks, runs = [r[0] for r in claimed], [r[1] for r in claimed]
+                start = time.perf_counter()
+                conn.execute(queries.COMPLETE_RUNS, (tasks, runs, [None] * len(tasks))).fetchall()
+                best = min(best, (time.perf_counter() - start) / max(len(tasks), 1))
+            out[f"batch {size}, us per task"] = round(best * 1e6, 1)
+    finally:
+        engine.close()
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, profile one system's drain and print what was found."""
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
@@ -249,6 +278,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="this engine's slots per process")
     parser.add_argument("--batch-size", type=int, default=100, help="PgQueuer's batch size (default 100)")
     parser.add_argument("--py-spy", action="store_true", help="record the first worker with py-spy")
+    parser.add_argument(
+        "--completion-batches",
+        action="store_true",
+        help="also time this engine's completion call alone at batch sizes 50 to 1,000",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.system == "pgqueuer" and not pgq.available():
@@ -269,6 +303,8 @@ def main(argv: list[str] | None = None) -> None:
             report["clean_drain"] = clean_drain(system, dsn, args.n, args.workers, args.py_spy)
         finally:
             system.close()
+        if args.completion_batches:
+            report["completion_batches"] = completion_batches(dsn)
     sys.stdout.write((json.dumps(report) if args.json else render(report)) + "\n")
 
 

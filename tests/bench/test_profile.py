@@ -3,7 +3,7 @@ that take the most time."""
 
 from __future__ import annotations
 
-from bench.profile import shape, statements
+from bench.profile import completion_batches, shape, statements
 
 LOG = """\
 2026-11-30 03:00:00.001 UTC [11] LOG:  duration: 0.050 ms  parse <unnamed>: SELECT * FROM absurd.claim($1)
@@ -31,3 +31,9 @@ def test_statements_per_job_count_executions_and_time_counts_every_phase() -> No
     assert claim["calls"] == 1 and claim["total_ms"] == 4.1
     count = next(t for t in top if "count" in t["statement"])
     assert count["calls"] == 2 and count["total_ms"] == 1.2
+
+
+def test_the_completion_call_is_timed_per_task_at_each_batch_size(dsn: str) -> None:
+    timings = completion_batches(dsn, sizes=(5, 20), tries=1, backlog=100)
+    assert list(timings) == ["batch 5, us per task", "batch 20, us per task"]
+    assert all(us > 0 for us in timings.values())
