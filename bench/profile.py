@@ -7,8 +7,9 @@ N no-op jobs are enqueued and drained twice by W worker processes of one system:
 1. with every statement logged (``log_min_duration_statement = 0``): statements per job, and the
    statements that take the most server time. The logging slows this drain; its rate is not the benchmark's.
 2. without: the drain's rate (wall clock from launch, as ``bench.peers``), transactions and rows written per
-   job (``pg_stat_database``), what the database's client backends wait on (``pg_stat_activity``, sampled
-   every 10 ms) and, with ``--py-spy``, where the first worker process spends its CPU (``py-spy record``).
+   job (``pg_stat_database``, ``pg_stat_user_tables``; the counters include the profiler's own polls),
+   what the database's client backends wait on (``pg_stat_activity``, sampled every 10 ms) and, with
+   ``--py-spy``, where the first worker process spends its CPU (``py-spy record``).
 3. with ``--completion-batches``: this engine's completion call alone, timed per task at batch sizes from 50
    to 1,000 (a worker's completer sends up to 500 outcomes at once).
 
@@ -45,6 +46,13 @@ SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted, blks_
 FROM pg_stat_database WHERE datname = current_database()
 """
 STAT_NAMES = ("commits", "rollbacks", "rows_inserted", "rows_updated", "rows_deleted", "blocks")
+TABLE_STATS = """
+SELECT schemaname || '.' || relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables
+"""
+TABLE_STAT_NAMES = ("inserted", "updated", "of which HOT", "deleted")
+# A backend may hold its counters for up to 10 s after it goes idle (PGSTAT_IDLE_INTERVAL) before they
+# reach the views: wait that long after the enqueue, so its rows are not counted as the drain's.
+STATS_FLUSH_S = 11.0
 BACKENDS = """
 SELECT state, coalesce(wait_event_type, 'CPU'), coalesce(wait_event, '-')
 FROM pg_stat_activity
@@ -64,6 +72,24 @@ def database_stats(conn: psycopg.Connection) -> dict[str, int]:
     row = conn.execute(DATABASE_STATS).fetchone()
     assert row is not None
     return dict(zip(STAT_NAMES, (int(v) for v in row), strict=True))
+
+
+def table_stats(conn: psycopg.Connection) -> dict[str, tuple[int, ...]]:
+    """Each table's cumulative row counters."""
+    return {str(r[0]): tuple(int(v) for v in r[1:]) for r in conn.execute(TABLE_STATS).fetchall()}
+
+
+def table_rows_per_job(
+    before: dict[str, tuple[int, ...]], after: dict[str, tuple[int, ...]], jobs: int
+) -> dict[str, str]:
+    """Rows written per job, table by table, for the tables the drain wrote to."""
+    out = {}
+    for table, counts in after.items():
+        deltas = [a - b for a, b in zip(counts, before.get(table, (0,) * len(counts)), strict=True)]
+        if any(deltas):
+            named = zip(TABLE_STAT_NAMES, deltas, strict=True)
+            out[table] = ", ".join(f"{name} {d / jobs:.3f}" for name, d in named)
+    return out
 
 
 def shape(sql: str) -> str:
@@ -187,7 +213,8 @@ def clean_drain(system: System, dsn: str, n: int, processes: int, spy: bool) -> 
     fill(system, n)
     out: dict[str, object] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
-        before = database_stats(conn)
+        time.sleep(STATS_FLUSH_S)
+        before, tables_before = database_stats(conn), table_stats(conn)
         sampler = Sampler(dsn)
         sampler.start()
         spy_cmd = py_spy_command() if spy else None
@@ -209,10 +236,11 @@ def clean_drain(system: System, dsn: str, n: int, processes: int, spy: bool) -> 
             sampler.halt.set()
             sampler.join()
             stop_workers(procs)
-        after = database_stats(conn)
+        after, tables_after = database_stats(conn), table_stats(conn)
     out["drain_s"] = round(seconds, 2)
     out["drain_per_s"] = round(n / seconds)
     out["per_job"] = {k: round((after[k] - before[k]) / n, 3) for k in STAT_NAMES}
+    out["rows_per_job_by_table"] = table_rows_per_job(tables_before, tables_after, n)
     out["backend_samples"] = sampler.samples
     out["backends_pct"] = sampler.shares()
     if spy and not spy_cmd:
