@@ -4,8 +4,9 @@ It owns what they share: SIGTERM/SIGINT ask for a graceful stop (a second one cu
 short), systemd hears READY, STOPPING and the watchdog through sd_notify, the Prometheus endpoint is
 served for the daemon's life, and the daemon's identity is bound to its logger once. A subclass fills
 in ``_start`` (register, start threads), ``_serve`` (the main loop, until ``_stopping`` is set) and
-``_shutdown`` (drain and let go), and calls ``_alive()`` from its loop so that a hung loop, not a
-healthy helper thread, is what the watchdog sees.
+``_shutdown`` (drain and let go, also after a failed start), and calls ``_alive()`` from the loop
+whose progress matters (the worker's is its supervisor, which keeps the leases), so that the watchdog
+sees that loop hang.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any, ClassVar
 
+import psycopg
+
 from absurd.database import resolve_dsn
+from absurd.errors import ConfigurationError
 from absurd.metrics import Metrics
 from absurd.sdnotify import SdNotify
+
+# Errors that mean the database, not the daemon's work, is the problem: retried with backoff.
+DATABASE_DOWN = (psycopg.OperationalError, psycopg.InterfaceError, ConfigurationError)
 
 
 def default_daemon_id() -> str:
@@ -141,6 +148,20 @@ class Daemon:
             if self._stopping.wait(min(left, interval) if interval else left):
                 return True
         return self._stopping.is_set()
+
+    def _retry(self, action: Callable[[], object], what: str) -> bool:
+        """Run ``action`` until it succeeds or the daemon is stopped, backing off from 0.5 s to 10 s
+        while the database is unavailable; True if it ran."""
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                action()
+                return True
+            except DATABASE_DOWN as exc:
+                self._log.warning(f"cannot {what}; retrying", error=str(exc), retry_in_s=delay)
+                self._pause(delay)
+                delay = min(delay * 2, 10.0)
+        return False
 
     def _drain(self, busy: Callable[[], bool]) -> bool:
         """Wait, for at most the grace period, until ``busy()`` is false; True if it is. A second stop

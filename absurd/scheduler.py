@@ -27,18 +27,14 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
-from absurd.daemon import Daemon, default_daemon_id
+from absurd.daemon import DATABASE_DOWN, Daemon, default_daemon_id
 from absurd.database import connect
-from absurd.errors import ConfigurationError
 from absurd.maintenance import EventPruner, EventPrunerSettings, MaintenanceRunner
 from absurd.schedules import queries
 from absurd.schedules.fire import event_context, fire
 from absurd.schedules.sync import from_row
 
 log = structlog.get_logger("absurd.scheduler")
-
-# Errors that mean the database, not a schedule, is the problem: the tick is retried as a whole.
-_DATABASE_DOWN = (psycopg.OperationalError, psycopg.InterfaceError, ConfigurationError)
 
 
 class SchedulerSettings(BaseModel):
@@ -101,7 +97,7 @@ class Scheduler(Daemon):
         for name in names:
             try:
                 made += self._fire_schedule(name, now)
-            except _DATABASE_DOWN:
+            except DATABASE_DOWN:
                 raise
             except Exception as exc:
                 # One bad schedule must not stop the others: its failure is recorded and it moves on.
@@ -152,7 +148,7 @@ class Scheduler(Daemon):
                 cur.execute(
                     queries.FIRE, (name, fire_time, kind, event_id, self.scheduler_id, Jsonb({}), None, error)
                 )
-        except _DATABASE_DOWN:
+        except DATABASE_DOWN:
             raise
         except Exception:
             self._log.exception("could not record the failed fire", schedule=name)
@@ -175,7 +171,7 @@ class Scheduler(Daemon):
                         event_id=row["event_id"],
                         event=event_context(row["payload"]),
                     )
-            except _DATABASE_DOWN:
+            except DATABASE_DOWN:
                 raise
             except Exception as exc:
                 self._log.exception("event could not fire its schedule", schedule=row["name"])
@@ -210,17 +206,12 @@ class Scheduler(Daemon):
     # The daemon (run() and stop() are the Daemon's; a stop lets the tick in progress finish) -----
 
     def _start(self) -> None:
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                self.conn.execute(
-                    queries.REGISTER_SCHEDULER, (self.scheduler_id, socket.gethostname(), os.getpid())
-                )
-                return
-            except _DATABASE_DOWN as exc:
-                self._log.warning("cannot register scheduler; retrying", error=str(exc), retry_in_s=delay)
-                self._pause(delay)
-                delay = min(delay * 2, 10.0)
+        self._retry(
+            lambda: self.conn.execute(
+                queries.REGISTER_SCHEDULER, (self.scheduler_id, socket.gethostname(), os.getpid())
+            ),
+            "register scheduler",
+        )
 
     def _ready_status(self) -> str:
         return "scheduling"
@@ -240,7 +231,7 @@ class Scheduler(Daemon):
                     next_beat = time.monotonic() + self.settings.heartbeat_s
                 self.maintenance.run_due(self.conn)
                 backoff = 0.5
-            except _DATABASE_DOWN as exc:
+            except DATABASE_DOWN as exc:
                 self._log.warning("tick failed; database unavailable", error=str(exc), retry_in_s=backoff)
                 self.sd.status(f"database unavailable: {exc}".splitlines()[0])
                 wait, backoff = backoff, min(backoff * 2, 10.0)

@@ -10,13 +10,10 @@ from contextlib import AbstractContextManager
 import psycopg
 import structlog
 
-from absurd.errors import ConfigurationError
+from absurd.daemon import DATABASE_DOWN
 from absurd.maintenance.duty import MaintenanceDuty
 
 log = structlog.get_logger("absurd.maintenance")
-
-# The database, not the duty, is the problem: the pass is retried soon rather than at the next interval.
-DATABASE_DOWN = (psycopg.OperationalError, psycopg.InterfaceError, ConfigurationError)
 
 
 class MaintenanceRunner:

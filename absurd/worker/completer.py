@@ -101,6 +101,8 @@ class Completer:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Record everything submitted so far, then stop."""
+        if self._thread.ident is None:
+            return  # never started: the worker failed while starting
         self._queue.put(None)
         self._thread.join(timeout)
 

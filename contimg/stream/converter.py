@@ -35,9 +35,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import absurd
-from absurd.daemon import Daemon
+from absurd.daemon import DATABASE_DOWN, Daemon
 from absurd.database import connect
-from absurd.errors import ConfigurationError
 from contimg.stream import store
 from contimg.stream.watch import DirectoryWatcher, SettleTracker, list_subband_files
 from science.constants import GROUP_TOLERANCE_S, N_SUBBANDS, SUBBAND_WAIT_TIMEOUT_S, subband_name
@@ -149,7 +148,7 @@ class StreamDaemon(Daemon):
                     self._pause(s.standby_s)
                     continue
                 self.tick()
-            except (psycopg.OperationalError, ConfigurationError) as exc:
+            except DATABASE_DOWN as exc:
                 self._log.warning("database unreachable; reconnecting", error=str(exc))
                 self._drop_connection()
                 self._pause(s.standby_s)
