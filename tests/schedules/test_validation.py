@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from absurd.builtin_tasks import builtin
 from absurd.schedules import load_paths
@@ -168,8 +169,21 @@ def test_shipped_schedules_are_valid_against_the_science_registry() -> None:
         "apply-calibration",
         "create-image",
         "run-photometry",
+        "find-sources",
         "update-lightcurves",
     ]
+    # No step retypes its task's options: each inherits its queue and timeout from the registry.
+    assert [t.queue for t in stream.workflow.tasks] == [
+        "calibrate",
+        "calibrate",
+        "imaging",
+        "photometry",
+        "photometry",
+        "photometry",
+    ]
+    raw = yaml.safe_load((REPO / "schedules" / "streaming.yaml").read_text())
+    steps = raw["schedules"][0]["workflow"]["tasks"]
+    assert not any({"queue", "timeout_s", "max_attempts"} & set(step) for step in steps)
     assert by_name["nightly-mosaic"].trigger.cron == "0 13 * * *"
     assert by_name["nightly-mosaic"].trigger.timezone == "UTC"
     assert by_name["queue-cleanup"].workflow.tasks[0].type == "cleanup"
