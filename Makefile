@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench schema system-deps
+.PHONY: demo test lint bench bench-peers schema system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,8 @@ schema: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.queue $(ARGS)
+
+# PgQueuer is an optional extra: only this benchmark needs it.
+bench-peers: $(STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m bench.peers $(ARGS)

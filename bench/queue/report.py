@@ -12,10 +12,8 @@ from rich.table import Table
 from bench.queue.plan import KEYS, Run
 
 PEERS = (
-    "Peers on a 2-core machine like this one (docs: queue.md), enqueue / drain of 2,000 no-op jobs per s: "
-    "PgQueuer 1.6 ~30,000 / ~3,000; Chancy 0.26 ~3,800 / ~720; DBOS 3.4 ~260 / ~670; "
-    "procrastinate 3.10 ~9,000 / ~360 (171 at 10k). pgbench there: ~16,000 single-row UPDATE commits/s "
-    "with 4 connections (commit_per_s here uses 1 connection)."
+    "Peers are not timed here: `python -m bench.peers` runs this engine and PgQueuer side by side, in one "
+    "run on one Postgres, each at its best settings and timed the same way."
 )
 
 
