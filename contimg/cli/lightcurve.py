@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import math
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,12 +22,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from absurd.cli.toolkit import Dsn, JsonOut, cell, console, emit_json, err_console, fail, fixed
+from absurd.cli.toolkit import Dsn, JsonOut, cell, console, emit_json, err_console, fail, fixed, table
 from absurd.database import connect, resolve_dsn
 from absurd.errors import NotFoundError
 from contimg.cli.base import science_app
 from contimg.store import lightcurves
-from contimg.store.products import mjd_to_datetime
+from contimg.store.products import datetime_to_mjd, mjd_to_datetime
 from science.lightcurve_plot import plot_lightcurve, sparkline
 from science.lightcurves import SortKey, SourceLightcurve
 
@@ -138,6 +139,48 @@ def show(name: Name, dsn: Dsn = None, as_json: JsonOut = False) -> None:
     ):
         metrics.add_row(label, cell(value))
     console.print(metrics)
+
+
+@app.command("normalise")
+def normalise_command(
+    start: Annotated[datetime, typer.Option("--start", help="First epoch to include (UTC).")],
+    end: Annotated[datetime, typer.Option("--end", help="Last epoch to include (UTC).")],
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="A source (repeatable); default all.")
+    ] = None,
+    reference: Annotated[
+        list[str] | None,
+        typer.Option("--reference", help="A reference source (repeatable); default: flagged."),
+    ] = None,
+    dsn: Dsn = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Normalise the photometry of a time range on the reference sources; show each epoch's factor."""
+    with _session(dsn) as conn:
+        done = lightcurves.normalise_range(
+            conn,
+            datetime_to_mjd(start.replace(tzinfo=start.tzinfo or UTC)),
+            datetime_to_mjd(end.replace(tzinfo=end.tzinfo or UTC)),
+            source,
+            reference,
+        )
+    if as_json:
+        emit_json(done.model_dump(mode="json"))
+        return
+    rows = [
+        [
+            mjd_to_datetime(s.mjd).strftime("%Y-%m-%dT%H:%M:%S"),
+            f"{s.factor:.4f}",
+            f"{s.factor_err:.4f}",
+            s.n_references,
+        ]
+        for s in done.scales
+    ]
+    table(
+        f"{len(done.lightcurves)} light curve(s), {len(done.scales)} epoch(s)",
+        ["epoch (UTC)", "scale", "±", "references"],
+        rows,
+    )
 
 
 @app.command("plot")

@@ -32,7 +32,7 @@ from science.lightcurves import (
     assess,
 )
 from science.photometry import PhotometryResult
-from science.variability import VariabilityThresholds, lightcurves_from_photometry, normalise
+from science.variability import Normalisation, VariabilityThresholds, lightcurves_from_photometry, normalise
 
 log = structlog.get_logger(__name__)
 
@@ -203,6 +203,31 @@ def stored_variability(conn: psycopg.Connection, name: str) -> StoredVariability
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(_STORED_VARIABILITY, (name,)).fetchone()
     return StoredVariability.model_validate(row) if row else None
+
+
+def normalise_range(
+    conn: psycopg.Connection,
+    start_mjd: float,
+    end_mjd: float,
+    names: Sequence[str] | None = None,
+    reference_names: Sequence[str] | None = None,
+    include_mosaics: bool = False,
+) -> Normalisation:
+    """The photometry of ``names`` (default: every source) between two times, normalised on the
+    references (default: the catalogue's), with each epoch's scale factor: the tutorial's normalise
+    step, shared by the CLI and the HTTP API. InvalidInputError names unknown sources."""
+    if end_mjd < start_mjd:
+        raise InvalidInputError(f"the range ends (MJD {end_mjd}) before it starts (MJD {start_mjd})")
+    chosen, refs = _resolve(conn, names, reference_names)
+    results = [
+        r
+        for r in load_photometry(conn, {*chosen, *refs}, include_mosaics)
+        if r.mjd is not None and start_mjd <= r.mjd <= end_mjd
+    ]
+    curves = lightcurves_from_photometry(results, refs)
+    done = normalise(curves, refs)
+    keep = set(chosen)
+    return Normalisation(lightcurves=[lc for lc in done.lightcurves if lc.name in keep], scales=done.scales)
 
 
 def source_lightcurve(

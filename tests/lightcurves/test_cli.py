@@ -7,12 +7,14 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from astropy.io.votable import parse_single_table
 from typer.testing import CliRunner
 
 from contimg.cli import app
-from tests.lightcurves.conftest import N_EPOCHS, REFERENCES, MakeSky, Sky
+from contimg.store.products import mjd_to_datetime
+from tests.lightcurves.conftest import N_EPOCHS, REFERENCES, SYSTEMATIC, MakeSky, Sky, epoch_mjd
 
 # Wide enough that rich tables do not truncate names.
 runner = CliRunner(env={"COLUMNS": "200"})
@@ -113,3 +115,27 @@ def test_alerts_list_and_acknowledge(sky: Sky) -> None:
     every = json.loads(runner.invoke(app, ["alerts", "--all", "--json", "--dsn", sky.dsn]).stdout)
     assert [a["acknowledged"] for a in every] == [True]
     assert runner.invoke(app, ["alerts", "--ack", str(alert_id), "--dsn", sky.dsn]).exit_code == 3
+
+
+def test_normalise_a_time_range_recovers_the_epoch_scale_errors(sky: Sky) -> None:
+    start, end = (mjd_to_datetime(epoch_mjd(i)).strftime("%Y-%m-%dT%H:%M:%S") for i in (0, N_EPOCHS - 1))
+    done = runner.invoke(
+        app, ["lightcurve", "normalise", "--start", start, "--end", end, "--json", "--dsn", sky.dsn]
+    )
+    assert done.exit_code == 0, done.output
+    result = json.loads(done.stdout)
+    factors = [s["factor"] for s in result["scales"]]
+    assert len(factors) == N_EPOCHS and all(s["n_references"] == len(REFERENCES) for s in result["scales"])
+    # The references carry each epoch's shared calibration error; the factors find it (to the noise).
+    expected = SYSTEMATIC / np.median(SYSTEMATIC)
+    assert np.allclose(factors, expected, atol=0.03)
+    # A narrower range keeps only its epochs; an inverted one is refused.
+    mid = mjd_to_datetime(epoch_mjd(3)).strftime("%Y-%m-%dT%H:%M:%S")
+    part = runner.invoke(
+        app, ["lightcurve", "normalise", "--start", start, "--end", mid, "--json", "--dsn", sky.dsn]
+    )
+    assert len(json.loads(part.stdout)["scales"]) == 4
+    inverted = runner.invoke(
+        app, ["lightcurve", "normalise", "--start", end, "--end", start, "--dsn", sky.dsn]
+    )
+    assert inverted.exit_code == 1 and "before it starts" in inverted.output
