@@ -45,6 +45,7 @@ from science.constants import (
     channel_frequency_hz,
     subband_name,
 )
+from science.errors import InvalidInputError
 from science.fringestop import fringestop_phase, uvw_basis
 from science.pointing import apparent_dec_deg, meridian_icrs, transit_time
 from science.sky_model import (
@@ -612,7 +613,12 @@ def calibrator_transit(
     models it with); any of them given here overrides the catalogue. ``config`` passes other
     ObservationConfig fields.
     """
-    entry = get_calibrator(name)
+    try:
+        entry = get_calibrator(name)
+    except KeyError:
+        raise InvalidInputError(
+            f"calibrator {name!r} is not in the calibrator catalogue; name one of it, e.g. 3C286"
+        ) from None
     ra_deg = entry.ra_deg if ra_deg is None else ra_deg
     dec_deg = entry.dec_deg if dec_deg is None else dec_deg
     flux_jy = entry.flux_jy if flux_jy is None else flux_jy
