@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from absurd import queries
 from absurd.database import connect, resolve_dsn
 from absurd.errors import NotFoundError, TaskFailedError
+from absurd.maintenance.pruner import delete_finished
 from absurd.options import GateConfig, SpawnOptions
 from absurd.registry import Registry
 from absurd.states import TERMINAL_TASK_STATES
@@ -195,15 +196,7 @@ class Client:
 
     def cleanup(self, older_than_s: float, batch: int = 1000, max_batches: int | None = None) -> int:
         """Delete finished tasks older than ``older_than_s`` in bounded batches; returns the count."""
-        total, batches = 0, 0
-        while max_batches is None or batches < max_batches:
-            row = self.conn.execute(queries.CLEANUP, (older_than_s, batch)).fetchone()
-            n = int(row[0]) if row else 0
-            total += n
-            batches += 1
-            if n < batch:
-                break
-        return total
+        return delete_finished(self.conn, older_than_s, batch, max_batches)
 
     # Workflows ----------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from absurd.cli.toolkit import (
 )
 from absurd.database import connect, redact, resolve_dsn
 from absurd.logging import configure_logging
+from absurd.maintenance.retention import DEFAULT_RETENTION_DAYS
 from absurd.migrate import migrate as apply_migrations
 
 
@@ -76,7 +77,9 @@ def worker(
 
 def cleanup(
     dsn: Dsn = None,
-    older_than_days: Annotated[float, typer.Option(help="Retention period in days.")] = 7.0,
+    older_than_days: Annotated[
+        float, typer.Option(help="Retention period in days.")
+    ] = DEFAULT_RETENTION_DAYS,
     batch: Annotated[int, typer.Option(min=1)] = 1000,
 ) -> None:
     """Delete finished tasks older than the retention period, in bounded batches."""

@@ -18,7 +18,7 @@ import psycopg
 import structlog
 from pebble import ProcessExpired, ProcessPool
 from psycopg_pool import ConnectionPool
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from absurd import queries
 from absurd.context import RunSignals
@@ -67,17 +67,6 @@ class WorkerSettings(BaseModel):
     worker_id: str | None = None
     log_level: str = "INFO"
     metrics_port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics here")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reap_every_s(cls, data: Any) -> Any:
-        # The flat name older callers (the test fixtures) pass; it sets reaper.interval_s.
-        if isinstance(data, dict) and "reap_every_s" in data:
-            data = dict(data)
-            reaper = data.get("reaper") or {}
-            fields = reaper.model_dump() if isinstance(reaper, ReaperSettings) else dict(reaper)
-            data["reaper"] = {**fields, "interval_s": data.pop("reap_every_s")}
-        return data
 
 
 @dataclass

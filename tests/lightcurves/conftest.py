@@ -18,6 +18,7 @@ import pytest
 
 from absurd.builtin_tasks import builtin
 from absurd.client import Client
+from absurd.maintenance import ReaperSettings
 from absurd.worker import Worker, WorkerSettings
 from contimg.store import products
 from contimg.tasks import queues
@@ -139,7 +140,12 @@ def make_sky(dsn: str) -> Iterator[MakeSky]:
     merged = builtin.merge(registry)
     worker = Worker(
         merged,
-        WorkerSettings(queues=[queues.PHOTOMETRY], poll_s=0.1, reap_every_s=0.5, shutdown_grace_s=5.0),
+        WorkerSettings(
+            queues=[queues.PHOTOMETRY],
+            poll_s=0.1,
+            reaper=ReaperSettings(interval_s=0.5),
+            shutdown_grace_s=5.0,
+        ),
         dsn,
     )
     thread = threading.Thread(target=worker.run, daemon=True)

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from absurd.client import Client
+from absurd.maintenance import ReaperSettings
 from absurd.worker import Worker, WorkerSettings
 from contimg.tasks import queues
 from contimg.tasks.params import ConvertResult
@@ -70,7 +71,7 @@ def pipeline(pg_server: ServerUnderTest, tmp_path_factory: pytest.TempPathFactor
             concurrency=3,
             processes=2,
             poll_s=0.2,
-            reap_every_s=0.5,
+            reaper=ReaperSettings(interval_s=0.5),
             shutdown_grace_s=10.0,
         )
         worker = Worker(registry, settings, dsn)

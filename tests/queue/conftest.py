@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
+from absurd.maintenance import ReaperSettings
 from absurd.worker import Worker, WorkerSettings
 from tests.support.tasks import EFFECTS_DDL, registry
 
@@ -37,7 +38,11 @@ def start_worker(dsn: str) -> Iterator[StartWorker]:
     started: list[tuple[Worker, threading.Thread]] = []
 
     def start(**settings: object) -> Worker:
-        defaults: dict[str, object] = {"poll_s": 0.2, "reap_every_s": 0.5, "shutdown_grace_s": 5.0}
+        defaults: dict[str, object] = {
+            "poll_s": 0.2,
+            "reaper": ReaperSettings(interval_s=0.5),
+            "shutdown_grace_s": 5.0,
+        }
         worker = Worker(registry, WorkerSettings(**{**defaults, **settings}), dsn)
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()

@@ -171,7 +171,7 @@ def test_run_forever_passes_at_once_and_ends_when_stopped(dsn: str, client: Clie
 def test_a_worker_runs_a_reaper_and_a_pruner_unless_told_not_to(dsn: str) -> None:
     names = [d.name for d in Worker(registry, WorkerSettings(), dsn).maintenance.duties]
     assert names == ["reaper", "pruner"]
-    worker = Worker(registry, WorkerSettings(pruner=None, reap_every_s=0.5), dsn)
+    worker = Worker(registry, WorkerSettings(pruner=None, reaper=ReaperSettings(interval_s=0.5)), dsn)
     (reaper,) = worker.maintenance.duties
     assert (reaper.name, reaper.interval_s) == ("reaper", 0.5)
 
@@ -381,7 +381,7 @@ def test_a_worker_reclaims_expired_runs_as_soon_as_it_starts(client: Client, sta
     _claim(client.conn)  # a worker that then died
     client.conn.execute("UPDATE absurd.tasks SET lease_expires_at = now() - interval '1 s'")
     # The interval is far longer than the deadline: only a pass at start can reclaim the run in time.
-    start_worker(reap_every_s=3600.0)
+    start_worker(reaper=ReaperSettings(interval_s=3600.0))
     wait_until(
         lambda: (
             client.conn.execute("SELECT state FROM absurd.tasks WHERE id = %s", (task.task_id,)).fetchone()

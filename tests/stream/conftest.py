@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from absurd.maintenance import ReaperSettings
 from absurd.worker import Worker, WorkerSettings
 from contimg.tasks.registry import registry
 from science.constants import TILE_DURATION_S
@@ -135,7 +136,12 @@ def stream_run(dsn: str, tmp_path: Path) -> Iterator[StreamRun]:
     """A fresh database whose ``convert`` queue is served by a worker, and empty directories."""
     run = new_stream_run(dsn, tmp_path)
     settings = WorkerSettings(
-        queues=["convert"], concurrency=2, processes=2, poll_s=0.2, reap_every_s=0.5, shutdown_grace_s=10.0
+        queues=["convert"],
+        concurrency=2,
+        processes=2,
+        poll_s=0.2,
+        reaper=ReaperSettings(interval_s=0.5),
+        shutdown_grace_s=10.0,
     )
     worker = Worker(registry, settings, dsn)
     thread = threading.Thread(target=worker.run, daemon=True)
