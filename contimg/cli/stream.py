@@ -42,6 +42,10 @@ def run(
         str,
         typer.Option(help="A group still incomplete at the timeout: 'flag' converts it, 'skip' does not."),
     ] = IncompletePolicy.FLAG.value,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(envvar="CONTIMG_STREAM_METRICS_PORT", help="Serve Prometheus metrics on this port."),
+    ] = None,
 ) -> None:
     """Watch INCOMING and convert each observation's subband files as they arrive, until SIGTERM."""
     from contimg.stream.converter import StreamDaemon, StreamSettings
@@ -56,6 +60,7 @@ def run(
             "poll_interval_s": poll_interval_s,
             "settle_s": settle_s,
             "policy": policy,
+            "metrics_port": metrics_port,
         }
     )
     StreamDaemon(settings).run()
