@@ -125,14 +125,14 @@ def test_streaming_night_with_restart(
             timeout=DEADLINE_S,
             what="group B reconverted with its late subband",
         )
-        wait_until(
-            lambda: (
-                group_states(run)
-                == {ids["a"]: "converted", ids["b"]: "converted", ids["c"]: "converted", ids["d"]: "failed"}
-            ),
-            timeout=DEADLINE_S,
-            what=f"every group ended: {group_states(run)}",
-        )
+        expected = {ids["a"]: "converted", ids["b"]: "converted", ids["c"]: "converted", ids["d"]: "failed"}
+        try:
+            wait_until(lambda: group_states(run) == expected, timeout=DEADLINE_S, what="every group ended")
+        except AssertionError as exc:
+            tasks = run.rows("SELECT id, idempotency_key, state, last_error FROM absurd.tasks ORDER BY id")
+            raise AssertionError(
+                f"{exc}: groups {group_states(run)}, expected {expected}, tasks {tasks}"
+            ) from None
         report = stream_status(run.dsn)
     finally:
         daemon.send_signal(signal.SIGTERM)
