@@ -26,11 +26,18 @@ def solve(
         str, typer.Option(help="exclude-outriggers, prefer-outriggers or any.")
     ] = "exclude-outriggers",
     gain_solint: Annotated[str, typer.Option(help="Solution interval of the amplitude+phase gains.")] = "inf",
-    validity_hours: Annotated[float, typer.Option(help="Half-width of the validity window.")] = 12.0,
+    validity_hours: Annotated[
+        float | None, typer.Option(help="Half-width of the validity window; default: the calibration's.")
+    ] = None,
+    vla_list: Annotated[
+        Path | None,
+        typer.Option("--vla-list", help="Search the VLA calibrator list instead of the bundled one."),
+    ] = None,
     log_dir: LogDirOpt = None,
 ) -> None:
     """Find the calibrator in the beam, solve, check QA and print the result as JSON."""
-    from science.calibrate import RefantPolicy, solve_calibration
+    from science.calibrate import VALIDITY_HOURS, RefantPolicy, solve_calibration
+    from science.calibrators import read_vla_list
 
     if mode not in ("full", "bandpass"):
         raise UsageError(f"--mode must be 'full' or 'bandpass', not {mode!r}")
@@ -43,7 +50,8 @@ def solve(
         refant=refant,
         refant_policy=RefantPolicy(refant_policy),
         gain_solint=gain_solint,
-        validity_hours=validity_hours,
+        validity_hours=VALIDITY_HOURS if validity_hours is None else validity_hours,
+        catalogue=read_vla_list(vla_list) if vla_list else None,
     )
     typer.echo(result.model_dump_json(indent=2))
 

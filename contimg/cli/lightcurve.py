@@ -338,7 +338,7 @@ def alerts(
     dsn: Dsn = None,
     as_json: JsonOut = False,
 ) -> None:
-    """List variability and transient alerts (open ones unless --all), or acknowledge one with --ack."""
+    """List alerts (open ones unless --all): variable, transient, rapid rise, new source; --ack one."""
     with _session(dsn) as conn:
         if ack is not None:
             if not lightcurves.acknowledge_alert(conn, ack):
@@ -352,18 +352,24 @@ def alerts(
     if not found:
         console.print("no alerts" if show_all else "no open alerts")
         return
-    table = Table("id", "raised", "source", "kind", "η", "V", "χ²_ν", "Vs", "SNR", "ack", title="alerts")
+    table = Table(
+        "id", "raised", "source", "kind", "η", "V", "χ²_ν", "Vs", "rise σ", "SNR", "ack", title="alerts"
+    )
     for a in found:
+        m = a.metrics
+        # A new source has no catalogue name: show where it is, and what lies nearest.
+        subject = a.source_name or f"at {m.get('ra_deg', 0.0):.4f}, {m.get('dec_deg', 0.0):+.4f}"
         table.add_row(
             str(a.id),
             cell(a.created_at),
-            cell(a.source_name),
+            cell(subject),
             a.kind,
-            fixed(a.metrics.get("eta"), digits=2),
-            fixed(a.metrics.get("v")),
-            fixed(a.metrics.get("chi2_nu"), digits=2),
-            fixed(a.metrics.get("vs"), digits=2),
-            fixed(a.metrics.get("latest_snr"), digits=1),
+            fixed(m.get("eta"), digits=2),
+            fixed(m.get("v")),
+            fixed(m.get("chi2_nu"), digits=2),
+            fixed(m.get("vs"), digits=2),
+            fixed(m.get("rise_sigma"), digits=1),
+            fixed(m.get("latest_snr", m.get("snr")), digits=1),
             "yes" if a.acknowledged else "",
         )
     console.print(table)

@@ -66,6 +66,9 @@ class SolveParams(_Params):
     refant_policy: RefantPolicy = RefantPolicy.EXCLUDE_OUTRIGGERS
     gain_solint: str = "inf"
     validity_hours: float = Field(default=VALIDITY_HOURS, gt=0)
+    calibrator_list: Path | None = Field(
+        default=None, description="the VLA calibrator list to search; default: the bundled catalogue"
+    )
     thresholds: QAThresholds = Field(default_factory=QAThresholds)
     log_dir: Path | None = None
     only_if_calibrator: bool = Field(

@@ -46,6 +46,7 @@ from contimg.tasks.sky import registry as sky_registry
 from science import casa_env
 from science.applycal import apply_calibration, select_caltable
 from science.calibrate import NoCalibratorInBeamError, solve_calibration
+from science.calibrators import read_vla_list
 from science.catalogs import read_catalog
 from science.constants import GROUP_TOLERANCE_S
 from science.convert import convert_group
@@ -168,6 +169,7 @@ def solve(ctx: absurd.TaskContext, params: SolveParams) -> SolveResult:
             gain_solint=params.gain_solint,
             validity_hours=params.validity_hours,
             thresholds=params.thresholds,
+            catalogue=read_vla_list(params.calibrator_list) if params.calibrator_list else None,
         )
     except NoCalibratorInBeamError as exc:
         if not params.only_if_calibrator:
