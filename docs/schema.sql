@@ -229,20 +229,21 @@ BEGIN
         UPDATE absurd.tasks t
         SET state = 'completed', result = i.result, finished_at = now(), lease_expires_at = NULL
         FROM input i
-        WHERE t.id = i.task_id AND t.current_run = i.run_id AND t.state = 'running'
+        WHERE t.id = i.task_id AND t.current_run = i.run_id AND t.state = 'running' COLLATE "C"
           AND t.lease_expires_at > now()
         RETURNING t.id, t.attempts, t.workflow_id, t.gate_key
     ), ended AS (
         UPDATE absurd.runs r SET state = 'completed', finished_at = now()
         FROM done WHERE r.task_id = done.id AND r.attempt = done.attempts
-        RETURNING r.task_id, r.started_at
     )
     SELECT array_agg(done.id) FILTER (WHERE done.workflow_id IS NOT NULL),
            array_agg(done.gate_key ORDER BY done.gate_key, done.id) FILTER (WHERE done.gate_key IS NOT NULL),
-           array_agg(ended.started_at ORDER BY done.gate_key, done.id) FILTER (WHERE done.gate_key IS NOT NULL),
+           array_agg((SELECT r.started_at FROM absurd.runs r
+                      WHERE r.task_id = done.id AND r.attempt = done.attempts)
+                     ORDER BY done.gate_key, done.id) FILTER (WHERE done.gate_key IS NOT NULL),
            array_agg(done.id)
     INTO v_done, v_gates, v_started, p_task_ids
-    FROM done LEFT JOIN ended ON ended.task_id = done.id;
+    FROM done;
     IF v_done IS NOT NULL THEN
         PERFORM absurd.release_dependents(v_done, false);
     END IF;
@@ -484,7 +485,7 @@ CREATE FUNCTION absurd.extend_leases(p_task_ids bigint[], p_run_ids bigint[], p_
         SELECT * FROM unnest(p_task_ids, p_run_ids) AS u(task_id, run_id)
     ), free AS (
         SELECT t.id FROM absurd.tasks t JOIN input i ON t.id = i.task_id AND t.current_run = i.run_id
-        WHERE t.state = 'running' AND t.lease_expires_at > now()
+        WHERE t.state = 'running' COLLATE "C" AND t.lease_expires_at > now()
         FOR UPDATE OF t SKIP LOCKED
     ), renewed AS (
         UPDATE absurd.tasks t SET lease_expires_at = now() + make_interval(secs => p_lease_s)
@@ -492,8 +493,8 @@ CREATE FUNCTION absurd.extend_leases(p_task_ids bigint[], p_run_ids bigint[], p_
         RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
     ), busy AS (
         SELECT t.id FROM absurd.tasks t JOIN input i ON t.id = i.task_id AND t.current_run = i.run_id
-        WHERE t.state = 'running' AND t.lease_expires_at > now()
-          AND NOT EXISTS (SELECT 1 FROM free WHERE free.id = t.id)
+        WHERE t.state = 'running' COLLATE "C" AND t.lease_expires_at > now()
+          AND t.id NOT IN (SELECT free.id FROM free)
     )
     SELECT id, cancel FROM renewed
     UNION ALL
@@ -800,7 +801,7 @@ BEGIN
         UPDATE absurd.tasks t
         SET state = 'pending', available_at = now(), lease_expires_at = NULL, worker_id = NULL
         FROM unnest(p_task_ids, p_run_ids) AS u(task_id, run_id)
-        WHERE t.id = u.task_id AND t.current_run = u.run_id AND t.state = 'running'
+        WHERE t.id = u.task_id AND t.current_run = u.run_id AND t.state = 'running' COLLATE "C"
           AND t.lease_expires_at > now()
         RETURNING t.id, t.attempts
     ), ended AS (

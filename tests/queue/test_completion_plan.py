@@ -1,0 +1,96 @@
+"""Completing and renewing a batch of runs must find each task by its primary key, never re-scan the batch.
+
+As in test_claim_plan.py, the real body of each function is read from the catalogue, prepared with the
+function's parameters and EXPLAINed inside a rolled-back transaction. The statistics are taken while no task
+runs (as after a large enqueue): that is when the planner was tempted to walk every running task through
+tasks_leases and re-scan the whole batch for each, quadratic in the batch.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from absurd import queries
+from absurd.client import Client
+
+BATCH = 200
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [plan]
+    for child in plan.get("Plans", []):
+        found.extend(_nodes(child))
+    return found
+
+
+def _body(client: Client, signature: str, params: list[str]) -> str:
+    query = "SELECT prosrc FROM pg_proc WHERE oid = %s::regprocedure"
+    row = client.conn.execute(query, (signature,)).fetchone()
+    assert row is not None
+    body = str(row[0])
+    for i, name in enumerate(params, start=1):
+        body = re.sub(rf"\b{name}\b", f"${i}", body)
+    return body
+
+
+def _plan(dsn: str, types: str, statement: str, args: list[Any]) -> list[dict[str, Any]]:
+    """The nodes of the statement's plan, as executed the sixth time (when a generic plan may be used)."""
+    values = sql.SQL(", ").join(sql.Literal(a) for a in args)
+    explain = sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE hot({})").format(values)
+    with psycopg.connect(dsn) as conn:  # not autocommit: everything is rolled back
+        conn.execute(f"PREPARE hot({types}) AS {statement}")
+        for _ in range(6):
+            conn.execute("SAVEPOINT run")
+            row = conn.execute(explain).fetchone()
+            conn.execute("ROLLBACK TO SAVEPOINT run")
+        conn.rollback()
+    assert row is not None
+    return _nodes(row[0][0]["Plan"])
+
+
+def _claimed_batch(client: Client) -> tuple[list[int], list[int]]:
+    client.spawn_many("noop", [{}] * 5_000)
+    client.conn.execute("VACUUM ANALYZE absurd.tasks")
+    rows = client.conn.execute(queries.CLAIM, ("default", "plan-test", BATCH, 60.0)).fetchall()
+    assert len(rows) == BATCH
+    return [int(r[0]) for r in rows], [int(r[1]) for r in rows]
+
+
+def _assert_flat(nodes: list[dict[str, Any]]) -> None:
+    removed = sum(n.get("Rows Removed by Join Filter", 0) for n in nodes)
+    assert removed == 0, f"a join re-scans the batch ({removed} rows removed by join filter)"
+    on_tasks = [n for n in nodes if n.get("Relation Name") == "tasks" and n["Node Type"] != "ModifyTable"]
+    assert on_tasks and all(n.get("Index Name") == "tasks_pkey" for n in on_tasks), (
+        f"tasks must be read by primary key: {[(n['Node Type'], n.get('Index Name')) for n in on_tasks]}"
+    )
+    # Each task is looked up once: no lookup returns more than its own row.
+    assert all(n["Actual Rows"] <= 1 for n in on_tasks)
+
+
+def test_completing_a_batch_looks_up_each_task_once(dsn: str, client: Client) -> None:
+    tasks, runs = _claimed_batch(client)
+    signature = "absurd.complete_runs(bigint[], bigint[], jsonb[])"
+    body = _body(client, signature, ["p_task_ids", "p_run_ids", "p_results"])
+    assert "WITH input" in body and "INTO v_done" in body, "complete_runs lost the statement tested here"
+    statement = body[body.index("WITH input") : body.index("INTO v_done")] + " FROM done"
+    nodes = _plan(dsn, "bigint[], bigint[], jsonb[]", statement, [tasks, runs, [None] * len(tasks)])
+    _assert_flat(nodes)
+    updated = [n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "tasks"]
+    assert updated and updated[0]["Actual Rows"] == BATCH
+
+
+def test_renewing_a_batch_of_leases_looks_up_each_task_once(dsn: str, client: Client) -> None:
+    tasks, runs = _claimed_batch(client)
+    body = _body(
+        client,
+        "absurd.extend_leases(bigint[], bigint[], double precision)",
+        ["p_task_ids", "p_run_ids", "p_lease_s"],
+    )
+    nodes = _plan(dsn, "bigint[], bigint[], double precision", body, [tasks, runs, 60.0])
+    _assert_flat(nodes)
+    renewed = [n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "tasks"]
+    assert renewed and renewed[0]["Actual Rows"] == BATCH
