@@ -325,3 +325,15 @@ def test_a_resolved_source_is_measured_with_a_free_shape(tmp_path: Path) -> None
     assert resolved.fit_flux_jy == pytest.approx(flux, rel=0.03)
     assert resolved.fit_major_arcsec == pytest.approx(2 * spec.bmaj_arcsec, rel=0.05)
     assert resolved.fit_minor_arcsec == pytest.approx(2 * spec.bmin_arcsec, rel=0.05)
+    # Held at a position 8″ (2 pixels) off, the fit stays there and stretches to reach the flux.
+    off_ra, off_dec = make_wcs(spec).pixel_to_world_values(130.3, 127.6)
+    off = [SkyPosition(name="off", ra_deg=float(off_ra), dec_deg=float(off_dec))]
+    held = measure_file(
+        path, off, PhotometryOptions(fit_radius_fwhm=2.5, fit_shape=True, fit_fixed_position=True)
+    )[0]
+    free = measure_file(path, off, PhotometryOptions(fit_radius_fwhm=2.5, fit_shape=True))[0]
+    assert held.fit_offset_arcsec is not None and held.fit_offset_arcsec < 0.01
+    assert free.fit_offset_arcsec == pytest.approx(8.0, abs=1.0)
+    assert free.fit_flux_jy == pytest.approx(flux, rel=0.03)
+    assert held.fit_major_arcsec is not None and free.fit_major_arcsec is not None
+    assert held.fit_major_arcsec > free.fit_major_arcsec + 1.0
