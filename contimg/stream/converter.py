@@ -8,8 +8,10 @@ One pass (``StreamDaemon.tick``), about once a second:
    tolerance). A group with all 16 subbands, or whose first file arrived more than the subband timeout
    ago, is sealed: ``convert-uvh5`` is spawned with the idempotency key ``convert-uvh5:<group id>`` and
    the group row written, in one transaction. A timed-out group is converted with its missing subbands
-   flagged (policy ``flag``) or given up (policy ``skip``). A file that fits a group already sealed is
-   recorded as late (a subband the group lacked) or duplicate (one it has), with a warning.
+   flagged (policy ``flag``) or given up (policy ``skip``); it waits, for up to one more timeout, while a
+   file that would join it is on disk but still settling (after a restart, the whole backlog is). A
+   file that fits a group already sealed is recorded as late (a subband the group lacked) or duplicate
+   (one it has), with a warning.
    *Reconvert*: a group that ended (converted, failed or skipped) and has a late subband is spawned
    again as version N+1 with all its files (idempotency key ``convert-uvh5:<group id>:vN``); its MS
    ``<group>.vN.ms`` supersedes the earlier one. Duplicates are never converted.
@@ -230,14 +232,27 @@ class StreamDaemon(Daemon):
         parsed = [SubbandFile(path=f.path, timestamp=f.file_time, subband=f.subband) for f in fresh]
         now = datetime.now(UTC)
         width = timedelta(seconds=2 * s.tolerance_s)
+        # Files on disk that have not settled yet (after a restart, the whole backlog) hold a timed-out
+        # group they would join, for up to one more timeout: sealed without them, the group would lose
+        # them as late files and might be named after the wrong file.
+        settling = [
+            f.timestamp
+            for f, first_seen in self._tracker.pending()
+            if (now - first_seen).total_seconds() < s.subband_timeout_s
+        ]
         sealed_now: list[datetime] = []
         # Fullest groups first: a stray duplicate near a group sealed in this pass is left for the
         # next pass, which records it against that group instead of converting it on its own.
         for group in sorted(group_files(parsed, s.tolerance_s), key=lambda g: -len(g.files)):
             members = [by_path[p] for p in group.files.values()]
-            waited = (now - min(m.arrived_at for m in members)).total_seconds()
-            if not group.is_complete and waited < s.subband_timeout_s:
-                continue
+            if not group.is_complete:
+                waited = (now - min(m.arrived_at for m in members)).total_seconds()
+                if waited < s.subband_timeout_s:
+                    continue
+                last = max(m.file_time for m in members)
+                if any(max(last, t) - min(group.timestamp, t) <= width for t in settling):
+                    self._log.debug("timed out; waiting for a file still settling", group_id=group.group_id)
+                    continue
             if any(abs(group.timestamp - t) <= width for t in sealed_now):
                 continue
             self._seal_group(conn, group, members)

@@ -57,6 +57,15 @@ class SettleTracker:
         if path not in self._looks:
             self._looks[path] = _Look(-1, -1.0, time.monotonic(), datetime.now(UTC))
 
+    def pending(self) -> list[tuple[SubbandFile, datetime]]:
+        """Files seen on disk but not yet settled: what each name says, and when it was first seen."""
+        found = []
+        for path, look in self._looks.items():
+            parsed = parse_subband_path(path)
+            if parsed is not None:
+                found.append((parsed, look.first_seen_at))
+        return found
+
     def settled(self) -> list[SettledFile]:
         """Look at every watched file again; return (and forget) the ones that have settled."""
         now = time.monotonic()

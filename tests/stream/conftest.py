@@ -29,7 +29,8 @@ from science.grouping import FILENAME_TIME_FORMAT, parse_subband_path
 from science.simulate import ObservationConfig, SimulatedObservation, simulate_observation
 from tests.support.processes import REPO
 
-# Short enough to keep the suite quick, long enough to cover a daemon restart in the middle of a group.
+# Short enough to keep the suite quick, long enough for the first daemon to seal A (and be killed) before
+# C's first half times out. The restart may take longer: files already on disk hold a timed-out group.
 SUBBAND_TIMEOUT_S = 20.0
 NIGHT_START = datetime(2025, 6, 2, 3, 0, tzinfo=UTC)
 

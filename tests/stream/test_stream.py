@@ -10,7 +10,7 @@ import signal
 import statistics
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from contimg.cli import app
 from contimg.stream import store as stream_store
 from contimg.stream.watch import SettledFile
-from science.grouping import parse_subband_path
+from science.grouping import FILENAME_TIME_FORMAT, parse_subband_path
 from science.simulate import SimulatedObservation
 from tests.stream.conftest import StreamRun, deliver, group_id_of, new_stream_run, renamed
 from tests.support.processes import wait_until
@@ -92,6 +92,9 @@ def test_streaming_night_with_restart(
     rng.shuffle(rest)
 
     daemon = run.start_daemon("first")
+    # Files delivered before the daemon looks (it takes seconds to start on a busy machine) would have
+    # arrived longer than the subband timeout ago by then, and C's first half be converted on its own.
+    wait_until(lambda: "owning directory" in run.log_text(), timeout=DEADLINE_S, what="the first daemon up")
     deliver(first, run.incoming)
     wait_until(lambda: ids["a"] in group_states(run), timeout=DEADLINE_S, what="group A sealed")
     # Killed mid-night: C is half registered, A spawned and perhaps not yet handed on.
@@ -199,6 +202,40 @@ def test_streaming_night_with_restart(
     assert len(latencies) == 3
     assert report["latency_p50_s"] == statistics.median(latencies)
     assert report["throughput_per_hour"] == 3
+
+
+def test_restart_seals_a_timed_out_group_with_the_files_already_on_disk(dsn: str, tmp_path: Path) -> None:
+    # A daemon killed with half of a group registered: by the time the next one starts, the group has
+    # timed out, and the rest of its files (the earliest among them) are on disk but not yet settled.
+    run = new_stream_run(dsn, tmp_path)
+    incoming = run.incoming.resolve()
+    stamps = {i: datetime(2025, 6, 2, 3, 0, 10 + i, tzinfo=UTC) for i in range(16)}
+    stamps[12] = datetime(2025, 6, 2, 3, 0, 5, tzinfo=UTC)
+    paths = {i: incoming / f"{t.strftime(FILENAME_TIME_FORMAT)}_sb{i:02d}.hdf5" for i, t in stamps.items()}
+    for path in paths.values():
+        path.write_bytes(b"subband")
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for i in range(8):
+            parsed = parse_subband_path(paths[i])
+            assert parsed is not None
+            settled = SettledFile(file=parsed, size_bytes=7, arrived_at=long_ago, first_seen_at=long_ago)
+            assert stream_store.register_file(conn, settled)
+
+    daemon = run.start_daemon("restarted", "--poll")
+    try:
+        wait_until(lambda: group_states(run), timeout=120, what="the group sealed")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        exit_code = daemon.wait(30)
+    assert exit_code == 0, run.log_text()[-2000:]
+    earliest = stamps[12].strftime(FILENAME_TIME_FORMAT)
+    assert run.rows("SELECT group_id, n_files, subbands_missing FROM products.stream_groups") == [
+        (earliest, 16, [])
+    ]
+    files = run.rows("SELECT group_id, status, count(*) FROM products.stream_files GROUP BY 1, 2")
+    assert files == [(earliest, "grouped", 16)]
+    assert run.rows("SELECT idempotency_key FROM absurd.tasks") == [(f"convert-uvh5:{earliest}",)]
 
 
 def test_file_still_being_written_is_not_read(dsn: str, tmp_path: Path) -> None:
