@@ -342,6 +342,11 @@ $$;
 
 -- Ending runs --------------------------------------------------------------------------------------------
 
+-- complete_runs, extend_leases and release_runs write their state test `t.state = 'running' COLLATE "C"`
+-- (the same equality for these ASCII states) so that it does not prove tasks_leases' predicate: with
+-- statistics taken while few tasks ran (after a large enqueue), the planner would walk every running task
+-- and re-scan the batch for each, quadratic in the batch (249,500 rows removed by the join filter for 500
+-- runs). Each task is found by its primary key instead; tests/queue/test_completion_plan.py checks it.
 -- Complete many runs at once, then release dependents and feed breakers. Only the current lease holder may
 -- complete (fencing): rows whose run is no longer current, or whose lease has expired, are left alone and not
 -- returned. The release is a separate statement so that it sees the results just written; gates are locked
@@ -360,20 +365,21 @@ BEGIN
         UPDATE absurd.tasks t
         SET state = 'completed', result = i.result, finished_at = now(), lease_expires_at = NULL
         FROM input i
-        WHERE t.id = i.task_id AND t.current_run = i.run_id AND t.state = 'running'
+        WHERE t.id = i.task_id AND t.current_run = i.run_id AND t.state = 'running' COLLATE "C"
           AND t.lease_expires_at > now()
         RETURNING t.id, t.attempts, t.workflow_id, t.gate_key
     ), ended AS (
         UPDATE absurd.runs r SET state = 'completed', finished_at = now()
         FROM done WHERE r.task_id = done.id AND r.attempt = done.attempts
-        RETURNING r.task_id, r.started_at
     )
     SELECT array_agg(done.id) FILTER (WHERE done.workflow_id IS NOT NULL),
            array_agg(done.gate_key ORDER BY done.gate_key, done.id) FILTER (WHERE done.gate_key IS NOT NULL),
-           array_agg(ended.started_at ORDER BY done.gate_key, done.id) FILTER (WHERE done.gate_key IS NOT NULL),
+           array_agg((SELECT r.started_at FROM absurd.runs r
+                      WHERE r.task_id = done.id AND r.attempt = done.attempts)
+                     ORDER BY done.gate_key, done.id) FILTER (WHERE done.gate_key IS NOT NULL),
            array_agg(done.id)
     INTO v_done, v_gates, v_started, p_task_ids
-    FROM done LEFT JOIN ended ON ended.task_id = done.id;
+    FROM done;
     IF v_done IS NOT NULL THEN
         PERFORM absurd.release_dependents(v_done, false);
     END IF;
@@ -506,7 +512,7 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         SELECT * FROM unnest(p_task_ids, p_run_ids) AS u(task_id, run_id)
     ), free AS (
         SELECT t.id FROM absurd.tasks t JOIN input i ON t.id = i.task_id AND t.current_run = i.run_id
-        WHERE t.state = 'running' AND t.lease_expires_at > now()
+        WHERE t.state = 'running' COLLATE "C" AND t.lease_expires_at > now()
         FOR UPDATE OF t SKIP LOCKED
     ), renewed AS (
         UPDATE absurd.tasks t SET lease_expires_at = now() + make_interval(secs => p_lease_s)
@@ -514,8 +520,8 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
         RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
     ), busy AS (
         SELECT t.id FROM absurd.tasks t JOIN input i ON t.id = i.task_id AND t.current_run = i.run_id
-        WHERE t.state = 'running' AND t.lease_expires_at > now()
-          AND NOT EXISTS (SELECT 1 FROM free WHERE free.id = t.id)
+        WHERE t.state = 'running' COLLATE "C" AND t.lease_expires_at > now()
+          AND t.id NOT IN (SELECT free.id FROM free)
     )
     SELECT id, cancel FROM renewed
     UNION ALL
@@ -533,7 +539,7 @@ BEGIN
         UPDATE absurd.tasks t
         SET state = 'pending', available_at = now(), lease_expires_at = NULL, worker_id = NULL
         FROM unnest(p_task_ids, p_run_ids) AS u(task_id, run_id)
-        WHERE t.id = u.task_id AND t.current_run = u.run_id AND t.state = 'running'
+        WHERE t.id = u.task_id AND t.current_run = u.run_id AND t.state = 'running' COLLATE "C"
           AND t.lease_expires_at > now()
         RETURNING t.id, t.attempts
     ), ended AS (
