@@ -14,7 +14,7 @@ from bench import peers
 from bench.systems import pgq
 
 TINY = peers.Settings(n=200, workers=(1,), rounds=1, batch_sizes=(10,), rate=50.0, seconds=1.0)
-NO_PGQUEUER = "PgQueuer is the optional 'bench' extra (pip install -e '.[bench]'); CI installs '.[dev]' only"
+NO_PGQUEUER = "PgQueuer is not installed (the 'bench' extra, which '.[dev]' includes)"
 
 
 def quiet() -> Console:
