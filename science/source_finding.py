@@ -57,7 +57,7 @@ class Identification(BaseModel):
 
     source: FoundSource
     matched: bool
-    match_kind: str | None = None  # "monitored" or the survey's name
+    match_kind: str | None = None  # "monitored", "calibrator" or the survey's name
     match_name: str | None = None
     separation_arcsec: float | None = None
     # The nearest survey entry even when it is too far to be the same source: the evidence for "new".
@@ -126,31 +126,34 @@ def identify(
     surveys: Sequence[SurveyCatalog] = (),
     monitored: Sequence[SkyPosition] = (),
     *,
+    calibrators: Sequence[SkyPosition] = (),
     radius_arcsec: float = DEFAULT_MATCH_RADIUS_ARCSEC,
     beam_major_arcsec: float | None = None,
 ) -> list[Identification]:
-    """Match each found source to a monitored source first, else to the nearest survey entry.
+    """Match each found source to a monitored source or a calibrator first, else to the nearest survey
+    entry.
 
     The match radius is ``radius_arcsec`` or the restoring beam's major axis, whichever is larger: a
     snapshot beam is long, and a bright source's island may be fitted with several components along it.
     """
     radius_arcsec = max(radius_arcsec, beam_major_arcsec or 0.0)
     out = []
-    monitored_coords = (
-        SkyCoord([m.ra_deg for m in monitored] * u.deg, [m.dec_deg for m in monitored] * u.deg)
-        if monitored
+    known = [*(("monitored", m) for m in monitored), *(("calibrator", c) for c in calibrators)]
+    known_coords = (
+        SkyCoord([k.ra_deg for _, k in known] * u.deg, [k.dec_deg for _, k in known] * u.deg)
+        if known
         else None
     )
     for source in found:
         here = SkyCoord(source.ra_deg * u.deg, source.dec_deg * u.deg)
         ident = Identification(source=source, matched=False)
-        if monitored_coords is not None:
-            separations = here.separation(monitored_coords).arcsec
+        if known_coords is not None:
+            separations = here.separation(known_coords).arcsec
             best = int(np.argmin(separations))
             if separations[best] <= radius_arcsec:
                 ident.matched = True
-                ident.match_kind = "monitored"
-                ident.match_name = monitored[best].name
+                ident.match_kind, position = known[best]
+                ident.match_name = position.name
                 ident.separation_arcsec = float(separations[best])
         # Look a few radii out, so that a "new" source still shows what lies nearest.
         for survey in surveys:

@@ -13,6 +13,7 @@ from rich.table import Table
 from absurd.cli.toolkit import Dsn, cell, client, console, emit_json, fixed, table
 from contimg.cli.base import science_app
 from contimg.tasks.sky import load_survey, survey_sources_in
+from science.calibrators import load_catalogue
 from science.catalogs import CatalogError, SkyPosition, parse_coords, read_catalog, select_bright
 from science.constants import PB_CUTOFF
 from science.fits_image import read_image
@@ -242,7 +243,14 @@ def find(
     catalogs = [load_survey(path, name) for name, path in by_survey.items()]
     known = read_catalog(catalog_path) if catalog_path else []
     beam = read_image(fits_path).beam
-    found = identify(find_sources(fits_path), catalogs, known, beam_major_arcsec=beam.bmaj_deg * 3600)
+    calibrators = [SkyPosition(name=c.name, ra_deg=c.ra_deg, dec_deg=c.dec_deg) for c in load_catalogue()]
+    found = identify(
+        find_sources(fits_path),
+        catalogs,
+        known,
+        calibrators=calibrators,
+        beam_major_arcsec=beam.bmaj_deg * 3600,
+    )
     fresh = {id(i) for i in new_sources(found, min_snr=new_source_snr)}
     if as_json:
         emit_json([{**i.model_dump(mode="json"), "new": id(i) in fresh} for i in found])

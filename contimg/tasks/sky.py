@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 import absurd
 from contimg.store import products, sky
 from contimg.tasks import queues
-from science.catalogs import MonitoringSource, read_catalog
+from science.calibrators import Calibrator, load_catalogue, read_vla_list
+from science.catalogs import MonitoringSource, SkyPosition, read_catalog
 from science.errors import InvalidInputError
 from science.fits_image import read_image
 from science.photometry import PhotometryOptions, PhotometryResult, measure_file
@@ -122,6 +123,9 @@ class FindSourcesParams(BaseModel):
     catalogue_paths: list[Path] = Field(
         default_factory=list, description="monitoring CSVs whose sources count as known too"
     )
+    calibrator_list: Path | None = Field(
+        default=None, description="the VLA calibrator list, whose sources count as known; default: bundled"
+    )
     seed_sigma: float = Field(default=5.0, gt=0.0)
     flood_sigma: float = Field(default=4.0, gt=0.0)
     new_source_snr: float = Field(default=DEFAULT_NEW_SOURCE_SNR, gt=0.0)
@@ -152,6 +156,11 @@ def _record_found(conn: psycopg.Connection, params: FindSourcesParams, result: A
         )
 
 
+def load_calibrators(params: FindSourcesParams) -> list[Calibrator]:
+    """The calibrators a find-sources task counts as known (a calibrator transit is imaged too)."""
+    return read_vla_list(params.calibrator_list) if params.calibrator_list else load_catalogue()
+
+
 @registry.task(
     "find-sources",
     params=FindSourcesParams,
@@ -175,6 +184,9 @@ def find_sources_task(ctx: absurd.TaskContext, params: FindSourcesParams) -> Fin
         find_sources(image_path, seed_sigma=params.seed_sigma, flood_sigma=params.flood_sigma),
         catalogs,
         monitored,
+        calibrators=[
+            SkyPosition(name=c.name, ra_deg=c.ra_deg, dec_deg=c.dec_deg) for c in load_calibrators(params)
+        ],
         radius_arcsec=params.match_radius_arcsec,
         beam_major_arcsec=image.beam.bmaj_deg * 3600,
     )

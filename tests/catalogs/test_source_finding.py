@@ -62,7 +62,8 @@ def test_one_injected_new_source_is_the_only_new_source(tmp_path: Path) -> None:
     image = make_image(tmp_path / "field.fits", [*sources, newcomer], SPEC, seed=2)
     nvss = read_survey(table, Survey.NVSS)
     monitored = [SkyPosition(name="MON1", ra_deg=sources[0].ra_deg, dec_deg=sources[0].dec_deg)]
-    found = identify(find_sources(image), [nvss], monitored)
+    detected = find_sources(image)
+    found = identify(detected, [nvss], monitored)
     fresh = new_sources(found)
     assert len(fresh) == 1
     new = fresh[0]
@@ -76,6 +77,11 @@ def test_one_injected_new_source_is_the_only_new_source(tmp_path: Path) -> None:
     assert new.nearest_survey == "nvss" and new.nearest_separation_arcsec is not None
     assert new.nearest_separation_arcsec > 15.0
     assert any(i.match_kind == "monitored" and i.match_name == "MON1" for i in found)
+    # A known calibrator at that position explains it: a calibrator transit is imaged too.
+    calibrator = SkyPosition(name="CAL", ra_deg=ra, dec_deg=dec)
+    again = identify(detected, [nvss], monitored, calibrators=[calibrator])
+    assert new_sources(again) == []
+    assert any(i.match_kind == "calibrator" and i.match_name == "CAL" for i in again)
 
 
 def test_a_constant_sky_raises_no_new_source(tmp_path: Path) -> None:
