@@ -423,10 +423,13 @@ def summarise(client: Client, run: DemoRun, night: Night, console: Console, wall
     outputs.add_row("logs", str(run.run_dir / "logs"))
     console.print(Group(Text("outputs", style="bold"), outputs))
     n_failed = int(failed[0]) if failed else 0
-    passed &= n_failed == 0 and mosaic is not None and len(plots) == len(night.truth)
+    # The simulated sky holds no source outside the catalogue: a new-source alert would be false.
+    new = conn.execute("SELECT count(*) FROM products.alerts WHERE kind = 'new_source'").fetchone()
+    n_new = int(new[0]) if new else 0
+    passed &= n_failed == 0 and n_new == 0 and mosaic is not None and len(plots) == len(night.truth)
     verdict = "[green]PASS[/green]" if passed else "[red]FAIL[/red]"
     console.print(
-        f"{verdict}: {VARIABLE} flagged, constant sources not, {n_failed} failed task(s); "
-        f"wall time {wall_s:.0f} s"
+        f"{verdict}: {VARIABLE} flagged, constant sources not, {n_new} new-source alert(s), "
+        f"{n_failed} failed task(s); wall time {wall_s:.0f} s"
     )
     return 0 if passed else 1

@@ -161,4 +161,7 @@ def test_a_night_with_bad_files_and_a_crash(pg_server: ServerUnderTest, tmp_path
     assert set(flagged) == set(night.truth)
     assert flagged.pop(VARIABLE) is True
     assert not any(flagged.values())
+    # Every image was searched; the calibrator and the catalogue explain all it found: nothing is new.
+    assert _count(client, "SELECT count(DISTINCT image_path) FROM products.detections") == n_good + 1
+    assert _count(client, "SELECT count(*) FROM products.alerts WHERE kind = 'new_source'") == 0
     client.close()
