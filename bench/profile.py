@@ -1,5 +1,5 @@
 """Where a drain's time goes: ``python -m bench.profile [--system engine|pgqueuer] [--n N] [--workers W]
-[--concurrency C] [--batch-size B] [--py-spy] [--completion-batches] [--json]``.
+[--concurrency C] [--batch-size B] [--py-spy [--py-spy-raw FILE]] [--completion-batches] [--json]``.
 
 On a fresh embedded Postgres (its log is read and its settings changed, so never on the user's server),
 N no-op jobs are enqueued and drained twice by W worker processes of one system:
@@ -208,7 +208,9 @@ def logged_drain(system: System, admin: str, log: Path, n: int, processes: int) 
         return statements(f.read(), n)
 
 
-def clean_drain(system: System, dsn: str, n: int, processes: int, spy: bool) -> dict[str, object]:
+def clean_drain(
+    system: System, dsn: str, n: int, processes: int, spy: bool, keep_raw: Path | None = None
+) -> dict[str, object]:
     """Drain without logging; rate, per-job counters, wait events and (optionally) py-spy."""
     fill(system, n)
     out: dict[str, object] = {}
@@ -247,6 +249,8 @@ def clean_drain(system: System, dsn: str, n: int, processes: int, spy: bool) -> 
         out["py_spy"] = "not installed: .venv/bin/pip install py-spy"
     elif recorder is not None and raw.stat().st_size:
         out["py_spy_first_worker_cpu_pct"] = cpu_profile(raw)
+        if keep_raw is not None:
+            shutil.copyfile(raw, keep_raw)
     raw.unlink(missing_ok=True)
     return out
 
@@ -307,6 +311,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=100, help="PgQueuer's batch size (default 100)")
     parser.add_argument("--py-spy", action="store_true", help="record the first worker with py-spy")
     parser.add_argument(
+        "--py-spy-raw", type=Path, help="with --py-spy: also keep py-spy's collapsed stacks in this file"
+    )
+    parser.add_argument(
         "--completion-batches",
         action="store_true",
         help="also time this engine's completion call alone at batch sizes 50 to 1,000",
@@ -328,7 +335,9 @@ def main(argv: list[str] | None = None) -> None:
         try:
             admin, log = str(server.get_uri()), Path(server.log)
             report["logged_drain"] = logged_drain(system, admin, log, args.n, args.workers)
-            report["clean_drain"] = clean_drain(system, dsn, args.n, args.workers, args.py_spy)
+            report["clean_drain"] = clean_drain(
+                system, dsn, args.n, args.workers, args.py_spy, args.py_spy_raw
+            )
         finally:
             system.close()
         if args.completion_batches:
