@@ -36,9 +36,11 @@ GROUP BY q.name
 """
 # Registered daemons that have not said they stopped: one that died silently keeps ageing here.
 HEARTBEAT_AGES = """
-SELECT 'worker', id, extract(epoch FROM now() - heartbeat_at) FROM absurd.workers WHERE stopped_at IS NULL
+SELECT 'worker', id, extract(epoch FROM now() - heartbeat_at)
+FROM absurd.workers WHERE stopped_at IS NULL
 UNION ALL
-SELECT 'scheduler', id, extract(epoch FROM now() - heartbeat_at) FROM absurd.schedulers WHERE stopped_at IS NULL
+SELECT 'scheduler', id, extract(epoch FROM now() - heartbeat_at)
+FROM absurd.schedulers WHERE stopped_at IS NULL
 """
 # Enabled time-triggered schedules; an event schedule has no next fire.
 SCHEDULE_FIRES = """

@@ -30,7 +30,9 @@ def metric_names(expr: str) -> set[str]:
     text = re.sub(r'"[^"]*"', '""', expr)  # label values
     text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
     text = re.sub(r"\[[^\]]*\]", "", text)  # ranges and subqueries' steps
-    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)  # grouping labels
+    text = re.sub(
+        r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text
+    )  # grouping labels
     text = re.sub(r"\boffset\s+\w+", "", text)
     names = set(_IDENT.findall(text))
     return {n for n in names if n not in {"and", "or", "unless", "bool"} and not re.fullmatch(r"\d+\w*", n)}

@@ -14,7 +14,7 @@ from tests.alerting.prometheus import ALERTMANAGER, PROMETHEUS_DIR, RULE_TESTS, 
 
 
 def tool(name: str) -> str:
-    """The path of a Prometheus tool; `make system-deps` installs it (Debian: prometheus, prometheus-alertmanager)."""
+    """The path of a Prometheus tool; `make system-deps` installs it (prometheus, prometheus-alertmanager)."""
     path = shutil.which(name)
     assert path, f"{name} is not installed: run `make system-deps` (it installs the Debian package)"
     return path
@@ -52,7 +52,9 @@ def test_every_rule_has_a_summary_a_runbook_and_tests_that_fire_and_stay_quiet()
         annotations = rule["annotations"]
         assert isinstance(annotations, dict)
         assert annotations.get("summary"), f"{name}: no summary"
-        assert str(annotations.get("runbook", "")).startswith("Check"), f"{name}: the runbook must say what to check"
+        assert str(annotations.get("runbook", "")).startswith("Check"), (
+            f"{name}: the runbook must say what to check"
+        )
         assert name in fired, f"{name}: no promtool test where it fires"
         assert name in quiet, f"{name}: no promtool test where it stays quiet"
 
