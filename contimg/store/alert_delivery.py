@@ -2,8 +2,9 @@
 VOEvent as built once, and the state of its delivery to each sink (``products.alert_voevents`` and
 ``products.alert_deliveries``, migration 0008).
 
-Writers take the caller's connection and open no transaction: the notifier holds a delivery's row
-lock, from ``lock_delivery`` to ``mark_delivered``, in one transaction around the send.
+Writers take the caller's connection and open no transaction: the notifier creates a delivery's row
+(``add_delivery``), then holds its lock from ``lock_delivery`` to ``mark_delivered`` in one transaction
+around the send.
 """
 
 from __future__ import annotations
@@ -125,9 +126,14 @@ def stored_voevent(conn: psycopg.Connection, alert_id: int) -> tuple[str, str] |
     return None if row is None else (str(row[0]), str(row[1]))
 
 
-def lock_delivery(conn: psycopg.Connection, alert_id: int, sink: str, sink_kind: str) -> DeliveryState:
-    """Create the delivery row if needed and lock it until the transaction ends; returns its state."""
+def add_delivery(conn: psycopg.Connection, alert_id: int, sink: str, sink_kind: str) -> None:
+    """Create the delivery row, pending, unless it exists. Call it outside the send's transaction, so a
+    failed send, rolled back, still has a row to count its attempt on."""
     conn.execute(_ADD_DELIVERY, (alert_id, sink, sink_kind))
+
+
+def lock_delivery(conn: psycopg.Connection, alert_id: int, sink: str) -> DeliveryState:
+    """Lock the delivery row until the transaction ends; returns its state."""
     row = conn.execute(_LOCK_DELIVERY, (alert_id, sink)).fetchone()
     assert row is not None
     state: DeliveryState = row[0]

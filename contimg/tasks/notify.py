@@ -123,9 +123,10 @@ def _deliver_once(
 ) -> tuple[str, str | None]:
     """Deliver to one sink unless it has been; returns the delivery's state and the error, if any."""
     with ctx.connection() as conn:
+        alert_delivery.add_delivery(conn, alert_id, sink.name, sink.kind)
         try:
             with conn.transaction():
-                state = alert_delivery.lock_delivery(conn, alert_id, sink.name, sink.kind)
+                state = alert_delivery.lock_delivery(conn, alert_id, sink.name)
                 if state != "pending":
                     return state, None
                 detail = deliver(sink, ivorn, document)
