@@ -23,6 +23,7 @@ from contimg.tasks.lightcurves import registry as lightcurves
 from science.errors import InvalidInputError
 from science.source_finding import FoundSource, Identification
 from tests.lightcurves.conftest import TRANSIENT, synthetic_photometry
+from tests.support.processes import REPO
 
 SINKS = AlertSinks.model_validate({"author": {"contact_email": "ops@example.org"}, "role": "test"})
 
@@ -143,3 +144,9 @@ def test_a_wrong_sinks_file_names_the_file_and_the_field(tmp_path: Path, text: s
         load_sinks(path)
     assert str(raised.value).startswith(f"{path}: ")
     assert expected in str(raised.value)
+
+
+def test_the_shipped_sinks_example_loads() -> None:
+    example = load_sinks(REPO / "deploy" / "alert-sinks.yaml")
+    assert [s.kind for s in example.sinks] == ["directory", "webhook"]
+    assert example.author.ivorn == "ivo://dsa110.caltech.edu/contimg"
