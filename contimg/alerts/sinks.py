@@ -24,6 +24,8 @@ from contimg.alerts.config import BrokerSink, DirectorySink, Sink, WebhookSink
 
 # Statuses that say "later", not "never".
 RETRYABLE_HTTP = {408, 425, 429}
+# How a broker (Comet, for one) says it has this IVORN already.
+ALREADY_SEEN = re.compile(r"previously seen|already seen|duplicate", re.IGNORECASE)
 # A VOEvent Transport Protocol reply is small; refuse anything absurd.
 MAX_REPLY_BYTES = 1 << 20
 
@@ -124,8 +126,11 @@ def send_to_broker(sink: BrokerSink, ivorn: str, document: str) -> str:
     if etree.QName(transport).localname != "Transport" or role not in ("ack", "nak"):
         raise DeliveryFailed(f"broker {where} did not acknowledge (reply role {role!r})")
     if role == "nak":
-        meta = transport.findtext(".//Result") or "no reason given"
-        raise DeliveryRejected(f"broker {where} refused {ivorn}: {meta}")
+        reason = transport.findtext(".//Result") or "no reason given"
+        if ALREADY_SEEN.search(reason):
+            # Our own earlier send, taken but not recorded before a crash: delivered, not refused.
+            return f"broker {where} already had it ({reason})"
+        raise DeliveryRejected(f"broker {where} refused {ivorn}: {reason}")
     return f"ack from broker {where}"
 
 
