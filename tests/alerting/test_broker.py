@@ -3,7 +3,6 @@ from authors over the VOEvent Transport Protocol."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -24,20 +23,10 @@ from contimg.tasks import queues
 from contimg.tasks.notify import registry as notify
 from contimg.tasks.notify import spawn_notifiers
 from science.source_finding import FoundSource, Identification
+from tests.alerting.ports import free_port, listening
 from tests.support.processes import wait_until
 
 TWISTD = Path(sys.executable).parent / "twistd"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture

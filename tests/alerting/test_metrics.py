@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,11 @@ from absurd.client import Client
 from absurd.metrics import Metrics
 from absurd.schedules import load_paths
 from absurd.schedules.sync import sync
+from tests.alerting.ports import free_port
 from tests.alerting.prometheus import DASHBOARD, metric_names, rules
 from tests.support.processes import REPO, stop_worker, wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int) -> Samples:
