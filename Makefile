@@ -22,6 +22,14 @@ system-deps:
 	  else \
 	    echo "run 'sudo apt-get install wsclean systemd': the imaging and unit tests need them"; exit 1; \
 	  fi; }
+# The alerting tests run promtool (Debian: prometheus) and amtool (prometheus-alertmanager).
+	@command -v promtool >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	      prometheus prometheus-alertmanager; \
+	  else \
+	    echo "run 'sudo apt-get install prometheus prometheus-alertmanager': the alerting tests need them"; exit 1; \
+	  fi; }
 
 # The demo falls back to tclean when WSClean cannot be installed, so a failure here is not fatal.
 demo: $(STAMP)

@@ -27,12 +27,33 @@ GROUP BY q.name, s.state
 """
 BREAKER_STATES = "SELECT key, breaker_state FROM absurd.gates WHERE breaker_enabled"
 DLQ_OPEN = "SELECT queue, reason, count(*) FROM absurd.dlq WHERE resolved_at IS NULL GROUP BY queue, reason"
+# Pending tasks whose time has come: how long the oldest has waited for a worker (0 when none waits).
+OLDEST_PENDING = """
+SELECT q.name, coalesce(extract(epoch FROM now() - min(t.available_at)), 0)
+FROM absurd.queues q
+LEFT JOIN absurd.tasks t ON t.queue = q.name AND t.state = 'pending' AND t.available_at <= now()
+GROUP BY q.name
+"""
+# Registered daemons that have not said they stopped: one that died silently keeps ageing here.
+HEARTBEAT_AGES = """
+SELECT 'worker', id, extract(epoch FROM now() - heartbeat_at)
+FROM absurd.workers WHERE stopped_at IS NULL
+UNION ALL
+SELECT 'scheduler', id, extract(epoch FROM now() - heartbeat_at)
+FROM absurd.schedulers WHERE stopped_at IS NULL
+"""
+# Enabled time-triggered schedules; an event schedule has no next fire.
+SCHEDULE_FIRES = """
+SELECT name, extract(epoch FROM next_fire_at), extract(epoch FROM last_fired_at)
+FROM absurd.schedules WHERE enabled AND next_fire_at IS NOT NULL
+"""
 BREAKER_VALUES = ("closed", "half_open", "open")
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 
 
 class QueueCollector(Collector):
-    """Queue depths by state, open DLQ entries and breaker states, read from the database per scrape."""
+    """Queue depths by state, the oldest pending task's wait, open DLQ entries, breaker states,
+    daemon heartbeat ages and schedule fire times, read from the database per scrape."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
@@ -50,10 +71,38 @@ class QueueCollector(Collector):
         breaker = GaugeMetricFamily(
             "absurd_breaker_state", "1 for the state a circuit breaker is in", labels=["key", "state"]
         )
+        waiting = GaugeMetricFamily(
+            "absurd_queue_oldest_pending_age_seconds",
+            "how long the oldest pending task whose time has come has waited (0 when none)",
+            labels=["queue"],
+        )
+        heartbeat = GaugeMetricFamily(
+            "absurd_heartbeat_age_seconds",
+            "seconds since each registered, not stopped, worker or scheduler last beat",
+            labels=["kind", "id"],
+        )
+        next_fire = GaugeMetricFamily(
+            "absurd_schedule_next_fire_timestamp_seconds",
+            "when an enabled cron or interval schedule is next due (Unix time)",
+            labels=["schedule"],
+        )
+        last_fire = GaugeMetricFamily(
+            "absurd_schedule_last_fire_timestamp_seconds",
+            "when an enabled cron or interval schedule last fired (Unix time; absent before its first)",
+            labels=["schedule"],
+        )
         try:
             with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
                 for queue, state, n in conn.execute(QUEUE_DEPTHS).fetchall():
                     depth.add_metric([queue, state], n)
+                for queue, age in conn.execute(OLDEST_PENDING).fetchall():
+                    waiting.add_metric([queue], float(age))
+                for kind, daemon_id, age in conn.execute(HEARTBEAT_AGES).fetchall():
+                    heartbeat.add_metric([kind, daemon_id], float(age))
+                for name, due, fired in conn.execute(SCHEDULE_FIRES).fetchall():
+                    next_fire.add_metric([name], float(due))
+                    if fired is not None:
+                        last_fire.add_metric([name], float(fired))
                 for queue, reason, n in conn.execute(DLQ_OPEN).fetchall():
                     dlq.add_metric([queue, reason], n)
                 for key, state in conn.execute(BREAKER_STATES).fetchall():
@@ -67,6 +116,10 @@ class QueueCollector(Collector):
         yield depth
         yield dlq
         yield breaker
+        yield waiting
+        yield heartbeat
+        yield next_fire
+        yield last_fire
 
 
 class Metrics:

@@ -1527,6 +1527,39 @@ ALTER TABLE absurd.workflows ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: alert_deliveries; Type: TABLE; Schema: products; Owner: -
+--
+
+CREATE TABLE products.alert_deliveries (
+    alert_id bigint NOT NULL,
+    sink text NOT NULL,
+    sink_kind text NOT NULL,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    last_error text,
+    detail text,
+    delivered_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alert_deliveries_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT alert_deliveries_check CHECK (((state = 'delivered'::text) = (delivered_at IS NOT NULL))),
+    CONSTRAINT alert_deliveries_sink_check CHECK ((sink ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'::text)),
+    CONSTRAINT alert_deliveries_sink_kind_check CHECK ((sink_kind = ANY (ARRAY['directory'::text, 'webhook'::text, 'broker'::text]))),
+    CONSTRAINT alert_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'delivered'::text, 'rejected'::text])))
+);
+
+--
+-- Name: alert_voevents; Type: TABLE; Schema: products; Owner: -
+--
+
+CREATE TABLE products.alert_voevents (
+    alert_id bigint NOT NULL,
+    ivorn text NOT NULL,
+    document text NOT NULL,
+    built_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alert_voevents_ivorn_check CHECK ((ivorn ~~ 'ivo://%'::text))
+);
+
+--
 -- Name: alerts; Type: TABLE; Schema: products; Owner: -
 --
 
@@ -2127,6 +2160,27 @@ ALTER TABLE ONLY absurd.workflows
     ADD CONSTRAINT workflows_pkey PRIMARY KEY (id);
 
 --
+-- Name: alert_deliveries alert_deliveries_pkey; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.alert_deliveries
+    ADD CONSTRAINT alert_deliveries_pkey PRIMARY KEY (alert_id, sink);
+
+--
+-- Name: alert_voevents alert_voevents_ivorn_key; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.alert_voevents
+    ADD CONSTRAINT alert_voevents_ivorn_key UNIQUE (ivorn);
+
+--
+-- Name: alert_voevents alert_voevents_pkey; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.alert_voevents
+    ADD CONSTRAINT alert_voevents_pkey PRIMARY KEY (alert_id);
+
+--
 -- Name: alerts alerts_pkey; Type: CONSTRAINT; Schema: products; Owner: -
 --
 
@@ -2409,6 +2463,12 @@ CREATE INDEX tasks_waiting ON absurd.tasks USING btree (wait_event) WHERE ((stat
 CREATE INDEX tasks_workflow ON absurd.tasks USING btree (workflow_id, step_name) WHERE (workflow_id IS NOT NULL);
 
 --
+-- Name: alert_deliveries_pending; Type: INDEX; Schema: products; Owner: -
+--
+
+CREATE INDEX alert_deliveries_pending ON products.alert_deliveries USING btree (alert_id) WHERE (state = 'pending'::text);
+
+--
 -- Name: alerts_by_time; Type: INDEX; Schema: products; Owner: -
 --
 
@@ -2547,6 +2607,20 @@ CREATE TRIGGER task_cancelled AFTER UPDATE OF state ON absurd.tasks FOR EACH ROW
 
 ALTER TABLE ONLY absurd.dlq_actions
     ADD CONSTRAINT dlq_actions_dlq_id_fkey FOREIGN KEY (dlq_id) REFERENCES absurd.dlq(id);
+
+--
+-- Name: alert_deliveries alert_deliveries_alert_id_fkey; Type: FK CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.alert_deliveries
+    ADD CONSTRAINT alert_deliveries_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES products.alerts(id) ON DELETE CASCADE;
+
+--
+-- Name: alert_voevents alert_voevents_alert_id_fkey; Type: FK CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.alert_voevents
+    ADD CONSTRAINT alert_voevents_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES products.alerts(id) ON DELETE CASCADE;
 
 --
 -- Name: alerts alerts_detection_id_fkey; Type: FK CONSTRAINT; Schema: products; Owner: -

@@ -26,7 +26,7 @@ from absurd.cli.toolkit import Dsn, JsonOut, cell, console, emit_json, err_conso
 from absurd.database import connect, resolve_dsn
 from absurd.errors import NotFoundError
 from contimg.cli.base import science_app
-from contimg.store import lightcurves
+from contimg.store import alert_delivery, lightcurves
 from contimg.store.products import datetime_to_mjd, mjd_to_datetime
 from science.lightcurve_plot import plot_lightcurve, sparkline
 from science.lightcurves import SortKey, SourceLightcurve
@@ -338,7 +338,8 @@ def alerts(
     dsn: Dsn = None,
     as_json: JsonOut = False,
 ) -> None:
-    """List alerts (open ones unless --all): variable, transient, rapid rise, new source; --ack one."""
+    """List alerts (open ones unless --all): variable, transient, rapid rise, new source; --ack one.
+    Each shows its VOEvent delivery state per sink (notify-alert)."""
     with _session(dsn) as conn:
         if ack is not None:
             if not lightcurves.acknowledge_alert(conn, ack):
@@ -346,14 +347,32 @@ def alerts(
             console.print(f"alert {ack} acknowledged")
             return
         found = lightcurves.list_alerts(conn, include_acknowledged=show_all, limit=limit)
+        sent = alert_delivery.deliveries(conn, [a.id for a in found])
     if as_json:
-        emit_json([a.model_dump(mode="json") for a in found])
+        emit_json(
+            [
+                {**a.model_dump(mode="json"), "deliveries": [d.model_dump(mode="json") for d in sent[a.id]]}
+                for a in found
+            ]
+        )
         return
     if not found:
         console.print("no alerts" if show_all else "no open alerts")
         return
     table = Table(
-        "id", "raised", "source", "kind", "η", "V", "χ²_ν", "Vs", "rise σ", "SNR", "ack", title="alerts"
+        "id",
+        "raised",
+        "source",
+        "kind",
+        "η",
+        "V",
+        "χ²_ν",
+        "Vs",
+        "rise σ",
+        "SNR",
+        "ack",
+        "sent",
+        title="alerts",
     )
     for a in found:
         m = a.metrics
@@ -371,5 +390,17 @@ def alerts(
             fixed(m.get("rise_sigma"), digits=1),
             fixed(m.get("latest_snr", m.get("snr")), digits=1),
             "yes" if a.acknowledged else "",
+            _delivery_cell(sent[a.id]),
         )
     console.print(table)
+
+
+def _delivery_cell(sent: list[alert_delivery.Delivery]) -> str:
+    """Each sink's state: ``archive delivered, followup pending (2 tries)``; '-' before any attempt."""
+    if not sent:
+        return "-"
+    return ", ".join(
+        f"{escape(d.sink)} {d.state}"
+        + (f" ({d.attempts} tries)" if d.state != "delivered" and d.attempts else "")
+        for d in sent
+    )

@@ -40,6 +40,7 @@ import absurd
 from absurd.daemon import DATABASE_DOWN, Daemon
 from absurd.database import connect
 from contimg.stream import store
+from contimg.stream.metrics import ObservingCollector
 from contimg.stream.watch import DirectoryWatcher, SettleTracker, list_subband_files
 from science.constants import GROUP_TOLERANCE_S, N_SUBBANDS, SUBBAND_WAIT_TIMEOUT_S, subband_name
 from science.convert import IncompletePolicy
@@ -77,7 +78,10 @@ class StreamSettings(BaseModel):
         default=5.0, gt=0, description="retry period while another daemon owns the directory"
     )
     metrics_port: int | None = Field(
-        default=None, ge=0, le=65535, description="serve Prometheus metrics (queue depths) on this port"
+        default=None,
+        ge=0,
+        le=65535,
+        description="serve Prometheus metrics (queue depths, newest products, calibration) on this port",
     )
 
     @field_validator("incoming_dir", "output_dir")
@@ -108,6 +112,7 @@ class StreamDaemon(Daemon):
         )
         self.settings = settings
         self.registry = registry
+        self.metrics.registry.register(ObservingCollector(self.dsn))
         self._tracker = SettleTracker(settings.settle_s)
         self._registered: set[Path] = set()
         self._conn: psycopg.Connection | None = None

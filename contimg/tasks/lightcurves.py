@@ -2,9 +2,9 @@
 
 The task reads the stored photometry and assesses each source (``science.lightcurves``); its
 completion hook stores the metrics in ``products.variability`` and, for sources newly flagged
-variable or newly transient candidates, inserts ``products.alerts`` rows and emits one
-``variability-alert`` event listing them, all in the transaction that completes the task. An
-update that raises no new alert emits nothing.
+variable or newly transient candidates, inserts ``products.alerts`` rows, queues a ``notify-alert``
+for each (``contimg.tasks.notify``) and emits one ``variability-alert`` event listing them, all in the
+transaction that completes the task. An update that raises no new alert emits nothing.
 
 Event payload: ``{"task_id": int, "alerts": [{"alert_id", "source", "kind", "eta", "v", "chi2_nu",
 "vs", "m", "latest_snr", "last_mjd"}, ...]}``.
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import absurd
 from contimg.store import lightcurves
-from contimg.tasks import queues
+from contimg.tasks import notify, queues
 from science.errors import InvalidInputError
 from science.lightcurves import DEFAULT_MIN_EPOCHS, LightcurveUpdate, TransientCriteria
 from science.variability import VariabilityThresholds
@@ -58,6 +58,7 @@ def _record(conn: psycopg.Connection, params: UpdateLightcurvesParams, result: A
     alerts = lightcurves.record_update(conn, done.update, done.task_id)
     if not alerts:
         return
+    notify.spawn_notifiers(conn, [alert.id for alert in alerts])
     # One event per update: events are stored by name, so one per alert would keep only the last.
     absurd.emit_event(
         conn,

@@ -10,5 +10,7 @@ CONVERT = "convert"
 CALIBRATE = "calibrate"
 IMAGING = "imaging"
 PHOTOMETRY = "photometry"
+# Science alerts on their way out (notify-alert): light, and never behind a long imaging run.
+ALERTS = "alerts"
 
-ALL = (CONVERT, CALIBRATE, IMAGING, PHOTOMETRY)
+ALL = (CONVERT, CALIBRATE, IMAGING, PHOTOMETRY, ALERTS)

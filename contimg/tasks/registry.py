@@ -28,6 +28,7 @@ from absurd.errors import EventTimeoutError
 from contimg.store import products
 from contimg.tasks import queues
 from contimg.tasks.lightcurves import registry as lightcurve_registry
+from contimg.tasks.notify import registry as notify_registry
 from contimg.tasks.params import (
     ApplyOutcome,
     ApplyParams,
@@ -345,5 +346,6 @@ def photometry(ctx: absurd.TaskContext, params: PhotometryParams) -> PhotometryO
     )
 
 
-# The worker registry: diagnostics, the science tasks, the light-curve update and the sky tasks.
-registry = builtin.merge(science).merge(lightcurve_registry).merge(sky_registry)
+# The worker registry: diagnostics, the science tasks, the light-curve update, the sky tasks and the
+# alert notifier.
+registry = builtin.merge(science).merge(lightcurve_registry).merge(sky_registry).merge(notify_registry)

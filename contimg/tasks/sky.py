@@ -1,7 +1,8 @@
 """The sky tasks: ``measure-survey`` (forced photometry of a survey's sources in an image) and
 ``find-sources`` (blind source finding, identification, and new-source alerts).
 
-Both run in worker child processes; their completion hooks store the results with the task's id. A
+Both run in worker child processes; their completion hooks store the results with the task's id, and
+find-sources's queues a ``notify-alert`` per new alert (``contimg.tasks.notify``). A
 survey file is read once per worker process and kept (the real ones are large).
 """
 
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import absurd
 from contimg.store import products, sky
-from contimg.tasks import queues
+from contimg.tasks import notify, queues
 from science.calibrators import Calibrator, load_catalogue, read_vla_list
 from science.catalogs import MonitoringSource, SkyPosition, read_catalog
 from science.errors import InvalidInputError
@@ -149,6 +150,7 @@ def _record_found(conn: psycopg.Connection, params: FindSourcesParams, result: A
         conn, done.image_path, done.mjd, done.found, new, done.task_id, params.match_radius_arcsec
     )
     if alerts:
+        notify.spawn_notifiers(conn, [alert.id for alert in alerts])
         absurd.emit_event(
             conn,
             NEW_SOURCE_ALERT,
