@@ -149,18 +149,26 @@ class DiskGuard:
         if not self._gates_ready:
             ensure_gates(conn, {w for g in self.policy.guard.paths for w in g.writers})
             self._gates_ready = True
-        before = {row["path"]: row for row in store.guard_state(conn)}
+        with conn.transaction():
+            return self._check(conn)
+
+    def _check(self, conn: psycopg.Connection) -> list[Probe]:
+        before = {row["path"]: row for row in store.guard_state(conn, lock=True)}
         probes = self.probe({path: row["level"] for path, row in before.items()})
         wanted: dict[str, Probe] = {}
+        held: dict[str, list[str]] = {}
         for p in probes:
             self.metrics.observe_path(p.path, p.free, p.total, p.level)
             was = before.get(p.path, {}).get("level", "ok")
             fields = {"path": p.path, "free": human(p.free), "free_bytes": p.free, "total": human(p.total)}
             if p.level == "critical":
-                for key in p.guarded.writers:
+                # The path's writers, and any task that found no room there (nospace.py).
+                keys = list(dict.fromkeys([*p.guarded.writers, *before.get(p.path, {}).get("held_keys", [])]))
+                held[p.path] = keys
+                for key in keys:
                     wanted.setdefault(key, p)
                 if was != "critical":
-                    log.error("disk critical: pausing its writers", writers=list(p.guarded.writers), **fields)
+                    log.error("disk critical: pausing its writers", writers=keys, **fields)
             elif p.level == "warning" and was == "ok":
                 log.warning("disk space low", **fields)
             elif p.level == "ok" and was != "ok":
@@ -177,8 +185,7 @@ class DiskGuard:
             if close_breaker(conn, key, "disk guard: space returned"):
                 log.info("breaker closed: room to write again", key=key)
         for p in probes:
-            held = [k for k in p.guarded.writers if wanted.get(k) is p]
-            store.save_guard_state(conn, p.path, p.level, p.free, p.total, held)
+            store.save_guard_state(conn, p.path, p.level, p.free, p.total, held.get(p.path, []))
         return probes
 
     def run(self, stop: threading.Event) -> None:

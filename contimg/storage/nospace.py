@@ -20,6 +20,7 @@ import structlog
 import absurd
 from contimg.storage.guard import free_space, human, open_breaker
 from contimg.storage.policy import StoragePolicy, load_policy
+from contimg.store import storage as store
 
 log = structlog.get_logger("contimg.storage.nospace")
 
@@ -54,7 +55,11 @@ def _pause(ctx: absurd.TaskContext, path: Path, why: str, policy: StoragePolicy)
         free_bytes=free,
         why=why,
     )
+    guarded = policy.guarded_path_of(path)
     with ctx.connection() as conn:
+        if guarded is not None:
+            # The guard keeps the breaker open until the path is above its resume level.
+            store.mark_full(conn, str(guarded.path), free, total, ctx.name)
         open_breaker(conn, ctx.name, f"{ctx.name} task {ctx.task_id}: {reason}", policy.guard.hold_s)
     # A new name on every attempt: each time the write finds no room is a sleep of its own.
     ctx.sleep_for(f"no-space:{ctx.attempt}", policy.guard.retry_s)

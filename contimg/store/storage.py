@@ -56,6 +56,21 @@ FROM products.storage_removals ORDER BY removed_at DESC, id DESC LIMIT %s
 """
 
 GUARD_STATE = "SELECT * FROM products.storage_guard ORDER BY path"
+# Locked for the guard's pass, so a task marking its path full waits for the pass instead of being undone.
+GUARD_STATE_LOCKED = "SELECT * FROM products.storage_guard ORDER BY path FOR UPDATE"
+# A task that found no room: its path is critical (until the guard sees it above its resume level) and
+# the guard holds the task's breaker with the path's writers.
+MARK_FULL = """
+INSERT INTO products.storage_guard (path, level, free_bytes, total_bytes, held_keys)
+VALUES (%(path)s, 'critical', %(free_bytes)s, %(total_bytes)s, ARRAY[%(key)s])
+ON CONFLICT (path) DO UPDATE SET
+    changed_at = CASE WHEN products.storage_guard.level = 'critical'
+                      THEN products.storage_guard.changed_at ELSE now() END,
+    level = 'critical', free_bytes = excluded.free_bytes, total_bytes = excluded.total_bytes,
+    held_keys = ARRAY(SELECT DISTINCT k FROM unnest(products.storage_guard.held_keys || excluded.held_keys) k
+                      ORDER BY k),
+    checked_at = now()
+"""
 SAVE_GUARD_STATE = """
 INSERT INTO products.storage_guard (path, level, free_bytes, total_bytes, held_keys)
 VALUES (%(path)s, %(level)s, %(free_bytes)s, %(total_bytes)s, %(held_keys)s)
@@ -132,9 +147,14 @@ def removals(conn: psycopg.Connection, limit: int = 50) -> list[dict[str, Any]]:
     return _rows(conn, REMOVALS, limit)
 
 
-def guard_state(conn: psycopg.Connection) -> list[dict[str, Any]]:
-    """The disk guard's last probe of every path."""
-    return _rows(conn, GUARD_STATE)
+def guard_state(conn: psycopg.Connection, lock: bool = False) -> list[dict[str, Any]]:
+    """The disk guard's last probe of every path (``lock``: locked until the transaction ends)."""
+    return _rows(conn, GUARD_STATE_LOCKED if lock else GUARD_STATE)
+
+
+def mark_full(conn: psycopg.Connection, path: str, free: int, total: int, key: str) -> None:
+    """Record that task ``key`` found no room under the guarded ``path``."""
+    conn.execute(MARK_FULL, {"path": path, "free_bytes": free, "total_bytes": total, "key": key})
 
 
 def save_guard_state(
@@ -145,8 +165,3 @@ def save_guard_state(
         SAVE_GUARD_STATE,
         {"path": path, "level": level, "free_bytes": free, "total_bytes": total, "held_keys": list(held)},
     )
-
-
-def held_keys(conn: psycopg.Connection) -> dict[str, list[str]]:
-    """The breakers the guard holds open, by path."""
-    return {row["path"]: list(row["held_keys"]) for row in guard_state(conn)}
