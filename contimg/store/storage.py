@@ -30,21 +30,26 @@ FROM products.images i
 """
 MOSAICS = "SELECT path, noise_path, preview_path, mid_mjd FROM products.mosaics"
 
-# Every path-like string in the params of tasks that have not finished: the pruner leaves those alone.
+# Every absolute path in the params of tasks that have not finished, except under keys that name where a
+# task writes (OUTPUT_KEYS): the pruner leaves those paths, what lies in them and what holds them alone.
 NEEDED_PATHS = """
 WITH RECURSIVE walk(value) AS (
     SELECT t.params FROM absurd.tasks t WHERE t.state IN ('waiting', 'pending', 'running', 'sleeping')
     UNION ALL
     SELECT child.value
     FROM walk,
-         LATERAL (SELECT e.value FROM jsonb_each(walk.value) e WHERE jsonb_typeof(walk.value) = 'object'
+         LATERAL (SELECT e.value FROM jsonb_each(walk.value) e
+                  WHERE jsonb_typeof(walk.value) = 'object' AND e.key <> ALL(%(output_keys)s)
                   UNION ALL
                   SELECT a.value FROM jsonb_array_elements(walk.value) a
                   WHERE jsonb_typeof(walk.value) = 'array') child
 )
 SELECT DISTINCT value #>> '{}' FROM walk
-WHERE jsonb_typeof(value) = 'string' AND value #>> '{}' LIKE '/%'
+WHERE jsonb_typeof(value) = 'string' AND value #>> '{}' LIKE '/%%'
 """
+# Params that name a directory a task writes into, not a product it reads: a pending create-image must
+# not keep every image in its output directory.
+OUTPUT_KEYS = ["output_dir", "caltable_dir", "log_dir", "mosaic_dir", "image_dir"]
 
 RECORD_REMOVAL = """
 INSERT INTO products.storage_removals (kind, product, paths, bytes, night, reason, task_id)
@@ -114,7 +119,7 @@ def mosaics(conn: psycopg.Connection) -> list[dict[str, Any]]:
 
 def needed_paths(conn: psycopg.Connection) -> set[str]:
     """Absolute paths named anywhere in the params of waiting, pending, running or sleeping tasks."""
-    return {row[0] for row in conn.execute(NEEDED_PATHS).fetchall()}
+    return {row[0] for row in conn.execute(NEEDED_PATHS, {"output_keys": OUTPUT_KEYS}).fetchall()}
 
 
 def record_removal(
