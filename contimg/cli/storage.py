@@ -86,11 +86,13 @@ def _show(dsn: str | None, policy_path: Path | None, dry_run: bool, as_json: boo
         ["kind", "products", "size"],
         [[k.kind, k.products, _human(k.bytes)] for k in report.by_kind],
     )
+    # Only the kinds that take space, so the table stays readable.
+    kinds = [k.kind for k in report.by_kind if k.bytes]
     table(
         "by night (UTC)",
-        ["night", "size", *[k.kind for k in report.by_kind]],
+        ["night", "total", *kinds],
         [
-            [n.night or "-", _human(n.bytes), *[_human(n.by_kind.get(k.kind, 0)) for k in report.by_kind]]
+            [n.night or "-", _human(n.bytes), *[_human(n.by_kind.get(k, 0)) for k in kinds]]
             for n in report.by_night
         ],
     )

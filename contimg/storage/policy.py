@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -92,7 +92,7 @@ class Rule(BaseModel):
     """How long one kind of product is kept. ``keep_days: null`` keeps it for ever."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    keep_days: float | None = Field(description="age (days since last written) after which it may go")
+    keep_days: float | None = Field(ge=0, description="age (days since last written) after which it may go")
     require: tuple[Condition, ...] = Field(
         (), description="what must be true first, e.g. an MS must be imaged and measured"
     )
@@ -187,8 +187,12 @@ def default_paths(env: dict[str, str] | None = None) -> tuple[GuardedPath, ...]:
     )
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
+def _problem(err: Any) -> str:
+    loc = [str(part) for part in err["loc"]]
+    if loc and loc[-1] == "[key]":
+        # A mapping key that is not allowed: the key itself is what was wrong.
+        return f"{'.'.join(loc[:-1])}: not a product kind; kinds are {', '.join(KINDS)}"
+    return f"{'.'.join(loc) or '(top level)'}: {err['msg']}"
 
 
 def load_policy(path: Path | None = None) -> StoragePolicy:
@@ -214,5 +218,5 @@ def load_policy(path: Path | None = None) -> StoragePolicy:
     try:
         return StoragePolicy.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{_where(err['loc'])}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(_problem(err) for err in exc.errors())
         raise ConfigurationError(f"{path}: {problems}") from None
