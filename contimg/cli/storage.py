@@ -4,8 +4,6 @@ was removed."""
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -161,35 +159,15 @@ def guard(
 ) -> None:
     """Run the disk guard: probe each data path, and pause (open the breakers of) the tasks that write to a
     path below its critical level until it has room again. Runs until SIGTERM unless --once."""
-    from contimg.storage.guard import DiskGuard
-    from contimg.storage.inventory import inventory
+    from contimg.storage.guard import DiskGuard, DiskGuardDaemon
     from contimg.storage.policy import load_policy
-    from contimg.storage.usage import usage
 
     loaded = load_policy(policy)
-    url = resolve_dsn(dsn)
-    daemon = DiskGuard(url, loaded)
     if once:
+        url = resolve_dsn(dsn)
         with connect(url) as conn:
-            probes = daemon.check(conn)
+            probes = DiskGuard(url, loaded).check(conn)
         for p in probes:
             console.print(f"{escape(p.path)}: {p.level}, {_human(p.free)} free of {_human(p.total)}")
         return
-    if metrics_port is not None:
-        daemon.metrics.serve(metrics_port)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-
-    def count_kinds() -> None:
-        # Walking every product is slow on a full archive: every ten probes is enough for a gauge.
-        while not stop.wait(loaded.guard.interval_s * 10):
-            try:
-                with connect(url) as conn:
-                    daemon.metrics.observe_kinds({k.kind: k.bytes for k in usage(inventory(conn)).by_kind})
-            except Exception as exc:  # the guard itself must go on
-                console.print(f"[yellow]storage usage not counted: {escape(str(exc))}[/]")
-
-    if metrics_port is not None:
-        threading.Thread(target=count_kinds, name="storage-usage", daemon=True).start()
-    daemon.run(stop)
+    DiskGuardDaemon(loaded, dsn, metrics_port).run()

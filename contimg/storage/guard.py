@@ -4,6 +4,7 @@ there (``absurd breaker``), so their queued tasks wait instead of failing, and c
 path has more than its resume level free. The streaming converter is not a task and keeps registering
 arrivals meanwhile; the conversions it spawns wait behind the breaker.
 
+It runs as its own daemon, ``contimg storage guard`` (deploy/contimg-storage-guard.service).
 A breaker the guard opens has a cooldown of ``hold_s``: if the guard stops, the breaker half-opens on its
 own and lets one trial task through (which finds no room, and sleeps). While the path stays full the guard
 opens it again at each probe. It closes only the breakers it opened.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +22,13 @@ import structlog
 
 from absurd import queries
 from absurd.client import Client
+from absurd.daemon import Daemon, default_daemon_id
 from absurd.errors import NotFoundError
 from absurd.options import GateConfig
+from contimg.storage.inventory import inventory
 from contimg.storage.metrics import StorageMetrics
 from contimg.storage.policy import GuardedPath, StoragePolicy, Threshold
+from contimg.storage.usage import usage
 from contimg.store import storage as store
 
 log = structlog.get_logger("contimg.storage.guard")
@@ -125,8 +128,7 @@ def close_breaker(conn: psycopg.Connection, key: str, reason: str) -> bool:
 
 
 class DiskGuard:
-    """Probes the policy's data paths and moves the writers' breakers. ``check`` is one pass; ``run``
-    repeats it every ``interval_s`` until stopped."""
+    """Probes the policy's data paths and moves the writers' breakers; ``check`` is one pass."""
 
     def __init__(self, dsn: str, policy: StoragePolicy, metrics: StorageMetrics | None = None) -> None:
         self.dsn = dsn
@@ -188,22 +190,42 @@ class DiskGuard:
             store.save_guard_state(conn, p.path, p.level, p.free, p.total, held.get(p.path, []))
         return probes
 
-    def run(self, stop: threading.Event) -> None:
-        """Check every ``interval_s`` until ``stop`` is set; a failed pass is logged and tried again."""
-        interval = self.policy.guard.interval_s
-        log.info(
-            "disk guard started", paths=[str(g.path) for g in self.policy.guard.paths], interval_s=interval
-        )
-        while not stop.is_set():
-            try:
-                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
-                    while not stop.is_set():
-                        self.check(conn)
-                        if stop.wait(interval):
-                            break
-            except psycopg.OperationalError as exc:
-                log.warning("disk guard: database unavailable; retrying", error=str(exc))
-                stop.wait(min(interval, 5.0))
-            except Exception:
-                log.exception("disk guard pass failed; retrying")
-                stop.wait(min(interval, 5.0))
+
+class DiskGuardDaemon(Daemon):
+    """``contimg storage guard``: a DiskGuard pass every ``interval_s`` until SIGTERM, with sd_notify and
+    the storage gauges on the daemon's metrics endpoint (free space per path at every pass, bytes per
+    product kind every ``USAGE_EVERY`` passes, since that walks every product)."""
+
+    kind = "disk guard"
+    USAGE_EVERY = 20
+
+    def __init__(
+        self, policy: StoragePolicy, dsn: str | None = None, metrics_port: int | None = None
+    ) -> None:
+        super().__init__(log, {"guard": default_daemon_id()}, dsn, metrics_port=metrics_port)
+        self.policy = policy
+        self.guard = DiskGuard(self.dsn, policy, StorageMetrics(self.metrics.registry))
+        self.passes = 0
+
+    def _ready_status(self) -> str:
+        return f"guarding {len(self.policy.guard.paths)} data paths"
+
+    def _started_fields(self) -> dict[str, object]:
+        return {
+            "paths": [str(g.path) for g in self.policy.guard.paths],
+            "interval_s": self.policy.guard.interval_s,
+        }
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            self._retry(self._pass, "probe the data paths")
+            if self._pause(self.policy.guard.interval_s):
+                return
+
+    def _pass(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=10) as conn:
+            self.guard.check(conn)
+            if self.metrics_port is not None and self.passes % self.USAGE_EVERY == 0:
+                counted = usage(inventory(conn))
+                self.guard.metrics.observe_kinds({k.kind: k.bytes for k in counted.by_kind})
+        self.passes += 1

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Gauge
 
 LEVEL_VALUE = {"ok": 0, "warning": 1, "critical": 2}
 
 
 class StorageMetrics:
-    """The storage gauges, on a registry of their own (served by ``contimg storage guard``)."""
+    """The storage gauges, on the registry of the daemon that serves them (``contimg storage guard``)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -46,7 +46,3 @@ class StorageMetrics:
         """Record the bytes on disk of each product kind."""
         for kind, n in bytes_by_kind.items():
             self.kind_bytes.labels(kind).set(n)
-
-    def serve(self, port: int) -> None:
-        """Serve the gauges over HTTP on ``port``."""
-        start_http_server(port, registry=self.registry)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
-from contimg.storage.guard import DiskGuard
+from contimg.storage.guard import DiskGuardDaemon
 from contimg.storage.policy import load_policy
 from science.simulate import SimulatedObservation
 from tests.storage.conftest import leave_free
@@ -47,7 +48,7 @@ def group_status(run: StreamRun, group_id: str) -> object:
     return one(run, "SELECT status FROM products.stream_groups WHERE group_id = %s", group_id)
 
 
-def convert_task(run: StreamRun, group_id: str) -> dict[str, object]:
+def convert_task(run: StreamRun, group_id: str) -> dict[str, Any]:
     task_id = one(run, "SELECT convert_task_id FROM products.stream_groups WHERE group_id = %s", group_id)
     with psycopg.connect(run.dsn, autocommit=True) as conn:
         cur = conn.execute("SELECT state, gate_key, failures FROM absurd.tasks WHERE id = %s", (task_id,))
@@ -78,8 +79,8 @@ def test_a_full_disk_pauses_intake_and_loses_nothing(
     monkeypatch.setenv("CONTIMG_STORAGE_CONFIG", str(policy_file))
     ids = [group_id_of(obs.subband_paths) for obs in observations]
 
-    stop = threading.Event()
-    guard = threading.Thread(target=DiskGuard(dsn, load_policy(policy_file)).run, args=(stop,), daemon=True)
+    daemon_guard = DiskGuardDaemon(load_policy(policy_file), dsn)
+    guard = threading.Thread(target=daemon_guard.run, daemon=True)
     guard.start()
     # The breaker exists before anything is spawned, so every conversion is gated by it.
     wait_until(lambda: breaker(run) == "closed", timeout=60, what="the guard's first probe")
@@ -135,7 +136,7 @@ def test_a_full_disk_pauses_intake_and_loses_nothing(
         daemon.terminate()
         daemon.wait(30)
         stop_worker(worker)
-        stop.set()
+        daemon_guard.stop()
         guard.join(10)
 
     # Every observation converted once, nothing failed, nothing partial left, the breaker closed again.

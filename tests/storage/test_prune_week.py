@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -44,10 +45,26 @@ def _ms(path: Path, when: datetime) -> str:
     return str(path)
 
 
-def build_week(conn: psycopg.Connection, root: Path) -> dict[str, dict[int, object]]:
+def one(conn: psycopg.Connection, query: str, args: tuple[object, ...]) -> object:
+    row = conn.execute(query, args).fetchone()
+    assert row is not None
+    return row[0]
+
+
+@dataclass
+class Week:
+    """The files made for each night (by night number)."""
+
+    raw: dict[int, list[str]] = field(default_factory=dict)
+    ms: dict[int, str] = field(default_factory=dict)
+    image: dict[int, str] = field(default_factory=dict)
+    aux: dict[int, list[str]] = field(default_factory=dict)
+
+
+def build_week(conn: psycopg.Connection, root: Path) -> Week:
     """Seven nights. Night 0's group is still converting (no MS); night 1's MS was never imaged; nights
     2-6 are imaged and measured. Every night has two subband files, an MS (but night 0) and an image set."""
-    made: dict[str, dict[int, object]] = {"raw": {}, "ms": {}, "image": {}, "aux": {}}
+    made = Week()
     conn.execute(
         "INSERT INTO products.sources (name, ra_deg, dec_deg, catalogue_path) VALUES ('S1', 10, 40, '/c.csv')"
     )
@@ -55,7 +72,7 @@ def build_week(conn: psycopg.Connection, root: Path) -> dict[str, dict[int, obje
         when = FIRST_NIGHT + timedelta(days=d)
         group = when.strftime("%Y-%m-%dT%H:%M:%S")
         raw = [_file(root / "incoming" / f"{group}_sb{sb:02d}.hdf5", when) for sb in (0, 1)]
-        made["raw"][d] = raw
+        made.raw[d] = raw
         conn.execute(
             """INSERT INTO products.stream_groups (group_id, group_time, min_file_time, max_file_time,
                    incoming_dir, n_files, first_arrival_at, last_arrival_at, status, convert_task_id,
@@ -73,28 +90,30 @@ def build_week(conn: psycopg.Connection, root: Path) -> dict[str, dict[int, obje
         if d == 0:
             continue
         ms = _ms(root / "ms" / f"{group}.ms", when)
-        made["ms"][d] = ms
-        ms_id = conn.execute(
+        made.ms[d] = ms
+        ms_id = one(
+            conn,
             """INSERT INTO products.ms_index (path, group_id, start_mjd, end_mjd, mid_mjd, mid_time, ra_deg,
                    dec_deg, n_antennas, n_channels, status)
                VALUES (%s, %s, 60000, 60000, 60000, %s, 10, 40, 24, 16, 'complete') RETURNING id""",
             (ms, group, when),
-        ).fetchone()[0]  # type: ignore[index]
+        )
         if d == 1:
             continue
         stem = root / "images" / group
         image, pb, pbcor = (_file(Path(f"{stem}-{part}.fits"), when) for part in ("image", "pb", "image-pb"))
         residual, psf = (_file(Path(f"{stem}-{part}.fits"), when) for part in ("residual", "psf"))
         preview = _file(Path(f"{stem}.png"), when)
-        made["image"][d], made["aux"][d] = image, [residual, psf]
-        image_id = conn.execute(
+        made.image[d], made.aux[d] = image, [residual, psf]
+        image_id = one(
+            conn,
             """INSERT INTO products.images (path, ms_path, ms_id, imager, residual_path, psf_path, pb_path,
                    pbcor_path, preview_path, noise_jy, peak_jy, bmaj_arcsec, bmin_arcsec, bpa_deg,
                    center_ra_deg, center_dec_deg, freq_hz, mid_mjd, mid_time, params)
                VALUES (%s, %s, %s, 'wsclean', %s, %s, %s, %s, %s, 1e-3, 1, 30, 20, 0, 10, 40, 1.4e9, 60000,
                        %s, %s) RETURNING id""",
             (image, ms, ms_id, residual, psf, pb, pbcor, preview, when, Jsonb({})),
-        ).fetchone()[0]  # type: ignore[index]
+        )
         conn.execute(
             """INSERT INTO products.photometry (image_path, image_id, source_name, ra_deg, dec_deg)
                VALUES (%s, %s, 'S1', 10, 40)""",
@@ -115,24 +134,24 @@ def test_a_week_is_pruned_by_the_policy_and_what_tasks_need_is_kept(dsn: str, tm
     root = tmp_path / "data"
     with psycopg.connect(dsn, autocommit=True) as conn:
         made = build_week(conn, root)
-    raw, ms, aux = made["raw"], made["ms"], made["aux"]
+    raw, ms, aux = made.raw, made.ms, made.aux
     with Client(dsn, registry=registry) as client:
         # Unfinished tasks: a re-image of night 2's MS (whose output directory holds every image), and a
         # reconversion naming one of night 3's subband files.
         reimage = client.spawn("create-image", {"ms_path": ms[2], "output_dir": str(root / "images")}).task_id
         reconvert = client.spawn(
             "convert-uvh5",
-            {"input_files": [raw[3][0]], "output_dir": str(root / "ms")},  # type: ignore[index]
+            {"input_files": [raw[3][0]], "output_dir": str(root / "ms")},
         ).task_id
 
     expected = (
         # raw (2 d, once converted): nights 1-5; night 0 is not converted, night 6 too young, and one
         # file of night 3 is named by the reconversion.
-        {("raw", p) for d in range(1, 6) for p in raw[d] if p != raw[3][0]}  # type: ignore[attr-defined, index]
+        {("raw", p) for d in range(1, 6) for p in raw[d] if p != raw[3][0]}
         # ms (3 d, imaged and measured): nights 3 and 4; night 1 was never imaged, night 2 is re-imaged.
         | {("ms", ms[3]), ("ms", ms[4])}
         # residual and PSF (5 d, measured): night 2 only; images and previews are kept for ever.
-        | {("image_aux", aux[2][0])}  # type: ignore[index]
+        | {("image_aux", aux[2][0])}
     )
 
     # The dry run lists exactly that, and removes nothing.
@@ -158,10 +177,10 @@ def test_a_week_is_pruned_by_the_policy_and_what_tasks_need_is_kept(dsn: str, tm
     for _, path in expected:
         assert not Path(path).exists()
     gone = {p for r in report.removed for p in r.paths}
-    assert set(aux[2]) <= gone  # type: ignore[arg-type]
+    assert set(aux[2]) <= gone
     for d in range(7):
-        assert Path(made["image"].get(d, root)).exists()  # type: ignore[arg-type]
-    assert Path(ms[1]).exists() and Path(ms[2]).exists() and Path(raw[3][0]).exists()  # type: ignore[index]
+        assert Path(made.image.get(d, root)).exists()
+    assert Path(ms[1]).exists() and Path(ms[2]).exists() and Path(raw[3][0]).exists()
     with psycopg.connect(dsn, autocommit=True) as conn:
         rows = conn.execute("SELECT kind, bytes, night FROM products.storage_removals").fetchall()
         assert all(n > 0 for _, n, _ in rows)
@@ -175,7 +194,7 @@ def test_a_week_is_pruned_by_the_policy_and_what_tasks_need_is_kept(dsn: str, tm
         client.cancel(reconvert)
     with psycopg.connect(dsn, autocommit=True) as conn:
         later = prune(conn, policy, now=NOW)
-    assert {(r.kind, r.product) for r in later.removed} == {("ms", ms[2]), ("raw", raw[3][0])}  # type: ignore[index]
+    assert {(r.kind, r.product) for r in later.removed} == {("ms", ms[2]), ("raw", raw[3][0])}
 
 
 def test_a_bad_policy_names_the_file_and_the_key(dsn: str, tmp_path: Path) -> None:
