@@ -69,13 +69,13 @@ def _pause(ctx: absurd.TaskContext, path: Path, why: str, policy: StoragePolicy)
 def room_to_write(
     ctx: absurd.TaskContext, path: Path, needed_bytes: int = 0, policy: StoragePolicy | None = None
 ) -> Iterator[None]:
-    """Run the body (a write under ``path``) only if ``needed_bytes`` leave the disk above its critical
-    level, and turn a full-disk error inside it into a pause of the task."""
+    """Run the body (a write under ``path``) only if ``needed_bytes`` fit and, on a guarded path, leave it
+    above its critical level; and turn a full-disk error inside it into a pause of the task."""
     policy = policy or load_policy()
     guarded = policy.guarded_path_of(path)
-    critical = policy.levels(guarded)[1] if guarded else policy.guard.critical
     free, total = free_space(path)
-    floor = critical.bytes_of(total)
+    # On a guarded path the write must leave its critical level free; elsewhere it need only fit.
+    floor = policy.levels(guarded)[1].bytes_of(total) if guarded else 0
     if free - needed_bytes < floor:
         _pause(ctx, path, f"needs about {human(needed_bytes)} and must leave {human(floor)} free", policy)
     try:

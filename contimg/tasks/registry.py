@@ -165,18 +165,19 @@ def _record_solve(conn: psycopg.Connection, params: SolveParams, result: Any) ->
 def solve(ctx: absurd.TaskContext, params: SolveParams) -> SolveResult:
     """Solve bandpass (and gains, in mode full) on the calibrator transit of an MS."""
     try:
-        result = solve_calibration(
-            params.ms_path,
-            params.caltable_dir,
-            log_dir=_log_dir(params.log_dir),
-            mode=params.mode,
-            refant=params.refant,
-            refant_policy=params.refant_policy,
-            gain_solint=params.gain_solint,
-            validity_hours=params.validity_hours,
-            thresholds=params.thresholds,
-            catalogue=read_vla_list(params.calibrator_list) if params.calibrator_list else None,
-        )
+        with room_to_write(ctx, Path(params.caltable_dir)):
+            result = solve_calibration(
+                params.ms_path,
+                params.caltable_dir,
+                log_dir=_log_dir(params.log_dir),
+                mode=params.mode,
+                refant=params.refant,
+                refant_policy=params.refant_policy,
+                gain_solint=params.gain_solint,
+                validity_hours=params.validity_hours,
+                thresholds=params.thresholds,
+                catalogue=read_vla_list(params.calibrator_list) if params.calibrator_list else None,
+            )
     except NoCalibratorInBeamError as exc:
         if not params.only_if_calibrator:
             raise
@@ -239,9 +240,10 @@ def apply(ctx: absurd.TaskContext, params: ApplyParams) -> ApplyOutcome:
     """Apply the nearest earlier valid solve to a target MS, waiting for one if there is none yet."""
     ms_path = Path(params.ms_path).resolve()
     chosen = wait_for_caltable(ctx, ms_path, params)
-    applied = apply_calibration(
-        ms_path, [Path(t) for t in chosen.apply_tables], log_dir=_log_dir(params.log_dir)
-    )
+    with room_to_write(ctx, ms_path):
+        applied = apply_calibration(
+            ms_path, [Path(t) for t in chosen.apply_tables], log_dir=_log_dir(params.log_dir)
+        )
     return ApplyOutcome(task_id=ctx.task_id, caltable_id=chosen.id, applied=applied)
 
 
@@ -313,10 +315,10 @@ def _record_mosaic(conn: psycopg.Connection, params: MosaicParams, result: Any) 
 )
 def mosaic(ctx: absurd.TaskContext, params: MosaicParams) -> MosaicOutcome:
     """Build a mosaic from a plan, or from the images recorded in a time range."""
-    plan = ctx.step("plan", resolve_plan, ctx, params)
-    return MosaicOutcome(
-        task_id=ctx.task_id, mosaic=build_plan(MosaicPlan.model_validate(plan), preview=params.preview)
-    )
+    plan = MosaicPlan.model_validate(ctx.step("plan", resolve_plan, ctx, params))
+    with room_to_write(ctx, plan.output_path.parent):
+        built = build_plan(plan, preview=params.preview)
+    return MosaicOutcome(task_id=ctx.task_id, mosaic=built)
 
 
 # run-photometry ------------------------------------------------------------------------------
