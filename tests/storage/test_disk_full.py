@@ -147,6 +147,10 @@ def test_a_full_disk_pauses_intake_and_loses_nothing(
     assert one(run, "SELECT count(*) FROM absurd.dlq") == 0
     assert one(run, "SELECT count(*) FROM absurd.tasks WHERE name = 'convert-uvh5'") == 3
     assert breaker(run) == "closed"
+    # The gauges saw the path go critical and come back.
+    registry = daemon_guard.metrics.registry
+    assert registry.get_sample_value("contimg_storage_level", {"path": str(run.output)}) == 0
+    assert (registry.get_sample_value("contimg_storage_free_bytes", {"path": str(run.output)}) or 0) > 6 * MB
     reasons = [r[0] for r in run.rows("SELECT reason FROM absurd.gate_transitions ORDER BY id")]
     assert any(r.startswith("disk guard: ") and "below its critical level" in r for r in reasons)
     assert any("no room to write in" in r for r in reasons)
