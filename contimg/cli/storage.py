@@ -14,7 +14,10 @@ from absurd.cli.toolkit import Dsn, JsonOut, console, emit_json, guarded, table
 from absurd.database import connect, resolve_dsn
 from contimg.cli.base import science_app
 
-app = science_app(help="Storage: usage by kind and night, retention (prune) and the disk guard.")
+# No arguments shows the usage, not the help.
+app = science_app(
+    help="Storage: usage by kind and night, retention (prune) and the disk guard.", no_args_is_help=False
+)
 
 PolicyOpt = Annotated[
     Path | None,

@@ -165,6 +165,10 @@ def test_a_week_is_pruned_by_the_policy_and_what_tasks_need_is_kept(dsn: str, tm
     assert expected <= would
     assert all(Path(p).exists() for _, p in would)
     assert removed_products(dsn) == set()
+    # Plain `contimg storage` shows the usage (not the help), here from ABSURD_DSN.
+    plain = CliRunner().invoke(app, ["storage"], env={"ABSURD_DSN": dsn}, terminal_width=160)
+    assert plain.exit_code == 0, plain.output
+    assert "products on disk by kind" in plain.output and "2026-06-07" in plain.output
     kinds = {k["kind"]: k for k in shown["by_kind"]}
     assert (
         kinds["raw"]["products"] == 14 and kinds["ms"]["products"] == 6 and kinds["images"]["products"] == 5
