@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from psycopg.types.json import Jsonb
 from typer.testing import CliRunner
 
 from absurd.client import Client
+from absurd.worker import Worker, WorkerSettings
 from contimg.cli import app
 from contimg.storage.policy import load_policy
 from contimg.storage.prune import prune
@@ -225,3 +227,35 @@ def test_policy_errors_say_which_key(tmp_path: Path, text: str, key: str) -> Non
     with pytest.raises(ConfigurationError) as err:
         load_policy(bad)
     assert str(bad) in str(err.value) and key in str(err.value)
+
+
+def test_the_prune_task_removes_and_records_under_its_task_id(dsn: str, tmp_path: Path) -> None:
+    """prune-storage on the queue, as the daily schedule runs it: the week is months old by now."""
+    policy_file = tmp_path / "storage.yaml"
+    policy_file.write_text(POLICY)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        week = build_week(conn, tmp_path / "data")
+    settings = WorkerSettings(queues=["default"], concurrency=1, poll_s=0.2, shutdown_grace_s=5.0)
+    worker = Worker(registry, settings, dsn)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        with Client(dsn, registry=registry) as client:
+            task_id = client.spawn("prune-storage", {"policy_path": str(policy_file)}).task_id
+            result = client.wait_result(task_id, timeout_s=120)
+    finally:
+        worker.stop()
+        thread.join(30)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT kind, product, task_id FROM products.storage_removals").fetchall()
+    assert {r[2] for r in rows} == {task_id}
+    assert result["removed"] == len(rows)
+    removed = {(kind, product) for kind, product, _ in rows}
+    # Months old: every converted subband file, every imaged and measured MS, every measured residual.
+    assert removed == (
+        {("raw", p) for d in range(1, 7) for p in week.raw[d]}
+        | {("ms", week.ms[d]) for d in range(2, 7)}
+        | {("image_aux", week.aux[d][0]) for d in range(2, 7)}
+    )
+    assert all(not Path(p).exists() for _, p in removed)
+    assert all(Path(p).exists() for p in week.image.values())
