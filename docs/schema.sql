@@ -1920,6 +1920,54 @@ CREATE TABLE products.sources (
 );
 
 --
+-- Name: storage_guard; Type: TABLE; Schema: products; Owner: -
+--
+
+CREATE TABLE products.storage_guard (
+    path text NOT NULL,
+    level text NOT NULL,
+    free_bytes bigint NOT NULL,
+    total_bytes bigint NOT NULL,
+    held_keys text[] DEFAULT '{}'::text[] NOT NULL,
+    checked_at timestamp with time zone DEFAULT now() NOT NULL,
+    changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT storage_guard_free_bytes_check CHECK ((free_bytes >= 0)),
+    CONSTRAINT storage_guard_level_check CHECK ((level = ANY (ARRAY['ok'::text, 'warning'::text, 'critical'::text]))),
+    CONSTRAINT storage_guard_total_bytes_check CHECK ((total_bytes >= 0))
+);
+
+--
+-- Name: storage_removals; Type: TABLE; Schema: products; Owner: -
+--
+
+CREATE TABLE products.storage_removals (
+    id bigint NOT NULL,
+    kind text NOT NULL,
+    product text NOT NULL,
+    paths text[] NOT NULL,
+    bytes bigint NOT NULL,
+    night date,
+    reason text NOT NULL,
+    task_id bigint,
+    removed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT storage_removals_bytes_check CHECK ((bytes >= 0)),
+    CONSTRAINT storage_removals_kind_check CHECK ((kind = ANY (ARRAY['raw'::text, 'ms'::text, 'caltables'::text, 'images'::text, 'image_aux'::text, 'mosaics'::text, 'previews'::text])))
+);
+
+--
+-- Name: storage_removals_id_seq; Type: SEQUENCE; Schema: products; Owner: -
+--
+
+ALTER TABLE products.storage_removals ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME products.storage_removals_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: stream_files; Type: TABLE; Schema: products; Owner: -
 --
 
@@ -2307,6 +2355,20 @@ ALTER TABLE ONLY products.sources
     ADD CONSTRAINT sources_pkey PRIMARY KEY (name);
 
 --
+-- Name: storage_guard storage_guard_pkey; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.storage_guard
+    ADD CONSTRAINT storage_guard_pkey PRIMARY KEY (path);
+
+--
+-- Name: storage_removals storage_removals_pkey; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.storage_removals
+    ADD CONSTRAINT storage_removals_pkey PRIMARY KEY (id);
+
+--
 -- Name: stream_files stream_files_path_key; Type: CONSTRAINT; Schema: products; Owner: -
 --
 
@@ -2521,6 +2583,18 @@ CREATE INDEX ms_index_mid ON products.ms_index USING btree (mid_mjd);
 --
 
 CREATE INDEX photometry_by_source ON products.photometry USING btree (source_name, mjd);
+
+--
+-- Name: storage_removals_by_time; Type: INDEX; Schema: products; Owner: -
+--
+
+CREATE INDEX storage_removals_by_time ON products.storage_removals USING btree (removed_at DESC);
+
+--
+-- Name: storage_removals_product; Type: INDEX; Schema: products; Owner: -
+--
+
+CREATE INDEX storage_removals_product ON products.storage_removals USING btree (product);
 
 --
 -- Name: stream_files_group; Type: INDEX; Schema: products; Owner: -

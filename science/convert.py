@@ -11,6 +11,8 @@ once complete. The MS history records how the data were phased and flagged.
 
 from __future__ import annotations
 
+import errno
+import faulthandler
 import os
 import shutil
 import uuid
@@ -45,6 +47,8 @@ log = structlog.get_logger(__name__)
 DEC_TOLERANCE_DEG = 0.01
 # An integration of a shifted subband joins the group's grid when its centre is within this of a slot.
 ALIGN_TOLERANCE_S = 1.0
+# How the C library (and so casacore) says a disk or quota is full.
+NO_SPACE = "No space left on device"
 
 
 class IncompletePolicy(StrEnum):
@@ -139,8 +143,7 @@ def convert_group(
     output_dir.mkdir(parents=True, exist_ok=True)
     partial = output_dir / f".{final.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
-        # fix_autos zeroes the rounding-level imaginary parts real correlators leave on autocorrelations.
-        uvd.write_ms(str(partial), fix_autos=True, clobber=False)
+        _write_ms(uvd, partial)
         _move_into_place(partial, final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -375,6 +378,46 @@ def _prepare_for_casa(uvd: UVData) -> None:
     full = float(unflagged.max()) if unflagged.size else 1.0
     if full > 0 and full != 1.0:
         uvd.nsample_array = (uvd.nsample_array / full).astype(uvd.nsample_array.dtype)
+
+
+def _write_ms(uvd: UVData, path: Path) -> None:
+    """Write ``uvd`` as a Measurement Set at ``path`` in a forked child process.
+
+    casacore does not raise when a write fails (on a full disk it aborts the whole process), so the
+    write runs where that costs only the child. A failure raises here instead: OSError ENOSPC naming the
+    path and the free space when the disk was full, RuntimeError with the child's last words otherwise.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            # An abort is expected here and reported through the pipe, not as a crash of the caller.
+            faulthandler.disable()
+            os.close(read_fd)
+            os.dup2(write_fd, 2)
+            # fix_autos zeroes the rounding-level imaginary parts real correlators leave on autocorrelations.
+            uvd.write_ms(str(path), fix_autos=True, clobber=False)
+            code = 0
+        except BaseException as exc:
+            os.write(write_fd, f"\n{type(exc).__name__}: {exc}".encode())
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        said = pipe.read().decode(errors="replace").strip()
+    _, status = os.waitpid(pid, 0)
+    if status == 0:
+        return
+    last = said.splitlines()[-1].strip() if said else f"exit status {status}"
+    if NO_SPACE in said:
+        free = shutil.disk_usage(path.parent).free
+        raise OSError(
+            errno.ENOSPC,
+            f"no space left writing {path} ({free} bytes free on {path.parent}): {last}",
+            str(path),
+        )
+    raise RuntimeError(f"writing {path} failed: {last}")
 
 
 def _move_into_place(partial: Path, final: Path) -> None:

@@ -25,6 +25,7 @@ import psycopg
 import absurd
 from absurd.builtin_tasks import builtin
 from absurd.errors import EventTimeoutError
+from contimg.storage.nospace import room_to_write
 from contimg.store import products
 from contimg.tasks import queues
 from contimg.tasks.lightcurves import registry as lightcurve_registry
@@ -44,6 +45,7 @@ from contimg.tasks.params import (
     SolveResult,
 )
 from contimg.tasks.sky import registry as sky_registry
+from contimg.tasks.storage import registry as storage_registry
 from science import casa_env
 from science.applycal import apply_calibration, select_caltable
 from science.calibrate import NoCalibratorInBeamError, solve_calibration
@@ -116,16 +118,20 @@ def _record_conversion(conn: psycopg.Connection, params: ConvertParams, result: 
 def convert_uvh5(ctx: absurd.TaskContext, params: ConvertParams) -> ConvertResult:
     """Convert one subband group into a meridian-phased MS."""
     group = resolve_group(params)
-    # A retry after a completed conversion (say the hook failed) records the MS without rewriting it.
-    record = ctx.step(
-        "convert",
-        convert_group,
-        group,
-        Path(params.output_dir).resolve(),
-        params.policy,
-        params.overwrite,
-        version=params.version,
-    )
+    output_dir = Path(params.output_dir).resolve()
+    # An MS takes up to about twice its subband files (the 3.5 GB benchmark MS came from 2.2 GB).
+    needed = 2 * sum(path.stat().st_size for path in group.files.values() if path.exists())
+    with room_to_write(ctx, output_dir, needed):
+        # A retry after a completed conversion (say the hook failed) records the MS without rewriting it.
+        record = ctx.step(
+            "convert",
+            convert_group,
+            group,
+            output_dir,
+            params.policy,
+            params.overwrite,
+            version=params.version,
+        )
     return ConvertResult(task_id=ctx.task_id, record=record)
 
 
@@ -160,18 +166,19 @@ def _record_solve(conn: psycopg.Connection, params: SolveParams, result: Any) ->
 def solve(ctx: absurd.TaskContext, params: SolveParams) -> SolveResult:
     """Solve bandpass (and gains, in mode full) on the calibrator transit of an MS."""
     try:
-        result = solve_calibration(
-            params.ms_path,
-            params.caltable_dir,
-            log_dir=_log_dir(params.log_dir),
-            mode=params.mode,
-            refant=params.refant,
-            refant_policy=params.refant_policy,
-            gain_solint=params.gain_solint,
-            validity_hours=params.validity_hours,
-            thresholds=params.thresholds,
-            catalogue=read_vla_list(params.calibrator_list) if params.calibrator_list else None,
-        )
+        with room_to_write(ctx, Path(params.caltable_dir)):
+            result = solve_calibration(
+                params.ms_path,
+                params.caltable_dir,
+                log_dir=_log_dir(params.log_dir),
+                mode=params.mode,
+                refant=params.refant,
+                refant_policy=params.refant_policy,
+                gain_solint=params.gain_solint,
+                validity_hours=params.validity_hours,
+                thresholds=params.thresholds,
+                catalogue=read_vla_list(params.calibrator_list) if params.calibrator_list else None,
+            )
     except NoCalibratorInBeamError as exc:
         if not params.only_if_calibrator:
             raise
@@ -234,9 +241,10 @@ def apply(ctx: absurd.TaskContext, params: ApplyParams) -> ApplyOutcome:
     """Apply the nearest earlier valid solve to a target MS, waiting for one if there is none yet."""
     ms_path = Path(params.ms_path).resolve()
     chosen = wait_for_caltable(ctx, ms_path, params)
-    applied = apply_calibration(
-        ms_path, [Path(t) for t in chosen.apply_tables], log_dir=_log_dir(params.log_dir)
-    )
+    with room_to_write(ctx, ms_path):
+        applied = apply_calibration(
+            ms_path, [Path(t) for t in chosen.apply_tables], log_dir=_log_dir(params.log_dir)
+        )
     return ApplyOutcome(task_id=ctx.task_id, caltable_id=chosen.id, applied=applied)
 
 
@@ -258,13 +266,16 @@ def _record_image(conn: psycopg.Connection, params: ImageParams, result: Any) ->
 )
 def image(ctx: absurd.TaskContext, params: ImageParams) -> ImageOutcome:
     """Image an MS (WSClean when installed), with PB images and a PNG preview."""
-    result = create_image(
-        params.ms_path,
-        params.output_dir,
-        log_dir=_log_dir(params.log_dir),
-        name=params.name,
-        params=params.imaging,
-    )
+    # Image, residual, PSF, PB and model planes, 4-byte pixels, with room to spare.
+    needed = 8 * 4 * params.imaging.imsize**2
+    with room_to_write(ctx, Path(params.output_dir), needed):
+        result = create_image(
+            params.ms_path,
+            params.output_dir,
+            log_dir=_log_dir(params.log_dir),
+            name=params.name,
+            params=params.imaging,
+        )
     return ImageOutcome(task_id=ctx.task_id, image=result)
 
 
@@ -305,10 +316,10 @@ def _record_mosaic(conn: psycopg.Connection, params: MosaicParams, result: Any) 
 )
 def mosaic(ctx: absurd.TaskContext, params: MosaicParams) -> MosaicOutcome:
     """Build a mosaic from a plan, or from the images recorded in a time range."""
-    plan = ctx.step("plan", resolve_plan, ctx, params)
-    return MosaicOutcome(
-        task_id=ctx.task_id, mosaic=build_plan(MosaicPlan.model_validate(plan), preview=params.preview)
-    )
+    plan = MosaicPlan.model_validate(ctx.step("plan", resolve_plan, ctx, params))
+    with room_to_write(ctx, plan.output_path.parent):
+        built = build_plan(plan, preview=params.preview)
+    return MosaicOutcome(task_id=ctx.task_id, mosaic=built)
 
 
 # run-photometry ------------------------------------------------------------------------------
@@ -346,6 +357,12 @@ def photometry(ctx: absurd.TaskContext, params: PhotometryParams) -> PhotometryO
     )
 
 
-# The worker registry: diagnostics, the science tasks, the light-curve update, the sky tasks and the
-# alert notifier.
-registry = builtin.merge(science).merge(lightcurve_registry).merge(sky_registry).merge(notify_registry)
+# The worker registry: diagnostics, the science tasks, the light-curve update, the sky tasks, the
+# alert notifier and the retention pruner (contimg/storage/).
+registry = (
+    builtin.merge(science)
+    .merge(lightcurve_registry)
+    .merge(sky_registry)
+    .merge(notify_registry)
+    .merge(storage_registry)
+)

@@ -15,7 +15,12 @@ import pytest
 from tests.support.processes import REPO
 
 DEPLOY = REPO / "deploy"
-UNITS = ["absurd-worker@.service", "absurd-scheduler.service", "contimg-stream.service"]
+UNITS = [
+    "absurd-worker@.service",
+    "absurd-scheduler.service",
+    "contimg-stream.service",
+    "contimg-storage-guard.service",
+]
 
 
 def read_unit(path: Path) -> configparser.ConfigParser:

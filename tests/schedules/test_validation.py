@@ -187,6 +187,7 @@ def test_shipped_schedules_are_valid_against_the_science_registry() -> None:
     assert by_name["nightly-mosaic"].trigger.cron == "0 13 * * *"
     assert by_name["nightly-mosaic"].trigger.timezone == "UTC"
     assert by_name["queue-cleanup"].workflow.tasks[0].type == "cleanup"
+    assert by_name["storage-prune"].workflow.tasks[0].type == "prune-storage"
 
 
 def validate(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -222,7 +223,7 @@ def test_the_shipped_schedules_validate_as_the_readme_gives_it() -> None:
     unknown."""
     checked = validate("schedules/", ABSURD_REGISTRY="contimg.tasks.registry:registry")
     assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.startswith("3 schedule(s) valid:") and checked.stderr == ""
+    assert checked.stdout.startswith("4 schedule(s) valid:") and checked.stderr == ""
     unchecked = validate("schedules/")
     assert unchecked.returncode == 0, unchecked.stderr
     assert "unknown" not in unchecked.stderr
