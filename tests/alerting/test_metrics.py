@@ -183,6 +183,9 @@ def exported_names(dsn: str) -> set[str]:
     from absurd.metrics import QueueCollector
 
     names.update(family.name for family in QueueCollector(dsn).collect())
+    from contimg.storage.metrics import StorageMetrics
+
+    names.update(family.name for family in StorageMetrics().registry.collect())
     return names
 
 
