@@ -57,8 +57,23 @@ class ChainSettings(BaseModel):
     n_antennas: int = 24
     n_channels: int = 8
     n_integrations: int = 10
-    imsize: int = 512
-    cell_arcsec: float = 4.0
+    imsize: int | None = None
+    cell_arcsec: float | None = None
+    fov_deg: float = 0.57
+
+    @property
+    def width_deg(self) -> float:
+        """The image's width: imsize × cell when both are fixed, else fov_deg (the imager's rule)."""
+        if self.imsize is not None and self.cell_arcsec is not None:
+            return self.imsize * self.cell_arcsec / 3600.0
+        return self.fov_deg
+
+    @property
+    def pixels(self) -> str:
+        """How the image is sampled, for titles."""
+        cell = f"{self.cell_arcsec}″" if self.cell_arcsec else "PSF/4"
+        return f"{self.imsize or 'auto'} × {cell}, {self.width_deg:.2f}°"
+
     imaging: dict[str, Any] = {}
     photometry: dict[str, Any] = {}
 
@@ -125,7 +140,7 @@ def _scene(
 ) -> list[tuple[str, float, float, float, float]]:
     """Random positions (at least 3′ apart, within 40 % of the image half-width) and log-uniform SNRs."""
     noise = predicted_image_noise_jy(settings)
-    half_deg = 0.4 * settings.imsize * settings.cell_arcsec / 3600.0
+    half_deg = 0.4 * settings.width_deg
     placed: list[tuple[float, float]] = []
     while len(placed) < n_sources:
         east, north = rng.uniform(-half_deg, half_deg, 2)
@@ -214,7 +229,12 @@ def measure(prepared: Prepared, settings: ChainSettings, workdir: Path, label: s
     from science.photometry import PhotometryOptions, measure_file
 
     params = ImagingParams.model_validate(
-        {"imsize": settings.imsize, "cell_arcsec": settings.cell_arcsec, **settings.imaging}
+        {
+            "imsize": settings.imsize,
+            "cell_arcsec": settings.cell_arcsec,
+            "fov_deg": settings.fov_deg,
+            **settings.imaging,
+        }
     )
     work = workdir / f"r{prepared.realisation:03d}"
     image = create_image(
@@ -311,7 +331,7 @@ def print_bins(report: AccuracyReport, console: Console) -> None:
     table = Table(
         title=(
             f"flux accuracy: {report.realisations} realisations, {s.n_antennas} antennas, "
-            f"{s.n_channels}×16 channels, {s.n_integrations} integrations, {s.imsize}×{s.cell_arcsec}″"
+            f"{s.n_channels}×16 channels, {s.n_integrations} integrations, {s.pixels}"
         )
     )
     columns = (
@@ -436,8 +456,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--antennas", type=int, default=24)
     parser.add_argument("--channels", type=int, default=8, help="channels per subband")
     parser.add_argument("--integrations", type=int, default=10)
-    parser.add_argument("--imsize", type=int, default=512)
-    parser.add_argument("--cell-arcsec", type=float, default=4.0)
+    parser.add_argument("--imsize", type=int, help="image width in pixels (default: from --fov-deg)")
+    parser.add_argument("--cell-arcsec", type=float, help="pixel size (default: the imager's, PSF/4)")
+    parser.add_argument("--fov-deg", type=float, default=0.57, help="image width when --imsize is not given")
     parser.add_argument("--imaging", default="{}", help="JSON overrides of the imaging parameters")
     parser.add_argument("--photometry", default="{}", help="JSON overrides of the photometry options")
     parser.add_argument(
@@ -458,6 +479,7 @@ def main(argv: list[str] | None = None) -> None:
         n_integrations=args.integrations,
         imsize=args.imsize,
         cell_arcsec=args.cell_arcsec,
+        fov_deg=args.fov_deg,
         imaging=json.loads(args.imaging),
         photometry=json.loads(args.photometry),
     )

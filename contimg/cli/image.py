@@ -28,8 +28,16 @@ def create(
     out_dir: Annotated[Path, typer.Argument(help="Directory for the FITS products and preview.")],
     name: Annotated[str | None, typer.Option(help="Output name stem (default: the MS name).")] = None,
     imager: Annotated[str, typer.Option(help="auto, wsclean or tclean.")] = _DEFAULT["imager"],
-    imsize: Annotated[int, typer.Option(help="Image size in pixels (square).")] = _DEFAULT["imsize"],
-    cell: Annotated[float, typer.Option(help="Pixel size in arcsec.")] = _DEFAULT["cell_arcsec"],
+    imsize: Annotated[
+        int | None, typer.Option(help="Image width in pixels (default: enough to cover --fov-deg).")
+    ] = _DEFAULT["imsize"],
+    cell: Annotated[
+        float | None,
+        typer.Option(help="Pixel size in arcsec (default: a quarter of the PSF's fitted minor axis)."),
+    ] = _DEFAULT["cell_arcsec"],
+    fov_deg: Annotated[
+        float, typer.Option(help="Image width in degrees, when --imsize is not given.")
+    ] = _DEFAULT["fov_deg"],
     robust: Annotated[float, typer.Option(help="Briggs robust weighting.")] = _DEFAULT["robust"],
     niter: Annotated[int, typer.Option(help="Maximum CLEAN iterations.")] = _DEFAULT["niter"],
     threshold: Annotated[float, typer.Option(help="CLEAN threshold in Jy (0: none).")] = _DEFAULT[
@@ -60,6 +68,7 @@ def create(
             "imager": imager,
             "imsize": imsize,
             "cell_arcsec": cell,
+            "fov_deg": fov_deg,
             "robust": robust,
             "niter": niter,
             "threshold_jy": threshold,
