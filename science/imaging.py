@@ -55,6 +55,8 @@ PSF_PROBE_CELL_ARCSEC = 1.0
 # tclean fallback, which has no cheap PSF-only run: WSClean's fitted minor axis is 0.65 of its
 # "theoretical beam" (1 / longest baseline in wavelengths) for this array at robust 0; 0.6 errs small.
 MINOR_AXIS_OVER_THEORETICAL = 0.6
+# The cell a full DSA-110 array gets (minor axis ~9″), for estimates made before the PSF is measured.
+TYPICAL_CELL_ARCSEC = 2.2
 
 
 class ImagingError(RuntimeError):
@@ -249,6 +251,15 @@ def resolve_pixels(
         cell = round(minor / PIXELS_PER_MINOR_AXIS, 2)
     imsize = params.imsize or 2 * math.ceil(params.fov_deg * 3600.0 / cell / 2)
     return params.model_copy(update={"cell_arcsec": cell, "imsize": imsize})
+
+
+def planned_imsize(params: ImagingParams) -> int:
+    """The image width before the PSF is known, for space estimates: a full array's cell when it follows
+    the PSF (PIXELS_PER_MINOR_AXIS across DSA-110's ~9″ minor axis)."""
+    if params.imsize is not None:
+        return params.imsize
+    cell = params.cell_arcsec or TYPICAL_CELL_ARCSEC
+    return 2 * math.ceil(params.fov_deg * 3600.0 / cell / 2)
 
 
 def psf_minor_axis_arcsec(ms: Path, workdir: Path, params: ImagingParams, log_path: Path) -> float:

@@ -55,7 +55,7 @@ from science.constants import GROUP_TOLERANCE_S
 from science.convert import convert_group
 from science.errors import InvalidInputError
 from science.grouping import SubbandGroup, find_groups, group_files, parse_subband_path
-from science.imaging import create_image
+from science.imaging import create_image, planned_imsize
 from science.mosaic import MosaicPlan, build_plan
 from science.photometry import measure_file
 
@@ -267,7 +267,7 @@ def _record_image(conn: psycopg.Connection, params: ImageParams, result: Any) ->
 def image(ctx: absurd.TaskContext, params: ImageParams) -> ImageOutcome:
     """Image an MS (WSClean when installed), with PB images and a PNG preview."""
     # Image, residual, PSF, PB and model planes, 4-byte pixels, with room to spare.
-    needed = 8 * 4 * params.imaging.imsize**2
+    needed = 8 * 4 * planned_imsize(params.imaging) ** 2
     with room_to_write(ctx, Path(params.output_dir), needed):
         result = create_image(
             params.ms_path,
