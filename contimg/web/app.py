@@ -96,12 +96,12 @@ def create_app(settings: WebSettings) -> FastAPI:
     @app.exception_handler(psycopg.DataError)
     async def bad_data(request: Request, exc: Exception) -> Response:
         # Values the database cannot hold (a NUL byte in a filter, an out-of-range number).
-        return _error(request, 422, f"the database refused a value: {exc}".splitlines()[0])
+        return _error(request, 400, f"the database refused a value: {exc}".splitlines()[0])
 
     @app.exception_handler(InvalidInputError)
     @app.exception_handler(ValueError)
     async def bad_input(request: Request, exc: Exception) -> Response:
-        return _error(request, 422, str(exc))
+        return _error(request, 400, str(exc))
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page(request: Request, next: str = "/") -> Response:

@@ -24,10 +24,11 @@ from contimg.store.operations import Overview
 from contimg.web.auth import Operator, Principal, User, audit_action
 from contimg.web.dag import dag_svg
 from contimg.web.db import Conn
+from contimg.web.errors import ERRORS, NO_NUL
 from contimg.web.fingerprint import fingerprint, normalise
 from contimg.web.templating import page
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 API = "/api/v1"
 Id = Annotated[int, Path(ge=1, le=2**62)]
 DlqAction = Literal["retry", "skip", "requeue"]
@@ -79,9 +80,9 @@ def get_tasks(
 def api_tasks(
     who: User,
     conn: Conn,
-    queue: Annotated[str | None, Query(max_length=100)] = None,
+    queue: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     state: TaskState | None = None,
-    name: Annotated[str | None, Query(max_length=200)] = None,
+    name: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> TaskPage:
@@ -94,9 +95,9 @@ def tasks_page(
     request: Request,
     who: User,
     conn: Conn,
-    queue: Annotated[str | None, Query(max_length=100)] = None,
-    state: Annotated[str | None, Query(max_length=20)] = None,
-    name: Annotated[str | None, Query(max_length=200)] = None,
+    queue: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    state: Annotated[str | None, Query(max_length=20, pattern=NO_NUL)] = None,
+    name: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     chosen: Any = state if state in TASK_STATES else None
@@ -211,7 +212,7 @@ def act_on_entry(
 
 @router.get(f"{API}/dlq", response_model=list[DlqGroup], tags=["dead-letter queue"])
 def api_dlq(
-    who: User, conn: Conn, queue: Annotated[str | None, Query(max_length=100)] = None
+    who: User, conn: Conn, queue: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None
 ) -> list[DlqGroup]:
     """Open DLQ entries grouped by error fingerprint."""
     return dlq_groups(conn, queue)

@@ -15,7 +15,10 @@ W, H = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 16, 46
 
 
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+def _ticks(lo: float, hi: float, n: int = 5, log: bool = False) -> list[float]:
+    if log and hi - lo >= 1.5:
+        # Whole decades on a logarithmic axis.
+        return [float(d) for d in range(math.ceil(lo), math.floor(hi) + 1)]
     if hi <= lo:
         return [lo]
     raw = (hi - lo) / n
@@ -46,7 +49,7 @@ class _Frame:
             f'<rect x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" height="{H - TOP - BOTTOM}" '
             'class="frame"/>'
         ]
-        for t in _ticks(self.xlo, self.xhi):
+        for t in _ticks(self.xlo, self.xhi, log=self.log):
             x = self.x(t)
             out.append(
                 f'<line x1="{x:.1f}" y1="{H - BOTTOM}" x2="{x:.1f}" y2="{H - BOTTOM + 5}" class="tick"/>'
@@ -55,7 +58,7 @@ class _Frame:
             out.append(
                 f'<text x="{x:.1f}" y="{H - BOTTOM + 18}" class="tl" text-anchor="middle">{label}</text>'
             )
-        for t in _ticks(self.ylo, self.yhi):
+        for t in _ticks(self.ylo, self.yhi, log=self.log):
             y = self.y(t)
             out.append(f'<line x1="{LEFT - 5}" y1="{y:.1f}" x2="{LEFT}" y2="{y:.1f}" class="tick"/>')
             label = fmt_y.format(10**t if self.log else t)

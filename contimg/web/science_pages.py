@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import psycopg
-from fastapi import APIRouter, Body, Depends, Form, Query, Request
+from fastapi import APIRouter, Body, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -15,6 +15,7 @@ from contimg.store import browse, lightcurves
 from contimg.store.browse import SourceQuery, TriageState
 from contimg.web.auth import Operator, User, audit_action
 from contimg.web.db import Conn
+from contimg.web.errors import ERRORS, NO_NUL
 from contimg.web.ops import Id
 from contimg.web.plots import eta_v_svg, lightcurve_svg
 from contimg.web.templating import page
@@ -22,14 +23,16 @@ from science.lightcurve_export import MEDIA_TYPES, ExportFormat, export
 from science.lightcurves import SourceLightcurve, StoredVariability
 from science.variability import Normalisation, VariabilityThresholds
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 API = "/api/v1"
-SourceName = Annotated[str, "a source name as in the monitoring catalogue"]
+SourceName = Annotated[
+    str, Path(max_length=200, pattern=NO_NUL, description="as in the monitoring catalogue")
+]
 DEFAULTS = VariabilityThresholds()
 
 
 def _query(
-    name: Annotated[str | None, Query(max_length=100)] = None,
+    name: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     ra: Annotated[float | None, Query(ge=0, lt=360)] = None,
     dec: Annotated[float | None, Query(ge=-90, le=90)] = None,
     radius: Annotated[float, Query(gt=0, le=180)] = 1.0,

@@ -16,13 +16,14 @@ from contimg.store import browse
 from contimg.store.sky import detections_of
 from contimg.web.auth import Operator, User, audit_action
 from contimg.web.db import Conn
+from contimg.web.errors import ERRORS
 from contimg.web.ops import Id
 from contimg.web.templating import page
 from science.fits_image import read_image, read_plane
 from science.photometry import PhotometryOptions, PhotometryResult, measure
 from science.sky_render import View, Window, render, wcs_json, window
 
-router = APIRouter()
+router = APIRouter(responses=ERRORS)
 API = "/api/v1"
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "a PNG"}}
 
