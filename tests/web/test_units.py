@@ -4,6 +4,9 @@ server-sent event framing and the demo's closing lines."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from contimg.web.live import sse_message
 from contimg.web.settings import WebSettings
 from contimg.web.urls import demo_hint
 from science.sky_render import View, render, window
+from tests.support.processes import REPO
 
 TOKENS = "ann:operator:aaaaaaaaaaaaaaaaaaaa,bob:viewer:bbbbbbbbbbbbbbbbbbbb"
 
@@ -94,3 +98,17 @@ def test_demo_prints_where_its_dashboard_is() -> None:
         == "dashboard of this run: contimg serve --dsn 'host=/tmp/pg dbname=contimg_demo_x' --port 8123"
     )
     assert "http://127.0.0.1:8123/" in lines[2] and "http://127.0.0.1:8123/sources/VAR%201" in lines[2]
+
+
+def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
+    """`systemd-analyze verify` accepts deploy/contimg-web.service, pointed at this checkout's venv (verify
+    checks that ExecStart exists)."""
+    text = (REPO / "deploy" / "contimg-web.service").read_text()
+    assert "ExecStart=/opt/contimg/.venv/bin/contimg serve" in text
+    unit = tmp_path / "contimg-web.service"
+    unit.write_text(text.replace("/opt/contimg/.venv/bin", str(Path(sys.executable).parent)))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Unknown" not in done.stderr and "Invalid" not in done.stderr, done.stderr
