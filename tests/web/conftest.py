@@ -86,7 +86,8 @@ def site(pg_server: ServerUnderTest, tmp_path_factory: pytest.TempPathFactory) -
             env = {**os.environ, "PYTHONPATH": str(REPO), "CONTIMG_WEB_TOKENS": TOKENS}
             log = (work / "serve.log").open("wb")
             command = [sys.executable, "-m", "contimg.cli", "serve", "--dsn", dsn, "--port", str(port)]
-            command += ["--poll-s", "2", "--stall-after-s", "3600"]
+            # A long poll: the live overview must be updated by NOTIFY, not by the fallback.
+            command += ["--poll-s", "60", "--stall-after-s", "3600"]
             server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
             url = f"http://127.0.0.1:{port}"
             wait_until(lambda: _answers(url + "/login"), timeout=60, what="the dashboard to answer")

@@ -80,6 +80,28 @@ def test_a_viewer_cannot_retry(page: Page, site: Site) -> None:
     assert refused == (2,)
 
 
+def test_dlq_bulk_skip_shows_the_count_and_asks_first(page: Page, site: Site) -> None:
+    first, first_dlq = _dead_letter(site, "bulk failure in file 17")
+    second, second_dlq = _dead_letter(site, "bulk failure in file 23")
+    login(page, site, OPERATOR_TOKEN, "/dlq")
+    group = page.locator(".dlq-group", has=page.locator(f"#dlq-{first_dlq}"))
+    expect(group.locator(f"#dlq-{second_dlq}")).to_be_visible()  # one fingerprint for both
+    group.locator("button.bulk-skip").click()
+    expect(page.locator("h1")).to_have_text("Skip 2 entries?")
+    assert site.client.dlq_entry(first_dlq)["resolved_at"] is None  # nothing done before the confirmation
+    page.fill("input[name=reason]", "known bad files")
+    page.click("#confirm-bulk")
+    page.wait_for_url(f"{site.url}/dlq")
+    for dlq_id, task_id in ((first_dlq, first), (second_dlq, second)):
+        entry = site.client.dlq_entry(dlq_id)
+        assert entry["resolution"] == "skipped" and entry["resolved_by"] == "olga"
+        assert site.client.get_task(task_id)["state"] == "failed"
+    bulk = site.client.conn.execute(
+        "SELECT details->>'count' FROM web.audit_log WHERE action = 'dlq.bulk_skip' AND actor = 'olga'"
+    ).fetchall()
+    assert bulk == [("2",)]
+
+
 def test_sky_view_measures_the_injected_source(page: Page, site: Site) -> None:
     image_id, path = site.sky.image_ids[0], site.sky.image_paths[0]
     name = "REF-C"
@@ -177,6 +199,14 @@ def test_main_pages(page: Page, site: Site) -> None:
     page.click("#gates button:has-text('Reset')")
     expect(page.locator(".br-closed")).to_be_visible()
     assert site.client.gate("casa")["breaker_state"] == "closed"
+    # Trigger a schedule now: it fires once, by hand, recorded as the operator's.
+    page.goto(site.url + "/schedules")
+    page.click("#schedules button[value=trigger]")
+    page.wait_for_url(f"{site.url}/schedules")
+    fires = site.client.conn.execute(
+        "SELECT count(*) FROM absurd.schedule_fires WHERE kind = 'manual'"
+    ).fetchone()
+    assert fires == (1,)
     page.goto(site.url + "/workflows")
     page.locator("#workflows tbody a").first.click()
     expect(page.locator("svg.dag")).to_be_visible()
