@@ -25,6 +25,41 @@ SELECT count(*) FILTER (WHERE state = 'completed') AS completed,
        count(*) FILTER (WHERE state = 'cancelled') AS cancelled
 FROM absurd.tasks WHERE finished_at > now() - interval '1 hour'
 """
+# Over tasks finished in the window: run time (start to finish) and wait (spawn to start) percentiles.
+_WINDOW_METRICS = """
+SELECT count(*) FILTER (WHERE state = 'completed') AS completed,
+       count(*) FILTER (WHERE state = 'failed') AS failed,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+           FILTER (WHERE state = 'completed') AS run_p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at))
+           FILTER (WHERE state = 'completed') AS run_p95_s,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at))
+           FILTER (WHERE state = 'completed') AS wait_p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at))
+           FILTER (WHERE state = 'completed') AS wait_p95_s
+FROM absurd.tasks WHERE finished_at > now() - make_interval(secs => %s)
+"""
+_STREAM_GROUPS = """
+SELECT count(*) FILTER (WHERE status = 'spawned') AS spawned,
+       count(*) FILTER (WHERE status = 'converted') AS converted,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'skipped') AS skipped,
+       count(*) FILTER (WHERE cardinality(subbands_missing) > 0) AS incomplete,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_s) AS latency_p50_s,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_s) AS latency_p95_s
+FROM products.stream_groups WHERE sealed_at > now() - make_interval(secs => %s)
+"""
+_STREAM_FILES = """
+SELECT (SELECT count(*) FROM products.stream_files WHERE status = 'new') AS waiting,
+       count(*) FILTER (WHERE status = 'late') AS late,
+       count(*) FILTER (WHERE status = 'duplicate') AS duplicate
+FROM products.stream_files WHERE late AND registered_at > now() - make_interval(secs => %s)
+"""
+_RECENT_GROUPS = """
+SELECT group_id, group_time, n_files, subbands_missing, status, version, convert_task_id, ms_path,
+       latency_s, error, sealed_at
+FROM products.stream_groups ORDER BY id DESC LIMIT %s
+"""
 _OPEN_DLQ = "SELECT count(*) FROM absurd.dlq WHERE resolved_at IS NULL"
 _LIVE_WORKERS = """
 SELECT id, hostname, pid, queues, concurrency, started_at, heartbeat_at,
@@ -113,3 +148,64 @@ def task_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (int(rows[-1]["id"]) if more and rows else None)
+
+
+class Throughput(BaseModel):
+    """Outcomes and timings of the tasks that finished in the last ``window_s`` seconds."""
+
+    window_s: float
+    completed: int
+    failed: int
+    per_hour: float
+    error_rate: float | None
+    run_p50_s: float | None
+    run_p95_s: float | None
+    wait_p50_s: float | None
+    wait_p95_s: float | None
+
+
+def throughput(conn: psycopg.Connection, window_s: float = 3600.0) -> Throughput:
+    """Throughput, error rate and latency percentiles over a window (index on finished_at)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_WINDOW_METRICS, (window_s,)).fetchone() or {}
+    completed, failed = int(row.get("completed") or 0), int(row.get("failed") or 0)
+    return Throughput(
+        window_s=window_s,
+        completed=completed,
+        failed=failed,
+        per_hour=completed * 3600.0 / window_s,
+        error_rate=failed / (completed + failed) if completed + failed else None,
+        **{k: row.get(k) for k in ("run_p50_s", "run_p95_s", "wait_p50_s", "wait_p95_s")},
+    )
+
+
+class StreamStatus(BaseModel):
+    """The streaming converter over a window: groups by outcome, late and duplicate files, latency."""
+
+    window_s: float
+    groups: dict[str, int]
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    files_waiting: int
+    late_files: int
+    duplicate_files: int
+    recent: list[dict[str, Any]]
+
+
+def stream_status(conn: psycopg.Connection, window_s: float = 86400.0, recent: int = 30) -> StreamStatus:
+    """What the streaming converter did in the window, and its latest groups."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        groups = cur.execute(_STREAM_GROUPS, (window_s,)).fetchone() or {}
+        files = cur.execute(_STREAM_FILES, (window_s,)).fetchone() or {}
+        rows = cur.execute(_RECENT_GROUPS, (recent,)).fetchall()
+    counts = ("spawned", "converted", "failed", "skipped", "incomplete")
+    return StreamStatus(
+        window_s=window_s,
+        groups={k: int(groups.get(k) or 0) for k in counts},
+        latency_p50_s=groups.get("latency_p50_s"),
+        latency_p95_s=groups.get("latency_p95_s"),
+        files_waiting=int(files.get("waiting") or 0),
+        late_files=int(files.get("late") or 0),
+        duplicate_files=int(files.get("duplicate") or 0),
+        recent=rows,
+    )

@@ -105,10 +105,12 @@ def create_app(settings: WebSettings) -> FastAPI:
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_page(request: Request, next: str = "/") -> Response:
+        """The login form."""
         return page(request, "login.html", None, next=_local(next), error=None)
 
     @app.post("/login", include_in_schema=False)
     def login(request: Request, token: str = Form(...), next: str = Form("/")) -> Response:
+        """Check the token and set it as an HttpOnly, SameSite=Strict cookie."""
         principal = auth.authenticate(request, token)
         if principal is None:
             return page(request, "login.html", None, 401, next=_local(next), error="unknown token")
@@ -125,6 +127,7 @@ def create_app(settings: WebSettings) -> FastAPI:
 
     @app.post("/logout", include_in_schema=False)
     def logout() -> Response:
+        """Forget the cookie."""
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(auth.COOKIE)
         return response

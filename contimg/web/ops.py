@@ -50,7 +50,40 @@ def api_overview(request: Request, who: User, conn: Conn) -> Overview:
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def overview_page(request: Request, who: User, conn: Conn) -> Response:
+    """The operations overview; the live panel subscribes to /events/overview."""
     return page(request, "overview.html", who, ov=get_overview(request, conn))
+
+
+class Metrics(BaseModel):
+    """Throughput, error rate and latency over a window, and the streaming converter's state."""
+
+    tasks: operations.Throughput
+    stream: operations.StreamStatus
+
+
+def get_metrics(conn: psycopg.Connection, window_s: float) -> Metrics:
+    """The metrics page's data."""
+    return Metrics(
+        tasks=operations.throughput(conn, window_s),
+        stream=operations.stream_status(conn, max(window_s, 86400.0)),
+    )
+
+
+@router.get(f"{API}/metrics", response_model=Metrics, tags=["operations"])
+def api_metrics(
+    who: User, conn: Conn, window_s: Annotated[float, Query(ge=60, le=30 * 86400)] = 3600.0
+) -> Metrics:
+    """Tasks finished in the window (throughput, error rate, run and wait percentiles) and the streaming
+    converter (groups by outcome, late and duplicate files, latency) over at least a day."""
+    return get_metrics(conn, window_s)
+
+
+@router.get("/metrics", response_class=HTMLResponse, include_in_schema=False)
+def metrics_page(
+    request: Request, who: User, conn: Conn, window_s: Annotated[float, Query(ge=60, le=30 * 86400)] = 3600.0
+) -> Response:
+    """Throughput, latency and the streaming converter."""
+    return page(request, "metrics.html", who, m=get_metrics(conn, window_s), window_s=window_s)
 
 
 # Tasks --------------------------------------------------------------------------------------------
@@ -100,6 +133,7 @@ def tasks_page(
     name: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
+    """The task list; filters and the cursor live in the URL."""
     chosen: Any = state if state in TASK_STATES else None
     data = get_tasks(conn, queue, chosen, name, before, 50)
     filters = {"queue": queue or "", "state": chosen or "", "name": name or ""}
@@ -130,6 +164,7 @@ def api_task(who: User, conn: Conn, task_id: Id) -> TaskDetail:
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse, include_in_schema=False)
 def task_page(request: Request, who: User, conn: Conn, task_id: Id) -> Response:
+    """One task with its attempts, params, result and error."""
     detail = get_task(conn, task_id)
     pretty = {
         k: json.dumps(detail.task[k], indent=2, default=str) for k in ("params", "result", "last_error")
@@ -228,6 +263,7 @@ def api_dlq_action(
 
 @router.get("/dlq", response_class=HTMLResponse, include_in_schema=False)
 def dlq_page(request: Request, who: User, conn: Conn) -> Response:
+    """The DLQ grouped by error fingerprint, with the operator's actions."""
     return page(request, "dlq.html", who, groups=dlq_groups(conn))
 
 
@@ -240,6 +276,7 @@ def dlq_form(
     reason: Annotated[str, Form(max_length=500)] = "",
     params: Annotated[str, Form(max_length=100_000)] = "",
 ) -> Response:
+    """One entry's retry (with edited params when given), requeue or skip, from the page."""
     edited = None
     if action == "retry" and params.strip():
         try:
@@ -304,6 +341,7 @@ def api_breaker_reset(who: Operator, conn: Conn, body: BreakerReset) -> dict[str
 
 @router.get("/breakers", response_class=HTMLResponse, include_in_schema=False)
 def breakers_page(request: Request, who: User, conn: Conn) -> Response:
+    """Gates: limits, breaker states and their recent transitions."""
     client = Client(conn=conn)
     gates = client.gates()
     transitions = {g["key"]: client.gate(g["key"], transitions=5)["transitions"] for g in gates}
@@ -312,6 +350,7 @@ def breakers_page(request: Request, who: User, conn: Conn) -> Response:
 
 @router.post("/breakers/reset", include_in_schema=False)
 def breaker_reset_form(who: Operator, conn: Conn, key: Annotated[str, Form(max_length=200)]) -> Response:
+    """Close a breaker from the page."""
     api_breaker_reset(who, conn, BreakerReset(key=key))
     return RedirectResponse("/breakers", status_code=303)
 
@@ -351,6 +390,7 @@ def api_schedule_action(who: Operator, conn: Conn, body: ScheduleAction) -> dict
 
 @router.get("/schedules", response_class=HTMLResponse, include_in_schema=False)
 def schedules_page(request: Request, who: User, conn: Conn) -> Response:
+    """Schedules with their next and last fire."""
     return page(request, "schedules.html", who, schedules=api_schedules(who, conn))
 
 
@@ -361,6 +401,7 @@ def schedule_form(
     name: Annotated[str, Form(max_length=200)],
     action: Annotated[Literal["enable", "disable", "trigger"], Form()],
 ) -> Response:
+    """Enable, disable or trigger a schedule from the page."""
     api_schedule_action(who, conn, ScheduleAction(name=name, action=action))
     return RedirectResponse("/schedules", status_code=303)
 
@@ -384,11 +425,13 @@ def api_workflow(who: User, conn: Conn, workflow_id: Id) -> dict[str, Any]:
 
 @router.get("/workflows", response_class=HTMLResponse, include_in_schema=False)
 def workflows_page(request: Request, who: User, conn: Conn) -> Response:
+    """Recent workflows."""
     return page(request, "workflows.html", who, workflows=Client(conn=conn).list_workflows(limit=100))
 
 
 @router.get("/workflows/{workflow_id}", response_class=HTMLResponse, include_in_schema=False)
 def workflow_page(request: Request, who: User, conn: Conn, workflow_id: Id) -> Response:
+    """One workflow as a DAG of its steps."""
     wf = Client(conn=conn).workflow(workflow_id)
     return page(request, "workflow.html", who, wf=wf, svg=dag_svg(wf["task_rows"]))
 
@@ -406,4 +449,5 @@ def api_audit(
 
 @router.get("/audit", response_class=HTMLResponse, include_in_schema=False)
 def audit_page(request: Request, who: User, conn: Conn) -> Response:
+    """The audit log."""
     return page(request, "audit.html", who, rows=audit.recent(conn, 200))

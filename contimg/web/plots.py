@@ -45,6 +45,7 @@ class _Frame:
         return H - BOTTOM - (v - self.ylo) / (self.yhi - self.ylo) * (H - TOP - BOTTOM)
 
     def axes(self, xlabel: str, ylabel: str, fmt_x: str = "{:g}", fmt_y: str = "{:g}") -> list[str]:
+        """The frame, ticks and labels."""
         out = [
             f'<rect x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" height="{H - TOP - BOTTOM}" '
             'class="frame"/>'

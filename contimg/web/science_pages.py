@@ -173,6 +173,7 @@ def sources_page(
     eta_cut: Annotated[float, Query(gt=0, le=1e9)] = DEFAULTS.eta,
     v_cut: Annotated[float, Query(gt=0, le=1e9)] = DEFAULTS.v,
 ) -> Response:
+    """Source search and the η–V plane."""
     rows = browse.search_sources(conn, query)
     plane = eta_v_svg(browse.search_sources(conn, SourceQuery(limit=2000)), eta_cut, v_cut)
     return page(
@@ -190,6 +191,7 @@ def source_page(
     start_mjd: float | None = None,
     end_mjd: float | None = None,
 ) -> Response:
+    """One source: metrics, light curves, stamps, exports and links."""
     detail = get_source(conn, name)
     curve = lightcurves.source_lightcurve(conn, name)
     span = (start_mjd, end_mjd) if start_mjd is not None and end_mjd is not None else None
@@ -209,6 +211,7 @@ def source_page(
 
 @router.get("/alerts", response_class=HTMLResponse, include_in_schema=False)
 def alerts_page(request: Request, who: User, conn: Conn, state: TriageState | None = None) -> Response:
+    """Alerts with their triage state."""
     return page(request, "alerts.html", who, alerts=browse.alerts(conn, state), state=state or "")
 
 
@@ -221,5 +224,6 @@ def triage_form(
     classification: Annotated[str, Form(max_length=200)] = "",
     notes: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
+    """Triage an alert from the page."""
     api_triage(who, conn, alert_id, Triage(state=state, classification=classification or None, notes=notes))
     return RedirectResponse("/alerts", status_code=303)

@@ -176,6 +176,7 @@ async def api_stamp(
 def gallery_page(
     request: Request, who: User, conn: Conn, before: Annotated[int | None, Query(ge=1, le=2**62)] = None
 ) -> Response:
+    """Image thumbnails, newest first."""
     rows = browse.images(conn, before, 25)
     more = len(rows) > 24
     return page(request, "images.html", who, images=rows[:24], next_before=rows[23]["id"] if more else None)
@@ -201,6 +202,7 @@ def _overlays(conn: psycopg.Connection, row: dict[str, Any], win: Window) -> lis
 def image_page(
     request: Request, who: User, conn: Conn, image_id: Id, view: Annotated[View, Depends()]
 ) -> Response:
+    """One image: its facts and provenance, and the sky view."""
     row = _image_row(conn, image_id)
     data, _, _ = read_plane(row["path"])
     win = window(data.shape, view)

@@ -10,6 +10,7 @@ from typing import Any
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
+from tests.support.processes import wait_until
 from tests.web.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, Site
 from tests.web.seed import VARIABLE
 
@@ -108,3 +109,23 @@ def test_operator_actions_via_the_api_are_audited(site: Site) -> None:
         "SELECT count(*) FROM web.audit_log WHERE action = 'alert.triage' AND actor = 'olga' AND allowed"
     ).fetchone()
     assert audited is not None and audited[0] >= 1
+
+
+def test_retry_with_edited_params_through_the_api(site: Site) -> None:
+    """A dead letter retried with corrected params runs again with them and completes."""
+    task_id = site.client.spawn(
+        "fail", {"fail_attempts": 9, "message": "needs new params"}, max_attempts=1
+    ).task_id
+    wait_until(lambda: site.client.get_task(task_id)["state"] == "failed", timeout=60, what=f"task {task_id}")
+    [entry] = [e for e in site.client.dlq(limit=1000) if e["task_id"] == task_id]
+    body = json.dumps({"reason": "fixed the params", "params": {"fail_attempts": 0}}).encode()
+    request = urllib.request.Request(
+        site.url + f"/api/v1/dlq/{entry['id']}/retry",
+        data=body,
+        headers={"Authorization": f"Bearer {OPERATOR_TOKEN}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.loads(response.read()) == {"dlq_id": entry["id"], "action": "retry", "task_id": task_id}
+    assert site.client.wait_result(task_id, 60) == {"succeeded_on_attempt": 2}
+    assert site.client.get_task(task_id)["params"]["fail_attempts"] == 0

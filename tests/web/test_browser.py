@@ -188,6 +188,7 @@ def test_main_pages(page: Page, site: Site) -> None:
         ("/schedules", "schedules", "#schedules"),
         ("/images", "images", "#gallery img"),
         ("/alerts", "alerts", "#alerts"),
+        ("/metrics", "metrics", "#task-metrics"),
         ("/audit", "audit", "#audit"),
     ):
         page.goto(site.url + path)
