@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from absurd.errors import NotFoundError
@@ -59,7 +60,7 @@ class SecurityHeaders:
 
 def create_app(settings: WebSettings) -> FastAPI:
     """The dashboard on ``settings.dsn``."""
-    from contimg.web import live, ops, science_pages, sky
+    from contimg.web import live, ops, science_pages, sky, submit
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,6 +98,13 @@ def create_app(settings: WebSettings) -> FastAPI:
     async def bad_data(request: Request, exc: Exception) -> Response:
         # Values the database cannot hold (a NUL byte in a filter, an out-of-range number).
         return _error(request, 400, f"the database refused a value: {exc}".splitlines()[0])
+
+    @app.exception_handler(ValidationError)
+    async def invalid_model(request: Request, exc: ValidationError) -> Response:
+        # A model built inside a handler (task params): say which field and why.
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        return _error(request, 400, f"{where}: {first['msg']}")
 
     @app.exception_handler(InvalidInputError)
     @app.exception_handler(ValueError)
@@ -136,6 +144,7 @@ def create_app(settings: WebSettings) -> FastAPI:
     app.include_router(live.router)
     app.include_router(science_pages.router)
     app.include_router(sky.router)
+    app.include_router(submit.router)
     return app
 
 

@@ -33,6 +33,10 @@ def age(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     s = float(seconds)
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 10:
+        return f"{s:.1f} s"
     if s < 120:
         return f"{s:.0f} s"
     if s < 7200:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import schemathesis
@@ -129,3 +130,29 @@ def test_retry_with_edited_params_through_the_api(site: Site) -> None:
         assert json.loads(response.read()) == {"dlq_id": entry["id"], "action": "retry", "task_id": task_id}
     assert site.client.wait_result(task_id, 60) == {"succeeded_on_attempt": 2}
     assert site.client.get_task(task_id)["params"]["fail_attempts"] == 0
+
+
+def test_bad_submissions_are_refused_with_the_reason(site: Site, tmp_path: Path) -> None:
+    image = {"ms_path": str(tmp_path / "nope.ms"), "output_dir": str(tmp_path)}
+    cases = [
+        ("/api/v1/submit/image", image, "nope.ms"),
+        (
+            "/api/v1/submit/convert",
+            {"input_dir": str(tmp_path), "output_dir": str(tmp_path), "start_time": "2026-11-22T06:00:00Z",
+             "end_time": "2026-11-22T07:00:00Z"},
+            "no subband group",
+        ),
+    ]  # fmt: skip
+    for path, payload, reason in cases:
+        request = urllib.request.Request(
+            site.url + path,
+            data=json.dumps(payload).encode(),
+            headers={"Authorization": f"Bearer {OPERATOR_TOKEN}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            urllib.request.urlopen(request, timeout=30)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400 and reason in json.loads(exc.read())["detail"]
+        else:
+            raise AssertionError(f"{path} accepted {payload}")

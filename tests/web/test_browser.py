@@ -212,3 +212,28 @@ def test_main_pages(page: Page, site: Site) -> None:
     page.locator("#workflows tbody a").first.click()
     expect(page.locator("svg.dag")).to_be_visible()
     screenshot(page, "workflow")
+
+
+def test_submit_a_conversion_from_the_page(page: Page, site: Site, tmp_path: Path) -> None:
+    """The form queues one convert-uvh5 per subband group in the range, with the group's files."""
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    for stamp in ("2026-11-22T06:00:00", "2026-11-22T06:05:10"):
+        for sb in range(16):
+            (incoming / f"{stamp}_sb{sb:02d}.hdf5").touch()
+    login(page, site, OPERATOR_TOKEN, "/submit")
+    form = page.locator("#convert-form")
+    form.locator("input[name=input_dir]").fill(str(incoming))
+    form.locator("input[name=output_dir]").fill(str(tmp_path / "ms"))
+    form.locator("input[name=start_time]").fill("2026-11-22T06:00:00")
+    form.locator("input[name=end_time]").fill("2026-11-22T06:01:00")
+    form.locator("button").click()
+    expect(page.locator("#submitted")).to_contain_text("Queued 1 conversion task")
+    screenshot(page, "submit")
+    task_id = int(page.locator("#submitted a").first.inner_text())
+    task = site.client.get_task(task_id)
+    assert task["name"] == "convert-uvh5" and task["queue"] == "convert"
+    assert sorted(task["params"]["input_files"]) == sorted(
+        str(p) for p in incoming.glob("2026-11-22T06:00:00_*")
+    )
+    site.client.cancel(task_id)  # no converter serves this test's queue
