@@ -9,7 +9,7 @@ extension swaps it into the page.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import psycopg
 import structlog
@@ -17,8 +17,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from contimg.store import browse
+from contimg.store.browse import SourceQuery
 from contimg.web.auth import Principal, User
 from contimg.web.ops import get_overview
+from contimg.web.science_pages import Search
 from contimg.web.templating import templates
 
 router = APIRouter()
@@ -66,9 +69,14 @@ def _overview_html(request: Request, who: Principal) -> str:
     return templates.get_template("_overview.html").render(ov=ov, user=who)
 
 
-@router.get("/events/overview", include_in_schema=False)
-async def overview_events(request: Request, who: User) -> StreamingResponse:
-    """The overview fragment, pushed whenever it changes."""
+def _sources_html(request: Request, who: Principal, query: SourceQuery) -> str:
+    with request.app.state.pool.connection() as conn:
+        rows = browse.search_sources(conn, query)
+    return templates.get_template("_sources_table.html").render(rows=rows, user=who)
+
+
+def live_stream(request: Request, event: str, render: Callable[[], str]) -> StreamingResponse:
+    """An event stream that sends ``render()`` whenever it changes, woken by NOTIFY or the poll."""
     settings = request.app.state.settings
 
     async def stream() -> AsyncIterator[str]:
@@ -77,9 +85,9 @@ async def overview_events(request: Request, who: User) -> StreamingResponse:
         quiet = 0
         try:
             while not await request.is_disconnected():
-                html = await run_in_threadpool(_overview_html, request, who)
+                html = await run_in_threadpool(render)
                 if html != last:
-                    yield sse_message("overview", html)
+                    yield sse_message(event, html)
                     last, quiet = html, 0
                 else:
                     quiet += 1
@@ -96,3 +104,15 @@ async def overview_events(request: Request, who: User) -> StreamingResponse:
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+@router.get("/events/overview", include_in_schema=False)
+async def overview_events(request: Request, who: User) -> StreamingResponse:
+    """The overview fragment, pushed whenever it changes."""
+    return live_stream(request, "overview", lambda: _overview_html(request, who))
+
+
+@router.get("/events/sources", include_in_schema=False)
+async def source_events(request: Request, who: User, query: Search) -> StreamingResponse:
+    """The source table for the page's search, pushed when new metrics land."""
+    return live_stream(request, "sources", lambda: _sources_html(request, who, query))

@@ -178,6 +178,7 @@ def sources_page(
     plane = eta_v_svg(browse.search_sources(conn, SourceQuery(limit=2000)), eta_cut, v_cut)
     return page(
         request, "sources.html", who, rows=rows, q=query, plane=plane, eta_cut=eta_cut, v_cut=v_cut,
+        query_string=request.url.query,
         sorts=("name", "eta", "v", "flux", "detections", "snr"),
     )  # fmt: skip
 

@@ -156,3 +156,13 @@ def test_bad_submissions_are_refused_with_the_reason(site: Site, tmp_path: Path)
             assert exc.code == 400 and reason in json.loads(exc.read())["detail"]
         else:
             raise AssertionError(f"{path} accepted {payload}")
+
+
+def test_overview_figures(site: Site) -> None:
+    status, body = _get(site, "/api/v1/overview", VIEWER)
+    assert status == 200
+    overview = json.loads(body)
+    assert overview["last_image"]["id"] == max(site.sky.image_ids)
+    assert overview["stalled"] is False  # an image landed within the server's --stall-after-s (1 h)
+    assert [w["queues"] for w in overview["workers"]] == [["photometry", "default"]]
+    assert set(overview["live"]) == {"pending", "running", "sleeping", "waiting"}

@@ -8,9 +8,12 @@ import math
 from pathlib import Path
 
 import numpy as np
+import psycopg
 from astropy.io.votable import parse_single_table
 from playwright.sync_api import Page, expect
 
+from contimg.store import products
+from science.catalogs import MonitoringSource
 from science.fits_image import read_plane
 from science.sky_render import View, window
 from tests.support.processes import wait_until
@@ -237,3 +240,18 @@ def test_submit_a_conversion_from_the_page(page: Page, site: Site, tmp_path: Pat
         str(p) for p in incoming.glob("2026-11-22T06:00:00_*")
     )
     site.client.cancel(task_id)  # no converter serves this test's queue
+
+
+def test_the_source_table_follows_new_metrics(page: Page, site: Site) -> None:
+    """A source catalogued after the page loaded appears once a light-curve update lands (NOTIFY)."""
+    login(page, site, VIEWER_TOKEN, "/sources")
+    expect(page.locator("#sources tbody tr")).to_have_count(len(site.sky.positions))
+    page.evaluate("window.__notReloaded = true")
+    ra, dec = site.sky.positions[VARIABLE]
+    with psycopg.connect(site.dsn, autocommit=True) as conn:
+        products.upsert_sources(
+            conn, [MonitoringSource(name="LATE-1", ra_deg=ra + 0.01, dec_deg=dec)], "late.csv"
+        )
+    site.client.wait_result(site.client.spawn("update-lightcurves", {}, queue="photometry").task_id, 120)
+    expect(page.locator("#sources")).to_contain_text("LATE-1", timeout=30_000)
+    assert page.evaluate("window.__notReloaded") is True
