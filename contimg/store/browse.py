@@ -31,6 +31,22 @@ FROM products.photometry p JOIN products.sources s ON s.name = p.source_name
 WHERE p.image_id = %s ORDER BY s.name
 """
 
+_MOSAICS = """
+SELECT id, name, path, method, n_inputs, width_px, height_px, bmaj_arcsec, bmin_arcsec, bpa_deg, mid_mjd,
+       min_noise_jy, median_noise_jy, covered_fraction, task_id, recorded_at
+FROM products.mosaics ORDER BY id DESC LIMIT %s
+"""
+_MOSAIC = """
+SELECT m.*, t.name AS task_name, t.state AS task_state, t.workflow_id
+FROM products.mosaics m LEFT JOIN absurd.tasks t ON t.id = m.task_id
+WHERE m.id = %s
+"""
+_MOSAIC_SOURCES = """
+SELECT s.name, s.ra_deg, s.dec_deg, s.reference, p.flux_jy, p.snr
+FROM products.photometry p JOIN products.sources s ON s.name = p.source_name
+WHERE p.mosaic_id = %s ORDER BY s.name
+"""
+
 # Great-circle distance by the haversine formula; the cone is skipped when its centre is NULL.
 _SEARCH = """
 SELECT s.name, s.ra_deg, s.dec_deg, s.reference, v.n_epochs, v.eta, v.v, v.chi2_nu,
@@ -139,6 +155,24 @@ def image(conn: psycopg.Connection, image_id: int) -> dict[str, Any] | None:
     """One image with the task that made it (its provenance), or None."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(_IMAGE, (image_id,)).fetchone()
+
+
+def mosaics(conn: psycopg.Connection, limit: int = 24) -> list[dict[str, Any]]:
+    """Mosaics, newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(_MOSAICS, (limit,)).fetchall()
+
+
+def mosaic(conn: psycopg.Connection, mosaic_id: int) -> dict[str, Any] | None:
+    """One mosaic with the task that made it, or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(_MOSAIC, (mosaic_id,)).fetchone()
+
+
+def mosaic_sources(conn: psycopg.Connection, mosaic_id: int) -> list[dict[str, Any]]:
+    """The monitored sources measured on a mosaic."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(_MOSAIC_SOURCES, (mosaic_id,)).fetchall()
 
 
 def image_id_of(conn: psycopg.Connection, path: str) -> int | None:

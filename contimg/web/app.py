@@ -60,7 +60,7 @@ class SecurityHeaders:
 
 def create_app(settings: WebSettings) -> FastAPI:
     """The dashboard on ``settings.dsn``."""
-    from contimg.web import live, ops, science_pages, sky, submit
+    from contimg.web import live, mosaics, ops, science_pages, sky, submit
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -145,6 +145,7 @@ def create_app(settings: WebSettings) -> FastAPI:
     app.include_router(science_pages.router)
     app.include_router(sky.router)
     app.include_router(submit.router)
+    app.include_router(mosaics.router)
     return app
 
 

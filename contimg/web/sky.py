@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from contimg.store import browse
 from contimg.store.sky import detections_of
-from contimg.web.auth import Operator, User, audit_action
+from contimg.web.auth import Operator, Principal, User, audit_action
 from contimg.web.db import Conn
 from contimg.web.errors import ERRORS
 from contimg.web.ops import Id
@@ -179,31 +179,40 @@ def gallery_page(
     """Image thumbnails, newest first."""
     rows = browse.images(conn, before, 25)
     more = len(rows) > 24
-    return page(request, "images.html", who, images=rows[:24], next_before=rows[23]["id"] if more else None)
+    return page(
+        request, "images.html", who, images=rows[:24], next_before=rows[23]["id"] if more else None,
+        mosaics=browse.mosaics(conn, 12) if before is None else [],
+    )  # fmt: skip
 
 
-def _overlays(conn: psycopg.Connection, row: dict[str, Any], win: Window) -> list[dict[str, Any]]:
-    """Catalogue sources measured on the image and blind detections, placed on the rendered window."""
-    _, wcs, _ = read_plane(row["path"])
+def place(
+    path: str, win: Window, sources: list[dict[str, Any]], detections: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Monitored sources (circles) and blind detections (crosses) at their places on the rendered window."""
+    _, wcs, _ = read_plane(path)
     marks = []
-    for s in browse.image_sources(conn, row["id"]):
+    for s in sources:
         u, v = (float(p) for p in wcs.all_world2pix(s["ra_deg"], s["dec_deg"], 0))
         col, r = win.to_output(u, v)
         kind = "reference" if s["reference"] else "monitored"
         marks.append({"kind": kind, "name": s["name"], "col": col, "row": r, "flux_jy": s["flux_jy"]})
-    for d in detections_of(conn, row["path"]):
+    for d in detections:
         u, v = (float(p) for p in wcs.all_world2pix(d["ra_deg"], d["dec_deg"], 0))
         col, r = win.to_output(u, v)
         marks.append({"kind": "detection", "name": d.get("match_name") or "", "col": col, "row": r})
-    return [m for m in marks if 0 <= m["col"] <= win.width and 0 <= m["row"] <= win.height]
+    return marks
 
 
-@router.get("/images/{image_id}", response_class=HTMLResponse, include_in_schema=False)
-def image_page(
-    request: Request, who: User, conn: Conn, image_id: Id, view: Annotated[View, Depends()]
+def sky_page(
+    request: Request,
+    who: Principal,
+    row: dict[str, Any],
+    kind: str,
+    view: View,
+    overlays: list[dict[str, Any]],
+    saved: list[dict[str, Any]],
 ) -> Response:
-    """One image: its facts and provenance, and the sky view."""
-    row = _image_row(conn, image_id)
+    """The sky view of an image or a mosaic (``kind``), with its zoom and pan links."""
     data, _, _ = read_plane(row["path"])
     win = window(data.shape, view)
     base = view.model_dump(exclude_none=True)
@@ -224,8 +233,24 @@ def image_page(
     }
     query = "&".join(f"{k}={v}" for k, v in {**base, "cx": win.cx, "cy": win.cy}.items())
     return page(
-        request, "image.html", who, img=row, view=view, win=win, nav=nav, render_query=query,
-        overlays=_overlays(conn, row, win), saved=browse.measurements(conn, image_id),
+        request, "image.html", who, img=row, kind=kind, api=f"{API}/{kind}s/{row['id']}", view=view, win=win,
+        nav=nav, render_query=query, overlays=[m for m in overlays if _on(m, win)], saved=saved,
         stretches=("linear", "sqrt", "asinh", "log"),
         cmaps=("inferno", "viridis", "gray", "magma", "cubehelix", "coolwarm"),
     )  # fmt: skip
+
+
+def _on(mark: dict[str, Any], win: Window) -> bool:
+    return bool(0 <= mark["col"] <= win.width and 0 <= mark["row"] <= win.height)
+
+
+@router.get("/images/{image_id}", response_class=HTMLResponse, include_in_schema=False)
+def image_page(
+    request: Request, who: User, conn: Conn, image_id: Id, view: Annotated[View, Depends()]
+) -> Response:
+    """One image: its facts and provenance, and the sky view."""
+    row = _image_row(conn, image_id)
+    data, _, _ = read_plane(row["path"])
+    win = window(data.shape, view)
+    overlays = place(row["path"], win, browse.image_sources(conn, image_id), detections_of(conn, row["path"]))
+    return sky_page(request, who, row, "image", view, overlays, browse.measurements(conn, image_id))

@@ -75,7 +75,7 @@ def site(pg_server: ServerUnderTest, tmp_path_factory: pytest.TempPathFactory) -
     work = tmp_path_factory.mktemp("web")
     with fresh_database(pg_server) as dsn:
         worker = start_worker(
-            dsn, "--queue", "photometry", "--queue", "default", "--concurrency", "2",
+            dsn, "--queue", "photometry", "--queue", "default", "--queue", "imaging", "--concurrency", "3",
             registry="contimg.tasks.registry:registry",
         )  # fmt: skip
         server = None

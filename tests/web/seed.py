@@ -119,10 +119,21 @@ def seed_sky(dsn: str, work: Path) -> SeededSky:
             client.spawn("run-photometry", {"image_path": str(p), "catalogue_path": str(catalogue)}).task_id
             for p in paths
         ]
+        # The night's mosaic of the four images, by the pipeline's own task (on the imaging queue).
+        mosaic = client.spawn(
+            "create-mosaic",
+            {"name": "field", "start": _iso(FIRST_MJD - 0.5), "end": _iso(FIRST_MJD + N_EPOCHS),
+             "output_dir": str(work / "mosaics"), "method": "weighted"},
+        ).task_id  # fmt: skip
         for task_id in spawned:
             client.wait_result(task_id, 300)
         client.wait_result(client.spawn("update-lightcurves", {}, queue=queues.PHOTOMETRY).task_id, 120)
+        client.wait_result(mosaic, 300)
     return SeededSky(ids, paths, truth, positions, catalogue)
+
+
+def _iso(mjd: float) -> str:
+    return products.mjd_to_datetime(mjd).isoformat()
 
 
 def seed_operations(dsn: str) -> None:

@@ -164,5 +164,5 @@ def test_overview_figures(site: Site) -> None:
     overview = json.loads(body)
     assert overview["last_image"]["id"] == max(site.sky.image_ids)
     assert overview["stalled"] is False  # an image landed within the server's --stall-after-s (1 h)
-    assert [w["queues"] for w in overview["workers"]] == [["photometry", "default"]]
+    assert [w["queues"] for w in overview["workers"]] == [["photometry", "default", "imaging"]]
     assert set(overview["live"]) == {"pending", "running", "sleeping", "waiting"}

@@ -21,6 +21,12 @@ from tests.web.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, Site, login, screen
 from tests.web.seed import N_EPOCHS, VARIABLE
 
 
+def _wait_for(page: Page, expression: str) -> None:
+    """Poll a JavaScript condition. (Playwright's wait_for_function evaluates a string, which the
+    page's CSP rightly forbids; evaluate runs outside it.)"""
+    wait_until(lambda: bool(page.evaluate(expression)), timeout=30, interval=0.1, what=expression)
+
+
 def _dead_letter(site: Site, message: str) -> tuple[int, int]:
     """A task that fails once with no retry left: (task id, its DLQ entry id)."""
     task_id = site.client.spawn("fail", {"fail_attempts": 5, "message": message}, max_attempts=1).task_id
@@ -117,7 +123,7 @@ def test_sky_view_measures_the_injected_source(page: Page, site: Site) -> None:
     login(page, site, OPERATOR_TOKEN, f"/images/{image_id}")
     sky = page.locator("#sky")
     expect(sky).to_be_visible()
-    page.wait_for_function("document.getElementById('sky').naturalWidth > 0")
+    _wait_for(page, "document.getElementById('sky').naturalWidth > 0")
     assert page.locator(".ov-reference, .ov-monitored").count() == len(site.sky.positions)
     box = sky.bounding_box()
     assert box is not None
@@ -149,6 +155,35 @@ def test_sky_view_measures_the_injected_source(page: Page, site: Site) -> None:
     assert saved is not None and abs(saved[0] / truth - 1) < 0.05 and saved[1] == "olga"
 
 
+def test_a_mosaic_in_the_sky_view(page: Page, site: Site) -> None:
+    """The gallery lists the night's mosaic; its sky view names the task that made it and measures a
+    constant source at its true flux."""
+    login(page, site, VIEWER_TOKEN, "/images")
+    page.locator("#mosaics a").first.click()
+    expect(page.locator("#provenance")).to_contain_text("create-mosaic")
+    _wait_for(page, "document.getElementById('sky').naturalWidth > 0")
+    mosaic_id = int(page.url.rsplit("/", 1)[1].split("?")[0])
+    path = site.client.conn.execute(
+        "SELECT path FROM products.mosaics WHERE id = %s", (mosaic_id,)
+    ).fetchone()
+    assert path is not None
+    data, wcs, _ = read_plane(path[0])
+    name = "REF-A"
+    u, v = (float(p) for p in wcs.all_world2pix(*site.sky.positions[name], 0))
+    col, row = window(data.shape, View()).to_output(u, v)
+    box = page.locator("#sky").bounding_box()
+    assert box is not None
+    natural = page.evaluate("document.getElementById('sky').naturalWidth")
+    page.mouse.click(box["x"] + col * box["width"] / natural, box["y"] + row * box["height"] / natural)
+    measured = page.locator("#measured")
+    expect(measured).to_be_visible(timeout=30_000)
+    flux = float(measured.get_attribute("data-flux-jy") or "nan")
+    truth = site.sky.truth[name][0]
+    assert abs(flux / truth - 1) < 0.05, f"{name} on the mosaic: {flux:.4f} Jy, truth {truth:.4f} Jy"
+    expect(page.locator("#save-measure")).to_be_hidden()  # a viewer, and a mosaic: nothing to save
+    screenshot(page, "mosaic")
+
+
 def test_the_variable_light_curve_and_its_votable(page: Page, site: Site, tmp_path: Path) -> None:
     login(page, site, VIEWER_TOKEN, "/sources?sort=eta")
     screenshot(page, "sources")
@@ -159,8 +194,8 @@ def test_the_variable_light_curve_and_its_votable(page: Page, site: Site, tmp_pa
     expect(page.locator("#lc-norm g.pt")).to_have_count(N_EPOCHS)
     expect(page.locator("#epochs tbody tr")).to_have_count(N_EPOCHS)
     expect(page.locator("#stamps img")).to_have_count(N_EPOCHS)
-    page.wait_for_function(
-        "[...document.querySelectorAll('#stamps img')].every(i => i.complete && i.naturalWidth > 0)"
+    _wait_for(
+        page, "[...document.querySelectorAll('#stamps img')].every(i => i.complete && i.naturalWidth > 0)"
     )
     screenshot(page, "source")
 
@@ -189,7 +224,7 @@ def test_main_pages(page: Page, site: Site) -> None:
         ("/workflows", "workflows", "#workflows"),
         ("/breakers", "breakers", ".br-open"),
         ("/schedules", "schedules", "#schedules"),
-        ("/images", "images", "#gallery img"),
+        ("/images", "images", "#gallery img, #mosaics img"),
         ("/alerts", "alerts", "#alerts"),
         ("/metrics", "metrics", "#task-metrics"),
         ("/audit", "audit", "#audit"),

@@ -51,12 +51,12 @@
     const saveButton = document.getElementById("save-measure");
     const status = document.getElementById("save-status");
     const mark = document.getElementById("click-mark");
-    const id = viewer.dataset.image;
+    const api = viewer.dataset.api;
     const x0 = parseFloat(viewer.dataset.x0), y0 = parseFloat(viewer.dataset.y0);
     const scale = parseFloat(viewer.dataset.scale), height = parseFloat(viewer.dataset.height);
     let wcs = null, last = null;
 
-    fetch("/api/v1/images/" + id + "/wcs").then((r) => r.json()).then((w) => { wcs = w; });
+    fetch(api + "/wcs").then((r) => r.json()).then((w) => { wcs = w; });
 
     // Output pixel (CSS pixels scaled to the PNG's own size) to zero-based image pixel (u, v).
     function imagePixel(event) {
@@ -84,7 +84,7 @@
       ring.setAttribute("class", "ov-click");
       mark.appendChild(ring);
       panel.textContent = "measuring…";
-      fetch("/api/v1/images/" + id + "/measure", {
+      fetch(api + "/measure", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ x: u, y: v }),
@@ -111,14 +111,14 @@
           dl.append(dt, dd);
         }
         panel.appendChild(dl);
-        saveButton.hidden = viewer.dataset.operator !== "yes";
+        saveButton.hidden = viewer.dataset.operator !== "yes" || viewer.dataset.save !== "yes";
         status.textContent = "";
       });
     });
 
     saveButton.addEventListener("click", () => {
       if (!last) return;
-      fetch("/api/v1/images/" + id + "/measurements", {
+      fetch(api + "/measurements", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(last),
