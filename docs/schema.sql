@@ -2674,7 +2674,7 @@ CREATE TRIGGER task_cancelled AFTER UPDATE OF state ON absurd.tasks FOR EACH ROW
 -- Name: tasks tasks_notify_web; Type: TRIGGER; Schema: absurd; Owner: -
 --
 
-CREATE TRIGGER tasks_notify_web AFTER INSERT OR UPDATE OF state ON absurd.tasks FOR EACH STATEMENT EXECUTE FUNCTION web.notify_change();
+CREATE TRIGGER tasks_notify_web AFTER UPDATE OF state ON absurd.tasks FOR EACH ROW WHEN (((new.state = ANY (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text])) AND (old.state IS DISTINCT FROM new.state))) EXECUTE FUNCTION web.notify_change();
 
 --
 -- Name: images images_notify_web; Type: TRIGGER; Schema: products; Owner: -

@@ -44,8 +44,8 @@ CREATE TABLE web.measurements (
 );
 CREATE INDEX measurements_image ON web.measurements (image_id);
 
--- One notification per statement (not per row), so a batch completion costs one NOTIFY; the payload
--- names the table only, the pages re-read what they show.
+-- The payload names the table only; the pages re-read what they show. Postgres folds identical
+-- notifications of one transaction into one, so a batch of completions wakes the pages once.
 CREATE FUNCTION web.notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('contimg_web', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
@@ -53,8 +53,12 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER tasks_notify_web AFTER INSERT OR UPDATE OF state ON absurd.tasks
-    FOR EACH STATEMENT EXECUTE FUNCTION web.notify_change();
+-- Only a task that finishes calls the function (the WHEN clause is checked without it): claims and
+-- lease renewals, the queue's hot path, send nothing. Spawns already notify absurd_wake, which the
+-- pages also hear.
+CREATE TRIGGER tasks_notify_web AFTER UPDATE OF state ON absurd.tasks
+    FOR EACH ROW WHEN (NEW.state IN ('completed', 'failed', 'cancelled') AND OLD.state IS DISTINCT FROM NEW.state)
+    EXECUTE FUNCTION web.notify_change();
 CREATE TRIGGER images_notify_web AFTER INSERT ON products.images
     FOR EACH STATEMENT EXECUTE FUNCTION web.notify_change();
 CREATE TRIGGER variability_notify_web AFTER INSERT OR UPDATE ON products.variability

@@ -1,9 +1,9 @@
 """Live pages: server-sent events fed by Postgres LISTEN/NOTIFY, with polling as the fallback.
 
-Migration 0010's triggers send ``NOTIFY contimg_web`` when tasks change state or a product lands. Each
-event stream listens on its own connection, re-renders its fragment when told (or every ``poll_s``
-regardless, and always when LISTEN is unavailable), and sends it only when it changed. The htmx SSE
-extension swaps it into the page.
+Migration 0010's triggers send ``NOTIFY contimg_web`` when a task finishes or a product lands, and the
+engine sends ``absurd_wake`` when work is spawned or released. Each event stream listens on its own
+connection, re-renders its fragment when told (or every ``poll_s`` regardless, and always when LISTEN
+is unavailable), and sends it only when it changed. The htmx SSE extension swaps it into the page.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from contimg.web.templating import templates
 
 router = APIRouter()
 log = structlog.get_logger("contimg.web.live")
-CHANNEL = "contimg_web"
+# Migration 0010's triggers (finished tasks, new images, new metrics), and the engine's spawn wake-up.
+CHANNELS = ("contimg_web", "absurd_wake")
 # A burst of notifications (a batch of completions) becomes one re-render.
 SETTLE_S = 0.2
 KEEPALIVE_EVERY = 3
@@ -41,7 +42,8 @@ def sse_message(event: str, html: str) -> str:
 async def _listen(dsn: str) -> psycopg.AsyncConnection | None:
     try:
         conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-        await conn.execute(f"LISTEN {CHANNEL}")
+        for channel in CHANNELS:
+            await conn.execute(f"LISTEN {channel}")
         return conn
     except psycopg.Error as exc:
         log.warning("LISTEN unavailable; the live page polls", error=str(exc))
