@@ -31,6 +31,17 @@ system-deps:
 	    echo "run 'sudo apt-get install prometheus prometheus-alertmanager': the alerting tests need them"; exit 1; \
 	  fi; }
 
+# The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
+.PHONY: system-deps-chromium
+system-deps: system-deps-chromium
+system-deps-chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "run 'sudo apt-get install chromium': the dashboard's browser tests need it"; exit 1; \
+	  fi; }
+
 # The demo falls back to tclean when WSClean cannot be installed, so a failure here is not fatal.
 demo: $(STAMP)
 	-@$(MAKE) --no-print-directory system-deps

@@ -42,6 +42,7 @@ from contimg.demo import DemoRun, prepare
 from contimg.runtime import WorkerProcesses
 from contimg.store.lightcurves import load_photometry, source_lightcurve, stored_variability
 from contimg.tasks import queues
+from contimg.web.urls import demo_hint
 from science.constants import CHANNELS_PER_SUBBAND, INTEGRATIONS_PER_TILE, N_STATIONS, SIDEREAL_DAY_S
 from science.lightcurve_plot import plot_lightcurve
 from science.simulate import (
@@ -307,10 +308,17 @@ def run_night_demo(base_dir: Path, settings: NightSettings, dsn: str | None, con
     if not ok:
         console.print(f"[red]the night did not finish; logs are in {run.run_dir / 'logs'}[/red]")
         client.close()
+        _print_dashboard(console, run)
         return 1
     code = summarise(client, run, night, console, time.monotonic() - started)
     client.close()
+    _print_dashboard(console, run)
     return code
+
+
+def _print_dashboard(console: Console, run: DemoRun) -> None:
+    for line in demo_hint(redact(run.dsn), VARIABLE):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def close_the_night(

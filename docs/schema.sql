@@ -16,6 +16,12 @@ CREATE SCHEMA absurd;
 CREATE SCHEMA products;
 
 --
+-- Name: web; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA web;
+
+--
 -- Name: await_event(bigint, bigint, text, double precision); Type: FUNCTION; Schema: absurd; Owner: -
 --
 
@@ -1153,6 +1159,19 @@ END
 $$;
 
 --
+-- Name: notify_change(); Type: FUNCTION; Schema: web; Owner: -
+--
+
+CREATE FUNCTION web.notify_change() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('contimg_web', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME);
+    RETURN NULL;
+END;
+$$;
+
+--
 -- Name: checkpoints; Type: TABLE; Schema: absurd; Owner: -
 --
 
@@ -2096,6 +2115,83 @@ CREATE TABLE public.absurd_migrations (
 );
 
 --
+-- Name: alert_triage; Type: TABLE; Schema: web; Owner: -
+--
+
+CREATE TABLE web.alert_triage (
+    alert_id bigint NOT NULL,
+    state text NOT NULL,
+    classification text,
+    notes text DEFAULT ''::text NOT NULL,
+    updated_by text NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT alert_triage_check CHECK (((state = 'classified'::text) = (classification IS NOT NULL))),
+    CONSTRAINT alert_triage_state_check CHECK ((state = ANY (ARRAY['new'::text, 'acknowledged'::text, 'classified'::text])))
+);
+
+--
+-- Name: audit_log; Type: TABLE; Schema: web; Owner: -
+--
+
+CREATE TABLE web.audit_log (
+    id bigint NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    actor text NOT NULL,
+    role text NOT NULL,
+    action text NOT NULL,
+    target text NOT NULL,
+    allowed boolean NOT NULL,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    CONSTRAINT audit_log_role_check CHECK ((role = ANY (ARRAY['viewer'::text, 'operator'::text])))
+);
+
+--
+-- Name: audit_log_id_seq; Type: SEQUENCE; Schema: web; Owner: -
+--
+
+ALTER TABLE web.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME web.audit_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: measurements; Type: TABLE; Schema: web; Owner: -
+--
+
+CREATE TABLE web.measurements (
+    id bigint NOT NULL,
+    image_id bigint NOT NULL,
+    ra_deg double precision NOT NULL,
+    dec_deg double precision NOT NULL,
+    peak_jy double precision,
+    peak_err_jy double precision,
+    flux_jy double precision,
+    flux_err_jy double precision,
+    local_rms_jy double precision,
+    snr double precision,
+    label text DEFAULT ''::text NOT NULL,
+    measured_by text NOT NULL,
+    measured_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: measurements_id_seq; Type: SEQUENCE; Schema: web; Owner: -
+--
+
+ALTER TABLE web.measurements ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME web.measurements_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: checkpoints checkpoints_pkey; Type: CONSTRAINT; Schema: absurd; Owner: -
 --
 
@@ -2411,6 +2507,27 @@ ALTER TABLE ONLY public.absurd_migrations
     ADD CONSTRAINT absurd_migrations_pkey PRIMARY KEY (version);
 
 --
+-- Name: alert_triage alert_triage_pkey; Type: CONSTRAINT; Schema: web; Owner: -
+--
+
+ALTER TABLE ONLY web.alert_triage
+    ADD CONSTRAINT alert_triage_pkey PRIMARY KEY (alert_id);
+
+--
+-- Name: audit_log audit_log_pkey; Type: CONSTRAINT; Schema: web; Owner: -
+--
+
+ALTER TABLE ONLY web.audit_log
+    ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
+--
+-- Name: measurements measurements_pkey; Type: CONSTRAINT; Schema: web; Owner: -
+--
+
+ALTER TABLE ONLY web.measurements
+    ADD CONSTRAINT measurements_pkey PRIMARY KEY (id);
+
+--
 -- Name: dlq_open; Type: INDEX; Schema: absurd; Owner: -
 --
 
@@ -2633,6 +2750,18 @@ CREATE INDEX stream_groups_window ON products.stream_groups USING btree (min_fil
 CREATE INDEX variability_flagged_by_eta ON products.variability USING btree (eta DESC) WHERE is_variable;
 
 --
+-- Name: audit_log_at; Type: INDEX; Schema: web; Owner: -
+--
+
+CREATE INDEX audit_log_at ON web.audit_log USING btree (at DESC);
+
+--
+-- Name: measurements_image; Type: INDEX; Schema: web; Owner: -
+--
+
+CREATE INDEX measurements_image ON web.measurements USING btree (image_id);
+
+--
 -- Name: workflow_status _RETURN; Type: RULE; Schema: absurd; Owner: -
 --
 
@@ -2674,6 +2803,24 @@ CREATE TRIGGER events_logged AFTER INSERT OR UPDATE ON absurd.events FOR EACH RO
 --
 
 CREATE TRIGGER task_cancelled AFTER UPDATE OF state ON absurd.tasks FOR EACH ROW WHEN (((new.state = 'cancelled'::text) AND (old.state <> 'cancelled'::text) AND (new.workflow_id IS NOT NULL))) EXECUTE FUNCTION absurd.on_task_cancelled();
+
+--
+-- Name: tasks tasks_notify_web; Type: TRIGGER; Schema: absurd; Owner: -
+--
+
+CREATE TRIGGER tasks_notify_web AFTER UPDATE OF state ON absurd.tasks FOR EACH ROW WHEN (((new.state = ANY (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text])) AND (old.state IS DISTINCT FROM new.state))) EXECUTE FUNCTION web.notify_change();
+
+--
+-- Name: images images_notify_web; Type: TRIGGER; Schema: products; Owner: -
+--
+
+CREATE TRIGGER images_notify_web AFTER INSERT ON products.images FOR EACH STATEMENT EXECUTE FUNCTION web.notify_change();
+
+--
+-- Name: variability variability_notify_web; Type: TRIGGER; Schema: products; Owner: -
+--
+
+CREATE TRIGGER variability_notify_web AFTER INSERT OR UPDATE ON products.variability FOR EACH STATEMENT EXECUTE FUNCTION web.notify_change();
 
 --
 -- Name: dlq_actions dlq_actions_dlq_id_fkey; Type: FK CONSTRAINT; Schema: absurd; Owner: -
@@ -2779,6 +2926,20 @@ ALTER TABLE ONLY products.stream_files
 
 ALTER TABLE ONLY products.variability
     ADD CONSTRAINT variability_source_name_fkey FOREIGN KEY (source_name) REFERENCES products.sources(name) ON DELETE CASCADE;
+
+--
+-- Name: alert_triage alert_triage_alert_id_fkey; Type: FK CONSTRAINT; Schema: web; Owner: -
+--
+
+ALTER TABLE ONLY web.alert_triage
+    ADD CONSTRAINT alert_triage_alert_id_fkey FOREIGN KEY (alert_id) REFERENCES products.alerts(id) ON DELETE CASCADE;
+
+--
+-- Name: measurements measurements_image_id_fkey; Type: FK CONSTRAINT; Schema: web; Owner: -
+--
+
+ALTER TABLE ONLY web.measurements
+    ADD CONSTRAINT measurements_image_id_fkey FOREIGN KEY (image_id) REFERENCES products.images(id) ON DELETE CASCADE;
 
 --
 -- Name: SCHEMA absurd; Type: ACL; Schema: -; Owner: -
@@ -3021,6 +3182,12 @@ REVOKE ALL ON FUNCTION absurd.submit_workflow(p_name text, p_params jsonb, p_tas
 
 REVOKE ALL ON FUNCTION absurd.suspend_run(p_task_id bigint, p_run_id bigint, p_until timestamp with time zone, p_event text) FROM PUBLIC;
 GRANT ALL ON FUNCTION absurd.suspend_run(p_task_id bigint, p_run_id bigint, p_until timestamp with time zone, p_event text) TO absurd_worker;
+
+--
+-- Name: FUNCTION notify_change(); Type: ACL; Schema: web; Owner: -
+--
+
+REVOKE ALL ON FUNCTION web.notify_change() FROM PUBLIC;
 
 --
 -- Name: TABLE checkpoints; Type: ACL; Schema: absurd; Owner: -

@@ -15,6 +15,7 @@ from contimg.cli import (
     monitor,
     mosaic,
     photometry,
+    serve,
     simulate,
     storage,
     stream,
@@ -51,3 +52,4 @@ app.command("alerts")(lightcurve.alerts)
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(calibrators.app, name="calibrators")
 app.add_typer(storage.app, name="storage")
+app.command("serve")(serve.serve)

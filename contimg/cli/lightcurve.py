@@ -8,14 +8,10 @@ light-curve tables 1 (with the advice to run `absurd migrate`).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import psycopg
 import typer
@@ -28,6 +24,8 @@ from absurd.errors import NotFoundError
 from contimg.cli.base import science_app
 from contimg.store import alert_delivery, lightcurves
 from contimg.store.products import datetime_to_mjd, mjd_to_datetime
+from science.lightcurve_export import ExportFormat, epoch_rows
+from science.lightcurve_export import export as export_curve
 from science.lightcurve_plot import plot_lightcurve, sparkline
 from science.lightcurves import SortKey, SourceLightcurve
 
@@ -35,14 +33,6 @@ app = science_app(help="Light curves of the monitored sources.")
 sources_app = science_app(help="The monitored sources and their variability.")
 
 Name = Annotated[str, typer.Argument(help="Source name, as in the monitoring catalogue.")]
-
-
-class ExportFormat(StrEnum):
-    """Formats of `contimg lightcurve export`."""
-
-    CSV = "csv"
-    JSON = "json"
-    VOTABLE = "votable"
 
 
 def _session(dsn: str | None) -> psycopg.Connection:
@@ -55,23 +45,6 @@ def _load(conn: psycopg.Connection, name: str) -> SourceLightcurve:
         return lightcurves.source_lightcurve(conn, name)
     except LookupError as exc:
         raise NotFoundError(str(exc)) from None
-
-
-def _epoch_rows(curve: SourceLightcurve) -> list[dict[str, Any]]:
-    return [
-        {
-            "source": curve.name,
-            "mjd": e.mjd,
-            "time_utc": mjd_to_datetime(e.mjd).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
-            "flux_jy": e.flux_jy,
-            "flux_err_jy": e.flux_err_jy,
-            "norm_flux_jy": e.norm_flux_jy,
-            "norm_flux_err_jy": e.norm_flux_err_jy,
-            "snr": e.snr,
-            "image_path": e.image_path,
-        }
-        for e in curve.epochs
-    ]
 
 
 @app.callback()
@@ -91,7 +64,7 @@ def show(name: Name, dsn: Dsn = None, as_json: JsonOut = False) -> None:
             "reference": curve.reference,
             "references": curve.references,
             "metrics": stored.model_dump(mode="json") if stored else None,
-            "epochs": _epoch_rows(curve),
+            "epochs": epoch_rows(curve),
         }
         emit_json(payload)
         return
@@ -101,7 +74,7 @@ def show(name: Name, dsn: Dsn = None, as_json: JsonOut = False) -> None:
         f"{len(curve.references)} reference sources"
     )
     table = Table("MJD", "UTC", "flux mJy", "± mJy", "norm mJy", "± mJy", "SNR", "image")
-    for row in _epoch_rows(curve):
+    for row in epoch_rows(curve):
         table.add_row(
             f"{row['mjd']:.5f}",
             row["time_utc"][:19],
@@ -202,32 +175,6 @@ def plot(
     console.print(f"wrote {escape(str(written))}")
 
 
-def _votable_bytes(curve: SourceLightcurve) -> bytes:
-    from astropy import units as u
-    from astropy.io.votable import from_table, writeto
-    from astropy.table import Table as AstropyTable
-
-    rows = _epoch_rows(curve)
-    table = AstropyTable(
-        {
-            "mjd": [r["mjd"] for r in rows],
-            "time_utc": [r["time_utc"] for r in rows],
-            "flux": [r["flux_jy"] for r in rows] * u.Jy,
-            "flux_err": [r["flux_err_jy"] for r in rows] * u.Jy,
-            "norm_flux": [r["norm_flux_jy"] for r in rows] * u.Jy,
-            "norm_flux_err": [r["norm_flux_err_jy"] for r in rows] * u.Jy,
-            # VOTable floats have no null: a missing SNR is NaN.
-            "snr": [math.nan if r["snr"] is None else r["snr"] for r in rows],
-            "image_path": [r["image_path"] or "" for r in rows],
-        },
-        meta={"name": curve.name},
-    )
-    table["mjd"].unit = u.day
-    buffer = io.BytesIO()
-    writeto(from_table(table, table_id=curve.name), buffer)
-    return buffer.getvalue()
-
-
 @app.command("export")
 def export(
     name: Name,
@@ -243,23 +190,7 @@ def export(
     with _session(dsn) as conn:
         curve = _load(conn, name)
         stored = lightcurves.stored_variability(conn, name) if fmt is ExportFormat.JSON else None
-    data: bytes
-    if fmt is ExportFormat.CSV:
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(_epoch_rows(curve)[0]) if curve.epochs else ["source"])
-        writer.writeheader()
-        writer.writerows(_epoch_rows(curve))
-        data = text.getvalue().encode()
-    elif fmt is ExportFormat.JSON:
-        payload = {
-            "source": curve.name,
-            "references": curve.references,
-            "metrics": stored.model_dump(mode="json") if stored else None,
-            "epochs": _epoch_rows(curve),
-        }
-        data = (json.dumps(payload, indent=2) + "\n").encode()
-    else:
-        data = _votable_bytes(curve)
+    data = export_curve(curve, fmt, stored)
     if output is None:
         typer.echo(data, nl=False)
         return
