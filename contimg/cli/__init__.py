@@ -15,6 +15,7 @@ from contimg.cli import (
     monitor,
     mosaic,
     photometry,
+    reprocess,
     simulate,
     stream,
     worker,
@@ -49,3 +50,4 @@ app.add_typer(lightcurve.sources_app, name="sources")
 app.command("alerts")(lightcurve.alerts)
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(calibrators.app, name="calibrators")
+app.add_typer(reprocess.app, name="reprocess")

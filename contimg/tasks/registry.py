@@ -42,6 +42,7 @@ from contimg.tasks.params import (
     SolveParams,
     SolveResult,
 )
+from contimg.tasks.reprocess import registry as reprocess_registry
 from contimg.tasks.sky import registry as sky_registry
 from science import casa_env
 from science.applycal import apply_calibration, select_caltable
@@ -347,3 +348,5 @@ def photometry(ctx: absurd.TaskContext, params: PhotometryParams) -> PhotometryO
 
 # The worker registry: diagnostics, the science tasks, the light-curve update and the sky tasks.
 registry = builtin.merge(science).merge(lightcurve_registry).merge(sky_registry)
+# Archival reprocessing's wait for a night's observations before its mosaic.
+registry = registry.merge(reprocess_registry)
