@@ -12,6 +12,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from contimg.store import reprocess
 
@@ -98,14 +99,15 @@ def render(p: RunProgress) -> Any:
         TextColumn(f"run {p.run_id}" + (" [red](cancelled)[/]" if p.cancelled else "")),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn(
-            f"done {p.done} · failed {p.failed} · in flight {p.in_flight} · not submitted {p.unsubmitted} · "
-            f"mosaics {p.mosaics_done}/{p.mosaics} · "
-            f"rate {'-' if p.rate_per_hour is None else f'{p.rate_per_hour:.1f}'} obs/h · "
-            f"left {_duration(p.eta_s)}"
-        ),
     )
     bar.add_task("observations", total=max(p.observations, 1), completed=p.done + p.failed)
+    rate = "-" if p.rate_per_hour is None else f"{p.rate_per_hour:.1f}"
+    counts = Text(
+        f"observations: done {p.done}, failed {p.failed}, in flight {p.in_flight}, "
+        f"not submitted {p.unsubmitted}; mosaics {p.mosaics_done}/{p.mosaics} done"
+        + (f", {p.mosaics_failed} failed" if p.mosaics_failed else "")
+        + f"; rate {rate} obs/h; time left {_duration(p.eta_s)}"
+    )
     steps = Table(header_style="bold", box=None)
     states = ("waiting", "pending", "running", "sleeping", "completed", "failed", "cancelled")
     steps.add_column("step")
@@ -113,7 +115,7 @@ def render(p: RunProgress) -> Any:
         steps.add_column(state, justify="right")
     for step in sorted(p.tasks):
         steps.add_row(step, *(str(p.tasks[step].get(s, 0)) for s in states))
-    return Group(bar, steps)
+    return Group(bar, counts, steps)
 
 
 def watch(

@@ -113,7 +113,7 @@ def layout(output_dir: Path) -> dict[str, Path]:
 
 def _convert_params(group: SubbandGroup, request: ReprocessRequest, version: int) -> dict[str, Any]:
     return {
-        "input_files": [str(f.path) for f in group.files],
+        "input_files": [str(group.files[i]) for i in sorted(group.files)],
         "output_dir": str(layout(request.output_dir)["ms"]),
         "policy": request.incomplete.value,
         # Only this version's own MS is ever replaced (a retry after a crash mid-write).

@@ -86,13 +86,16 @@ GROUP BY s.step, t.state
 
 _RUN_WORKFLOWS = "SELECT DISTINCT workflow_id FROM products.reprocess_steps WHERE run_id = %s ORDER BY 1"
 
-# Tasks not yet finished in the observation workflows of one night of a run.
+# Tasks still to run in the observation workflows of one night of a run. A workflow blocked on a dead
+# letter counts as settled: its waiting tasks run only if an operator retries it, which a mosaic
+# cannot wait for.
 _OPEN_IN_NIGHT = """
 SELECT count(*)
 FROM products.reprocess_units u
 JOIN products.reprocess_steps s ON s.unit = u.unit AND s.version = u.version
+JOIN absurd.workflow_status w ON w.id = s.workflow_id
 JOIN absurd.tasks t ON t.workflow_id = s.workflow_id AND t.step_name = s.step
-WHERE u.run_id = %s AND u.night = %s AND u.kind = 'observation'
+WHERE u.run_id = %s AND u.night = %s AND u.kind = 'observation' AND w.state = 'running'
   AND t.state IN ('waiting', 'pending', 'running', 'sleeping')
 """
 
