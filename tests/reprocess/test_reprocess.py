@@ -157,7 +157,9 @@ def test_an_archive_reprocessed_killed_and_resumed(database: str, tmp_path: Path
     ).fetchall()
     assert sorted(progress) == [("mosaic", "done", 1), ("observation", "done", N_OBSERVATIONS)]
     # Every task once, and completed: the crash cost attempts, never work.
-    by_name = dict(conn.execute("SELECT name, count(*) FROM absurd.tasks GROUP BY name").fetchall())
+    by_name: dict[str, int] = dict(
+        conn.execute("SELECT name, count(*) FROM absurd.tasks GROUP BY name").fetchall()
+    )
     assert by_name == {
         **dict.fromkeys(STEP_TASKS.values(), N_OBSERVATIONS),
         "await-night": 1,
