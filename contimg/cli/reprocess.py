@@ -92,7 +92,11 @@ def _reprocess(
         ),
     ] = None,
     priority: Annotated[
-        int, typer.Option(help="Task priority; streaming runs at 0, so below it live data go first.")
+        int,
+        typer.Option(
+            help="Priority of the first step (later steps get +1 each); streaming runs at 0, so with "
+            "the chain below it live data go first."
+        ),
     ] = -10,
     force: Annotated[
         bool, typer.Option("--force", help="Make a new product version of every observation (a new run).")

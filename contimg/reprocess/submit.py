@@ -26,7 +26,8 @@ from science.grouping import SubbandGroup, find_groups
 
 log = structlog.get_logger(__name__)
 
-# Below streaming's 0: on the queues they share, a night's live data are claimed first.
+# Below streaming's 0 (with the chain's steps at -10 to -4): on the queues they share, a night's live
+# data are claimed first.
 DEFAULT_PRIORITY = -10
 # A night's mosaic takes the images whose mid-time lies within this of its observations' group times.
 MOSAIC_MARGIN = timedelta(minutes=10)
@@ -41,7 +42,7 @@ class ReprocessRequest(BaseModel):
     start: datetime
     end: datetime
     steps: list[str] = Field(min_length=1)
-    priority: int = Field(DEFAULT_PRIORITY, ge=-(2**31), le=2**31 - 1)
+    priority: int = Field(DEFAULT_PRIORITY, ge=-(2**31), le=2**31 - 100)
     force: bool = False
     catalogue: Path | None = None
     incomplete: IncompletePolicy = IncompletePolicy.FLAG

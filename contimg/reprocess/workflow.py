@@ -119,7 +119,8 @@ def observation_workflow(
     """One observation's workflow holding ``steps`` only.
 
     A step's dependency on a step left out was met by an earlier workflow: the edge is dropped and
-    references to that step's result take ``earlier_results``. Every step runs at ``priority``.
+    references to that step's result take ``earlier_results``. The n-th step of the chain runs at
+    ``priority + n`` (convert at ``priority``).
     """
     convert = TaskSpec(name=CONVERT, type="convert-uvh5", params=convert_params)
     # The streaming workflow's first steps start on the new MS: here they wait for its conversion.
@@ -128,12 +129,15 @@ def observation_workflow(
         for t in base.tasks
     ]
     tasks = []
-    for task in [convert, *streaming]:
+    for depth, task in enumerate([convert, *streaming]):
         if task.name not in steps:
             continue
         params = fill_results(_merge(task.params, overrides.get(task.name, {})), earlier_results)
         kept = [d for d in task.depends_on if d.task in steps]
-        tasks.append(task.model_copy(update={"params": params, "depends_on": kept, "priority": priority}))
+        # Later steps a little ahead of earlier ones: observations are finished one after another
+        # rather than every conversion first (which would fill the disk with MSs before any image).
+        update = {"params": params, "depends_on": kept, "priority": priority + depth}
+        tasks.append(task.model_copy(update=update))
     return base.model_copy(update={"name": OBSERVATION_WORKFLOW, "tasks": tasks})
 
 
