@@ -9,7 +9,17 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from absurd.cli.toolkit import Dsn, JsonOut, console, emit_json, fail, guarded, table
+from absurd.cli.toolkit import (
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    Dsn,
+    JsonOut,
+    console,
+    emit_json,
+    fail,
+    guarded,
+    table,
+)
 from contimg.cli.base import SCIENCE_ERRORS, science_app
 
 app = science_app(
@@ -50,8 +60,8 @@ def _submit(dsn: str | None, request: Any, run_id: int | None, wait: bool) -> No
     with Client(dsn, registry=registry) as client:
         try:
             outcome = submit_run(client, request, run_id)
-        except (ValueError, LookupError) as exc:
-            raise fail(str(exc)) from None
+        except ValueError as exc:
+            raise fail(str(exc), EXIT_USAGE) from None
         verb = "started" if outcome.new_run else "resumed"
         console.print(
             f"run {outcome.run_id} {verb}: {outcome.observations} observations found, "
@@ -139,7 +149,7 @@ def _reprocess(
         if value is None
     ]
     if missing:
-        raise fail(f"give {', '.join(missing)} (or a command: status, resume, cancel)")
+        raise fail(f"give {', '.join(missing)} (or a command: status, resume, cancel)", EXIT_USAGE)
     steps = [s.strip() for s in only.split(",") if s.strip()] if only else None
     try:
         request = ReprocessRequest.model_validate(
@@ -159,7 +169,8 @@ def _reprocess(
             }
         )
     except ValidationError as exc:
-        raise fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise fail(problems, EXIT_USAGE) from None
     _submit(dsn, request, None, wait)
 
 
@@ -184,7 +195,7 @@ def resume(run_id: RunId, wait: Wait = True, dsn: Dsn = None) -> None:
         try:
             request = load_request(client, run_id)
         except LookupError as exc:
-            raise fail(str(exc), 3) from None
+            raise fail(str(exc), EXIT_NOT_FOUND) from None
         reprocess.reopen_run(client.conn, run_id)
     _submit(dsn, request, run_id, wait)
 
@@ -230,7 +241,7 @@ def status(
         try:
             progress = run_progress(conn, run_id)
         except LookupError as exc:
-            raise fail(str(exc), 3) from None
+            raise fail(str(exc), EXIT_NOT_FOUND) from None
     if as_json:
         emit_json(progress.model_dump(mode="json"))
         return
@@ -245,7 +256,9 @@ def cancel(run_id: RunId, dsn: Dsn = None) -> None:
 
     with Client(dsn) as client:
         if reprocess.get_run(client.conn, run_id) is None:
-            raise fail(f"no reprocessing run {run_id}; list them with `contimg reprocess status`", 3)
+            raise fail(
+                f"no reprocessing run {run_id}; list them with `contimg reprocess status`", EXIT_NOT_FOUND
+            )
         # Stamped first: a submission still going sees it, and its workflows below are cancelled.
         reprocess.mark_cancelled(client.conn, run_id)
         cancelled = sum(client.cancel_workflow(w) for w in reprocess.run_workflows(client.conn, run_id))
