@@ -70,7 +70,7 @@ def test_twice_and_at_once_submit_each_step_once(dsn: str, archive: Archive, tmp
     assert _count(client, "SELECT count(*) FROM absurd.workflows") == 4
     assert _count(client, "SELECT count(*) FROM absurd.tasks") == 3 * 7 + 2
     # Below streaming (priority 0): the chain from convert at -10 to light curves at -4.
-    priorities = dict(
+    priorities: dict[str, int] = dict(
         client.conn.execute("SELECT name, max(priority) FROM absurd.tasks GROUP BY name").fetchall()
     )
     assert priorities["convert-uvh5"] == -10 and priorities["update-lightcurves"] == -4
