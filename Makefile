@@ -30,6 +30,13 @@ system-deps:
 	  else \
 	    echo "run 'sudo apt-get install prometheus prometheus-alertmanager': the alerting tests need them"; exit 1; \
 	  fi; }
+	@# The multi-host tests make network namespaces and veth pairs with ip (iproute2), as root.
+	@command -v ip >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2; \
+	  else \
+	    echo "run 'sudo apt-get install iproute2': the multi-host tests need it"; exit 1; \
+	  fi; }
 
 # The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
 .PHONY: system-deps-chromium

@@ -1921,6 +1921,98 @@ ALTER TABLE products.photometry ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
 );
 
 --
+-- Name: reprocess_steps; Type: TABLE; Schema: products; Owner: -
+--
+
+CREATE TABLE products.reprocess_steps (
+    unit text NOT NULL,
+    version integer NOT NULL,
+    step text NOT NULL,
+    run_id bigint NOT NULL,
+    workflow_id bigint NOT NULL,
+    submitted_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: reprocess_units; Type: TABLE; Schema: products; Owner: -
+--
+
+CREATE TABLE products.reprocess_units (
+    run_id bigint NOT NULL,
+    unit text NOT NULL,
+    kind text NOT NULL,
+    night date NOT NULL,
+    version integer NOT NULL,
+    CONSTRAINT reprocess_units_kind_check CHECK ((kind = ANY (ARRAY['observation'::text, 'mosaic'::text]))),
+    CONSTRAINT reprocess_units_version_check CHECK ((version >= 1))
+);
+
+--
+-- Name: reprocess_progress; Type: VIEW; Schema: products; Owner: -
+--
+
+CREATE VIEW products.reprocess_progress AS
+ SELECT u.run_id,
+    u.unit,
+    u.kind,
+    u.night,
+    u.version,
+    count(s.step) AS steps,
+    count(s.step) FILTER (WHERE (COALESCE(t.state, 'completed'::text) = 'completed'::text)) AS completed,
+    count(s.step) FILTER (WHERE (t.state = ANY (ARRAY['failed'::text, 'cancelled'::text]))) AS failed,
+        CASE
+            WHEN (count(s.step) = 0) THEN 'unsubmitted'::text
+            WHEN (count(s.step) FILTER (WHERE (t.state = ANY (ARRAY['failed'::text, 'cancelled'::text]))) > 0) THEN 'failed'::text
+            WHEN (count(s.step) FILTER (WHERE (COALESCE(t.state, 'completed'::text) = 'completed'::text)) = count(s.step)) THEN 'done'::text
+            ELSE 'in_flight'::text
+        END AS state,
+    max(t.finished_at) AS finished_at
+   FROM ((products.reprocess_units u
+     LEFT JOIN products.reprocess_steps s ON (((s.unit = u.unit) AND (s.version = u.version))))
+     LEFT JOIN LATERAL ( SELECT x.state,
+            x.finished_at
+           FROM absurd.tasks x
+          WHERE ((x.workflow_id = s.workflow_id) AND (x.step_name = s.step))
+          ORDER BY x.id DESC
+         LIMIT 1) t ON (true))
+  GROUP BY u.run_id, u.unit, u.kind, u.night, u.version;
+
+--
+-- Name: reprocess_runs; Type: TABLE; Schema: products; Owner: -
+--
+
+CREATE TABLE products.reprocess_runs (
+    id bigint NOT NULL,
+    request_key text,
+    input_dir text NOT NULL,
+    output_dir text NOT NULL,
+    start_time timestamp with time zone NOT NULL,
+    end_time timestamp with time zone NOT NULL,
+    steps text[] NOT NULL,
+    priority integer NOT NULL,
+    force boolean NOT NULL,
+    settings jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    submitted_at timestamp with time zone,
+    cancelled_at timestamp with time zone,
+    CONSTRAINT reprocess_runs_check CHECK ((end_time >= start_time)),
+    CONSTRAINT reprocess_runs_check1 CHECK ((force = (request_key IS NULL)))
+);
+
+--
+-- Name: reprocess_runs_id_seq; Type: SEQUENCE; Schema: products; Owner: -
+--
+
+ALTER TABLE products.reprocess_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME products.reprocess_runs_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: sources; Type: TABLE; Schema: products; Owner: -
 --
 
@@ -2444,6 +2536,27 @@ ALTER TABLE ONLY products.photometry
     ADD CONSTRAINT photometry_pkey PRIMARY KEY (id);
 
 --
+-- Name: reprocess_runs reprocess_runs_pkey; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.reprocess_runs
+    ADD CONSTRAINT reprocess_runs_pkey PRIMARY KEY (id);
+
+--
+-- Name: reprocess_steps reprocess_steps_pkey; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.reprocess_steps
+    ADD CONSTRAINT reprocess_steps_pkey PRIMARY KEY (unit, version, step);
+
+--
+-- Name: reprocess_units reprocess_units_pkey; Type: CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.reprocess_units
+    ADD CONSTRAINT reprocess_units_pkey PRIMARY KEY (run_id, unit);
+
+--
 -- Name: sources sources_pkey; Type: CONSTRAINT; Schema: products; Owner: -
 --
 
@@ -2702,6 +2815,24 @@ CREATE INDEX ms_index_mid ON products.ms_index USING btree (mid_mjd);
 CREATE INDEX photometry_by_source ON products.photometry USING btree (source_name, mjd);
 
 --
+-- Name: reprocess_runs_request; Type: INDEX; Schema: products; Owner: -
+--
+
+CREATE UNIQUE INDEX reprocess_runs_request ON products.reprocess_runs USING btree (request_key) WHERE (request_key IS NOT NULL);
+
+--
+-- Name: reprocess_steps_workflow; Type: INDEX; Schema: products; Owner: -
+--
+
+CREATE INDEX reprocess_steps_workflow ON products.reprocess_steps USING btree (workflow_id);
+
+--
+-- Name: reprocess_units_night; Type: INDEX; Schema: products; Owner: -
+--
+
+CREATE INDEX reprocess_units_night ON products.reprocess_units USING btree (run_id, night);
+
+--
 -- Name: storage_removals_by_time; Type: INDEX; Schema: products; Owner: -
 --
 
@@ -2912,6 +3043,20 @@ ALTER TABLE ONLY products.photometry
 
 ALTER TABLE ONLY products.photometry
     ADD CONSTRAINT photometry_source_name_fkey FOREIGN KEY (source_name) REFERENCES products.sources(name);
+
+--
+-- Name: reprocess_steps reprocess_steps_run_id_fkey; Type: FK CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.reprocess_steps
+    ADD CONSTRAINT reprocess_steps_run_id_fkey FOREIGN KEY (run_id) REFERENCES products.reprocess_runs(id) ON DELETE CASCADE;
+
+--
+-- Name: reprocess_units reprocess_units_run_id_fkey; Type: FK CONSTRAINT; Schema: products; Owner: -
+--
+
+ALTER TABLE ONLY products.reprocess_units
+    ADD CONSTRAINT reprocess_units_run_id_fkey FOREIGN KEY (run_id) REFERENCES products.reprocess_runs(id) ON DELETE CASCADE;
 
 --
 -- Name: stream_files stream_files_group_id_fkey; Type: FK CONSTRAINT; Schema: products; Owner: -

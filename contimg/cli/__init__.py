@@ -15,6 +15,7 @@ from contimg.cli import (
     monitor,
     mosaic,
     photometry,
+    reprocess,
     serve,
     simulate,
     storage,
@@ -53,3 +54,4 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(calibrators.app, name="calibrators")
 app.add_typer(storage.app, name="storage")
 app.command("serve")(serve.serve)
+app.add_typer(reprocess.app, name="reprocess")

@@ -44,6 +44,7 @@ from contimg.tasks.params import (
     SolveParams,
     SolveResult,
 )
+from contimg.tasks.reprocess import registry as reprocess_registry
 from contimg.tasks.sky import registry as sky_registry
 from contimg.tasks.storage import registry as storage_registry
 from science import casa_env
@@ -358,11 +359,13 @@ def photometry(ctx: absurd.TaskContext, params: PhotometryParams) -> PhotometryO
 
 
 # The worker registry: diagnostics, the science tasks, the light-curve update, the sky tasks, the
-# alert notifier and the retention pruner (contimg/storage/).
+# alert notifier, the retention pruner (contimg/storage/) and archival reprocessing's wait for a night's
+# observations before its mosaic.
 registry = (
     builtin.merge(science)
     .merge(lightcurve_registry)
     .merge(sky_registry)
     .merge(notify_registry)
     .merge(storage_registry)
+    .merge(reprocess_registry)
 )
