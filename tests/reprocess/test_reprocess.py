@@ -162,6 +162,9 @@ def test_an_archive_reprocessed_killed_and_resumed(database: str, tmp_path: Path
     by_name: dict[str, int] = dict(
         conn.execute("SELECT name, count(*) FROM absurd.tasks GROUP BY name").fetchall()
     )
+    # The light-curve step queues one notifier per alert it raises (docs/alerts.md): once each.
+    alerts = _count(conn, "SELECT count(*) FROM products.alerts")
+    assert by_name.pop("notify-alert", 0) == alerts
     assert by_name == {
         **dict.fromkeys(STEP_TASKS.values(), N_OBSERVATIONS),
         "await-night": 1,
