@@ -1,0 +1,121 @@
+"""The manual pipeline commands go through the queue by default: a worker in another process runs the
+registered task, the command follows it and prints its result, its error, or (--no-wait) its id.
+Bad params are refused before anything is queued."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner, Result
+
+from absurd.cli.toolkit import EXIT_FAILED, EXIT_USAGE
+from absurd.client import Client
+from contimg.cli import app
+from tests.science.synthetic_images import ImageSpec, Source, make_image, offset_position
+from tests.support.processes import start_worker, stop_worker
+
+runner = CliRunner()
+SOURCES = [
+    Source("near", *offset_position(ImageSpec(), 10, -20), 0.08),
+    Source("far", *offset_position(ImageSpec(), -60, 40), 0.03),
+]
+
+
+def invoke(*args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+def stderr_lines(result: Result) -> list[str]:
+    """The command's own lines on stderr (the worker's log lines are in its own process)."""
+    return [line for line in result.stderr.splitlines() if line.startswith(("task ", "error: "))]
+
+
+@pytest.fixture
+def worker(dsn: str) -> Iterator[None]:
+    """A worker of the science registry, in its own process, on the queues these tests use."""
+    proc = start_worker(
+        dsn, "--queue", "photometry", "--queue", "imaging", registry="contimg.tasks.registry:registry"
+    )
+    yield
+    stop_worker(proc)
+
+
+@pytest.fixture
+def field(tmp_path: Path) -> tuple[Path, Path]:
+    """A restored image with two sources, and the monitoring catalogue that names them."""
+    image = make_image(tmp_path / "field.fits", SOURCES, seed=3)
+    catalogue = tmp_path / "monitoring.csv"
+    rows = [f"{s.name},{s.ra_deg},{s.dec_deg},{s.flux_jy * 1e3}" for s in SOURCES]
+    catalogue.write_text("\n".join(["name,ra_deg,dec_deg,flux_mjy", *rows]) + "\n")
+    return image, catalogue
+
+
+def test_queued_steps_print_the_result_the_error_or_the_task_id(
+    dsn: str, worker: None, field: tuple[Path, Path], tmp_path: Path
+) -> None:
+    image, catalogue = field
+
+    # Forced photometry: a run-photometry task, whose measurements are printed and stored.
+    done = invoke(
+        "photometry", "catalog", "--fits", str(image), "--catalog", str(catalogue), "--json", "--dsn", dsn
+    )
+    assert done.exit_code == 0, done.output
+    assert {row["name"] for row in json.loads(done.stdout)} == {"near", "far"}
+    lines = stderr_lines(done)
+    task_id = int(lines[0].split()[1])
+    assert lines[0] == f"task {task_id} (run-photometry) queued on photometry"
+    assert lines[-1] == f"task {task_id}: completed"
+    with psycopg.connect(dsn) as conn:
+        stored = conn.execute("SELECT count(*) FROM products.photometry WHERE task_id = %s", (task_id,))
+        assert stored.fetchone() == (2,)
+
+    # A task that fails (the MS is not a Measurement Set): exit 1, with the task's own error.
+    not_ms = tmp_path / "empty.ms"
+    not_ms.mkdir()
+    failed = invoke("image", "create", str(not_ms), str(tmp_path / "images"), "--dsn", dsn)
+    assert failed.exit_code == EXIT_FAILED, failed.output
+    last = stderr_lines(failed)[-1]
+    assert last.startswith("error: task ") and "(create-image) ended failed" in last
+    assert f"{not_ms} is not a Measurement Set (no table.dat)" in last
+    assert failed.stdout == ""
+
+    # --no-wait: the task id as JSON at once; the worker completes the task all the same.
+    queued = invoke(
+        "photometry", "catalog", "--fits", str(image), "--catalog", str(catalogue), "--no-wait", "--dsn", dsn
+    )
+    assert queued.exit_code == 0, queued.output
+    printed = json.loads(queued.stdout)
+    assert printed["task"] == "run-photometry" and printed["queue"] == "photometry"
+    with Client(dsn) as client:
+        result = client.wait_result(printed["task_id"], timeout_s=120)
+    assert {m["name"] for m in result["measurements"]} == {"near", "far"}
+
+
+def test_bad_params_are_refused_before_anything_is_queued(dsn: str, tmp_path: Path) -> None:
+    ms, out = str(tmp_path / "x.ms"), str(tmp_path / "out")
+    cases = [
+        (
+            ["image", "create", ms, out, "--niter", "-5"],
+            "create-image params: imaging.niter: Input should be",
+        ),
+        (
+            ["image", "create", ms, out, "--robust", "3"],
+            "imaging.robust: Input should be less than or equal to 2",
+        ),
+        (
+            ["calibrate", "solve", ms, out, "--refant-policy", "nearest"],
+            "solve-calibration params: refant_policy",
+        ),
+        (["calibrate", "apply", ms, str(tmp_path / "bp.tab")], "caltables are given only with --direct"),
+    ]
+    for args, expected in cases:
+        refused = invoke(*args, "--dsn", dsn)
+        assert refused.exit_code == EXIT_USAGE, (args, refused.output)
+        (line,) = stderr_lines(refused)
+        assert expected in line, line
+    with Client(dsn) as client:
+        assert client.list_tasks() == []
