@@ -4,13 +4,14 @@ or in this process with ``--direct``, for debugging.
 Queued, a command checks its params with the task's own pydantic model before anything is queued (a
 bad value is a usage error naming the field, exit 2), spawns the task with the task's own options,
 prints its id, then follows it: each change of state goes to stderr, and a task that ends failed or
-cancelled exits 1 with the task's error. ``--no-wait`` prints one JSON line per task on stdout and
-returns at once. A queued step's products are recorded by the task's completion hook, as in the
+cancelled exits 1 with the task's error. ``--no-wait`` prints one JSON line per task on stdout (its id, name and
+queue) and returns at once. A queued step's products are recorded by the task's completion hook, as in the
 streaming pipeline; a direct run records nothing.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel, ValidationError
 
-from absurd.cli.toolkit import EXIT_FAILED, client, emit_json, err_console, fail, one_line
+from absurd.cli.toolkit import EXIT_FAILED, client, err_console, fail, one_line
 from absurd.errors import UsageError
 from absurd.states import TERMINAL_TASK_STATES
 
@@ -35,7 +36,7 @@ Wait = Annotated[
     bool,
     typer.Option(
         "--wait/--no-wait",
-        help="Follow the queued task until it ends; --no-wait prints its id as JSON and returns.",
+        help="Follow the queued task until it ends; --no-wait prints its id as a JSON line and returns.",
     ),
 ]
 TimeoutOpt = Annotated[
@@ -113,7 +114,8 @@ def run_tasks(
             err_console.print(f"task {task_id} ({name}) queued on {queue}", markup=False)
         if not wait:
             for task_id, label in zip(ids, labels or [{}] * len(ids), strict=True):
-                emit_json({**label, "task_id": task_id, "task": name, "queue": queue})
+                # One line per task, as `convert groups` prints one per group.
+                typer.echo(json.dumps({**label, "task_id": task_id, "task": name, "queue": queue}))
             return
         yield from _follow(c, name, ids, queue, timeout_s)
 

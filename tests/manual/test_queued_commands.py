@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -15,6 +16,7 @@ from typer.testing import CliRunner, Result
 from absurd.cli.toolkit import EXIT_FAILED, EXIT_USAGE
 from absurd.client import Client
 from contimg.cli import app
+from science.grouping import FILENAME_TIME_FORMAT
 from tests.science.synthetic_images import ImageSpec, Source, make_image, offset_position
 from tests.support.processes import start_worker, stop_worker
 
@@ -38,7 +40,14 @@ def stderr_lines(result: Result) -> list[str]:
 def worker(dsn: str) -> Iterator[None]:
     """A worker of the science registry, in its own process, on the queues these tests use."""
     proc = start_worker(
-        dsn, "--queue", "photometry", "--queue", "imaging", registry="contimg.tasks.registry:registry"
+        dsn,
+        "--queue",
+        "photometry",
+        "--queue",
+        "imaging",
+        "--concurrency",
+        "1",
+        registry="contimg.tasks.registry:registry",
     )
     yield
     stop_worker(proc)
@@ -119,3 +128,35 @@ def test_bad_params_are_refused_before_anything_is_queued(dsn: str, tmp_path: Pa
         assert expected in line, line
     with Client(dsn) as client:
         assert client.list_tasks() == []
+
+
+def test_convert_groups_queues_one_task_per_complete_group(dsn: str, tmp_path: Path) -> None:
+    """Complete groups are queued (--no-wait: their task ids); an incomplete one under policy wait is
+    reported as waiting, as a direct run reports it, and nothing is queued for it."""
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    first, second = datetime(2026, 3, 1, 4, 0, 0), datetime(2026, 3, 1, 4, 5, 9)
+    for when, subbands in ((first, range(16)), (second, range(3))):
+        for index in subbands:
+            (incoming / f"{when.strftime(FILENAME_TIME_FORMAT)}_sb{index:02d}.hdf5").touch()
+    out = tmp_path / "ms"
+    args = ["convert", "groups", "--input-dir", str(incoming), "--output-dir", str(out), "--no-wait"]
+    done = invoke(*args, "--dsn", dsn)
+    assert done.exit_code == 0, done.output
+    waiting, queued = (json.loads(line) for line in done.stdout.splitlines())
+    assert waiting == {
+        "group_id": "2026-03-01T04:05:09",
+        "status": "waiting",
+        "missing": [f"sb{i:02d}" for i in range(3, 16)],
+    }
+    assert queued["group_id"] == "2026-03-01T04:00:00" and queued["task"] == "convert-uvh5"
+    with Client(dsn) as client:
+        (task,) = client.list_tasks()
+        params = client.get_task(task["id"])["params"]
+    assert task["id"] == queued["task_id"] and task["queue"] == "convert"
+    assert len(params["input_files"]) == 16 and all(Path(p).is_absolute() for p in params["input_files"])
+    assert params["output_dir"] == str(out.resolve()) and params["overwrite"] is False
+
+    no_rfi = invoke(*args, "--no-rfi", "--dsn", dsn)
+    assert no_rfi.exit_code == EXIT_USAGE
+    assert "--no-rfi needs --direct" in stderr_lines(no_rfi)[0]
