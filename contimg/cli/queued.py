@@ -4,9 +4,9 @@ or in this process with ``--direct``, for debugging.
 Queued, a command checks its params with the task's own pydantic model before anything is queued (a
 bad value is a usage error naming the field, exit 2), spawns the task with the task's own options,
 prints its id, then follows it: each change of state goes to stderr, and a task that ends failed or
-cancelled exits 1 with the task's error. ``--no-wait`` prints one JSON line per task on stdout (its id, name and
-queue) and returns at once. A queued step's products are recorded by the task's completion hook, as in the
-streaming pipeline; a direct run records nothing.
+cancelled exits 1 with the task's error. ``--no-wait`` prints one JSON line per task on stdout (its
+id, name and queue) and returns at once. A queued step's products are recorded by the task's
+completion hook, as in the streaming pipeline; a direct run records nothing.
 """
 
 from __future__ import annotations
