@@ -82,6 +82,12 @@ def test_queued_steps_print_the_result_the_error_or_the_task_id(
         stored = conn.execute("SELECT count(*) FROM products.photometry WHERE task_id = %s", (task_id,))
         assert stored.fetchone() == (2,)
 
+    # The light curves of what was stored: an update-lightcurves task (thread mode) on the same worker.
+    assessed = invoke("lightcurve", "update", "--dsn", dsn)
+    assert assessed.exit_code == 0, assessed.output
+    assert "2 source(s) assessed" in assessed.stdout
+    assert stderr_lines(assessed)[-1].endswith(": completed")
+
     # A task that fails (the MS is not a Measurement Set): exit 1, with the task's own error.
     not_ms = tmp_path / "empty.ms"
     not_ms.mkdir()
