@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 import typer
 
-from absurd.cli.toolkit import Dsn, emit_json
+from absurd.cli.toolkit import Dsn
 from absurd.errors import UsageError
 from contimg.cli.base import science_app
-from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_task
+from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_and_print
 from science.casa_env import default_log_dir
 
 app = science_app(
@@ -64,9 +64,7 @@ def solve(
         }
         if validity_hours is not None:
             values["validity_hours"] = validity_hours
-        outcome = run_task("solve-calibration", values, dsn, wait, timeout_s)
-        if outcome is not None:
-            emit_json(outcome)
+        run_and_print("solve-calibration", values, dsn, wait, timeout_s)
         return
     chosen: Literal["full", "bandpass"] = "full" if mode == "full" else "bandpass"
     result = solve_calibration(
@@ -129,9 +127,7 @@ def apply(
             values["max_age_hours"] = max_age_hours
         if wait_timeout_s is not None:
             values["wait_timeout_s"] = wait_timeout_s
-        outcome = run_task("apply-calibration", values, dsn, wait, timeout_s)
-        if outcome is not None:
-            emit_json(outcome)
+        run_and_print("apply-calibration", values, dsn, wait, timeout_s)
         return
     if not caltables:
         raise UsageError("--direct needs the caltables to apply, in order, after the MS")

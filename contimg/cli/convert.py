@@ -9,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from absurd.cli.toolkit import Dsn, emit_json
+from absurd.cli.toolkit import Dsn
 from absurd.errors import UsageError
 from contimg.cli.base import science_app
-from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_task, run_tasks
+from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_and_print, run_tasks
 from contimg.tasks.params import ConvertResult
 from science.constants import GROUP_TOLERANCE_S
 from science.convert import ConversionRecord, IncompletePolicy
@@ -172,9 +172,7 @@ def single(
         "policy": chosen,
         "overwrite": overwrite,
     }
-    outcome = run_task("convert-uvh5", values, dsn, wait, timeout_s)
-    if outcome is not None:
-        emit_json(outcome)
+    run_and_print("convert-uvh5", values, dsn, wait, timeout_s)
 
 
 def _policy(value: str) -> str:

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from absurd.cli.toolkit import Dsn, emit_json
+from absurd.cli.toolkit import Dsn
 from contimg.cli.base import science_app
-from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_task
+from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_and_print
 from science.casa_env import default_log_dir
 from science.imaging import ImagingParams
 
@@ -92,9 +92,7 @@ def create(
             "imaging": imaging,
             "log_dir": log_dir.resolve() if log_dir else None,
         }
-        outcome = run_task("create-image", values, dsn, wait, timeout_s)
-        if outcome is not None:
-            emit_json(outcome)
+        run_and_print("create-image", values, dsn, wait, timeout_s)
         return
     params = ImagingParams.model_validate(imaging)
     result = create_image(ms, out_dir, log_dir=log_dir or default_log_dir(), name=name, params=params)

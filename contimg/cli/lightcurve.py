@@ -25,7 +25,7 @@ from contimg.cli.base import science_app
 from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_task
 from contimg.store import alert_delivery, lightcurves
 from contimg.store.products import datetime_to_mjd, mjd_to_datetime
-from contimg.tasks.lightcurves import UpdateLightcurvesOutcome, UpdateLightcurvesParams
+from contimg.tasks.lightcurves import UpdateLightcurvesOutcome, UpdateLightcurvesParams, assess
 from science.lightcurve_export import ExportFormat, epoch_rows
 from science.lightcurve_export import export as export_curve
 from science.lightcurve_plot import plot_lightcurve, sparkline
@@ -191,17 +191,8 @@ def update(
     if min_epochs is not None:
         values["min_epochs"] = min_epochs
     if direct:
-        params = UpdateLightcurvesParams.model_validate(values)
         with _session(dsn) as conn:
-            done = lightcurves.compute_update(
-                conn,
-                names=params.sources,
-                reference_names=params.reference_sources,
-                thresholds=params.thresholds,
-                min_epochs=params.min_epochs,
-                criteria=params.transient,
-                include_mosaics=params.include_mosaics,
-            )
+            done = assess(conn, UpdateLightcurvesParams.model_validate(values))
     else:
         outcome = run_task("update-lightcurves", values, dsn, wait, timeout_s)
         if outcome is None:

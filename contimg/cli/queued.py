@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel, ValidationError
 
-from absurd.cli.toolkit import EXIT_FAILED, client, err_console, fail, one_line
+from absurd.cli.toolkit import EXIT_FAILED, client, emit_json, err_console, fail, one_line
 from absurd.errors import UsageError
 from absurd.states import TERMINAL_TASK_STATES
 
@@ -91,6 +91,15 @@ def run_task(name: str, values: Mapping[str, Any], dsn: str | None, wait: bool, 
     if not done.completed:
         raise fail(f"task {done.task_id} ({name}) ended {done.state}: {done.error}", EXIT_FAILED)
     return done.result
+
+
+def run_and_print(
+    name: str, values: Mapping[str, Any], dsn: str | None, wait: bool, timeout_s: float
+) -> None:
+    """``run_task``, then the task's result (its id and what it made) as JSON on stdout."""
+    outcome = run_task(name, values, dsn, wait, timeout_s)
+    if outcome is not None:
+        emit_json(outcome)
 
 
 def run_tasks(
