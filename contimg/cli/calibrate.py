@@ -131,5 +131,7 @@ def apply(
         return
     if not caltables:
         raise UsageError("--direct needs the caltables to apply, in order, after the MS")
+    if max_age_hours is not None or wait_timeout_s is not None:
+        raise UsageError("--max-age-hours and --wait-timeout-s choose a recorded solve: drop --direct")
     result = apply_calibration(ms, caltables, log_dir=log_dir or default_log_dir())
     typer.echo(result.model_dump_json(indent=2))

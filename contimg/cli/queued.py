@@ -47,6 +47,7 @@ TimeoutOpt = Annotated[
 # Polling the task row: quick at first (small tasks finish in seconds), then at most every 2 s.
 _FIRST_POLL_S = 0.1
 _MAX_POLL_S = 2.0
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,16 @@ def run_tasks(
                 # One line per task, as `convert groups` prints one per group.
                 typer.echo(json.dumps({**label, "task_id": task_id, "task": name, "queue": queue}))
             return
-        yield from _follow(c, name, ids, queue, timeout_s)
+        try:
+            yield from _follow(c, name, ids, queue, timeout_s)
+        except KeyboardInterrupt:
+            # Ctrl-C stops the waiting, not the work: say so, and how to cancel it.
+            shown = ", ".join(map(str, ids))
+            raise fail(
+                f"stopped waiting; task(s) {shown} carry on: follow with `absurd task show ID`, stop with "
+                "`absurd task cancel ID`",
+                EXIT_INTERRUPTED,
+            ) from None
 
 
 def _follow(c: Any, name: str, ids: list[int], queue: str, timeout_s: float) -> Iterator[Ended]:

@@ -166,3 +166,21 @@ def test_convert_groups_queues_one_task_per_complete_group(dsn: str, tmp_path: P
     no_rfi = invoke(*args, "--no-rfi", "--dsn", dsn)
     assert no_rfi.exit_code == EXIT_USAGE
     assert "--no-rfi needs --direct" in stderr_lines(no_rfi)[0]
+
+
+def test_the_wait_is_bounded_and_the_task_carries_on(dsn: str, tmp_path: Path) -> None:
+    """With no worker on the queue, --timeout-s ends the wait with exit 1; the task stays queued."""
+    ms = tmp_path / "obs.ms"
+    ms.mkdir()
+    args = ["image", "create", str(ms), str(tmp_path / "images"), "--timeout-s", "0.5", "--dsn", dsn]
+    waited = invoke(*args)
+    assert waited.exit_code == EXIT_FAILED, waited.output
+    queued, pending, gave_up = stderr_lines(waited)
+    task_id = int(queued.split()[1])
+    assert pending == (
+        f"task {task_id}: pending (waiting for a worker on the imaging queue; "
+        "start one with `contimg worker`)"
+    )
+    assert gave_up.startswith(f"error: gave up waiting after 0.5 s ({task_id} pending)")
+    with Client(dsn) as client:
+        assert client.get_task(task_id)["state"] == "pending"
