@@ -88,6 +88,16 @@ def test_queued_steps_print_the_result_the_error_or_the_task_id(
     assert "2 source(s) assessed" in assessed.stdout
     assert stderr_lines(assessed)[-1].endswith(": completed")
 
+    # A mosaic of the field and a second pointing: a create-mosaic task in a worker's child process.
+    other = make_image(tmp_path / "east.fits", SOURCES, ImageSpec(ra0_deg=150.05), seed=4)
+    mosaic = tmp_path / "mosaic.fits"
+    built = invoke("mosaic", "build", str(image), str(other), "-o", str(mosaic), "--no-preview", "--dsn", dsn)
+    assert built.exit_code == 0, built.output
+    assert " ".join(built.stdout.split()).startswith(f"wrote {mosaic} (") and mosaic.exists()
+    with psycopg.connect(dsn) as conn:
+        recorded = conn.execute("SELECT path FROM products.mosaics").fetchall()
+    assert recorded == [(str(mosaic),)]
+
     # A task that fails (the MS is not a Measurement Set): exit 1, with the task's own error.
     not_ms = tmp_path / "empty.ms"
     not_ms.mkdir()
@@ -184,3 +194,45 @@ def test_the_wait_is_bounded_and_the_task_carries_on(dsn: str, tmp_path: Path) -
     assert gave_up.startswith(f"error: gave up waiting after 0.5 s ({task_id} pending)")
     with Client(dsn) as client:
         assert client.get_task(task_id)["state"] == "pending"
+
+
+# Each queued command with options of its own, the task it queues and the params that must be absolute.
+QUEUED = [
+    ("convert single {sb} --output-dir {tmp}/ms", "convert-uvh5", ["output_dir"]),
+    ("calibrate solve {tmp}/c.ms {tmp}/cal --mode bandpass", "solve-calibration", ["caltable_dir"]),
+    ("calibrate apply {tmp}/t.ms --max-age-hours 6", "apply-calibration", ["ms_path"]),
+    ("image create {tmp}/t.ms {tmp}/img --imsize 512", "create-image", ["output_dir"]),
+    ("mosaic build {fits} -o {tmp}/m.fits -m mean", "create-mosaic", []),
+    (
+        "photometry catalog --fits {fits} --catalog {csv} --pb-threshold 0.3",
+        "run-photometry",
+        ["catalogue_path"],
+    ),
+    ("photometry survey --fits {fits} --survey nvss --survey-path {csv}", "measure-survey", ["survey_path"]),
+    ("photometry find --fits {fits} --survey first={csv} --catalog {csv}", "find-sources", ["image_path"]),
+    ("lightcurve update --source near --min-epochs 3", "update-lightcurves", []),
+]
+
+
+@pytest.mark.parametrize(("command", "task", "paths"), QUEUED)
+def test_each_queued_command_sends_params_its_task_accepts(
+    dsn: str, field: tuple[Path, Path], tmp_path: Path, command: str, task: str, paths: list[str]
+) -> None:
+    """--no-wait: the task is queued on its own queue, with params its model accepts and paths made
+    absolute (a worker runs elsewhere)."""
+    from contimg.tasks.registry import registry
+
+    image, catalogue = field
+    subband = tmp_path / "2026-03-01T04:00:00_sb00.hdf5"
+    subband.touch()
+    values = {"sb": str(subband), "tmp": str(tmp_path), "fits": str(image), "csv": str(catalogue)}
+    queued = invoke(*command.format(**values).split(), "--no-wait", "--dsn", dsn)
+    assert queued.exit_code == 0, queued.output
+    printed = json.loads(queued.stdout)
+    definition = registry.get(task)
+    assert printed["task"] == task and printed["queue"] == definition.options.queue
+    with Client(dsn) as client:
+        row = client.get_task(printed["task_id"])
+    assert row["name"] == task and row["queue"] == definition.options.queue
+    definition.parse_params(row["params"])
+    assert all(Path(row["params"][key]).is_absolute() for key in paths)
