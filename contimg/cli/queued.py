@@ -21,6 +21,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from absurd.cli.toolkit import EXIT_FAILED, client, emit_json, err_console, fail, one_line
+from absurd.client import Client
 from absurd.errors import UsageError
 from absurd.states import TERMINAL_TASK_STATES
 
@@ -128,7 +129,7 @@ def run_tasks(
                 typer.echo(json.dumps({**label, "task_id": task_id, "task": name, "queue": queue}))
             return
         try:
-            yield from _follow(c, name, ids, queue, timeout_s)
+            yield from _follow(c, ids, queue, timeout_s)
         except KeyboardInterrupt:
             # Ctrl-C stops the waiting, not the work: say so, and how to cancel it.
             shown = ", ".join(map(str, ids))
@@ -139,7 +140,7 @@ def run_tasks(
             ) from None
 
 
-def _follow(c: Any, name: str, ids: list[int], queue: str, timeout_s: float) -> Iterator[Ended]:
+def _follow(c: Client, ids: list[int], queue: str, timeout_s: float) -> Iterator[Ended]:
     """Poll the tasks until each ends, showing each change of state on stderr."""
     deadline = time.monotonic() + timeout_s
     seen: dict[int, tuple[str, int]] = {}
