@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from absurd.cli.toolkit import Dsn
 from contimg.cli.base import science_app
+from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_and_print
 from science.casa_env import default_log_dir
 from science.imaging import ImagingParams
 
@@ -59,25 +61,39 @@ def create(
         "pbcor"
     ],
     log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Directory for imager logs.")] = None,
+    direct: Direct = False,
+    wait: Wait = True,
+    timeout_s: TimeoutOpt = 7200.0,
+    dsn: Dsn = None,
 ) -> None:
-    """Image one MS and print the result (paths, noise, beam, peak) as JSON."""
+    """Image one MS as a create-image task (recorded in products.images) and print its result (paths,
+    noise, beam, peak) as JSON; --direct images it in this process."""
     from science.imaging import create_image
 
-    params = ImagingParams.model_validate(
-        {
-            "imager": imager,
-            "imsize": imsize,
-            "cell_arcsec": cell,
-            "fov_deg": fov_deg,
-            "robust": robust,
-            "niter": niter,
-            "threshold_jy": threshold,
-            "nsigma": nsigma,
-            "auto_mask_sigma": auto_mask,
-            "mgain": mgain,
-            "multiterm": multiterm,
-            "pbcor": pbcor,
+    imaging = {
+        "imager": imager,
+        "imsize": imsize,
+        "cell_arcsec": cell,
+        "fov_deg": fov_deg,
+        "robust": robust,
+        "niter": niter,
+        "threshold_jy": threshold,
+        "nsigma": nsigma,
+        "auto_mask_sigma": auto_mask,
+        "mgain": mgain,
+        "multiterm": multiterm,
+        "pbcor": pbcor,
+    }
+    if not direct:
+        values = {
+            "ms_path": ms.resolve(),
+            "output_dir": out_dir.resolve(),
+            "name": name,
+            "imaging": imaging,
+            "log_dir": log_dir.resolve() if log_dir else None,
         }
-    )
+        run_and_print("create-image", values, dsn, wait, timeout_s)
+        return
+    params = ImagingParams.model_validate(imaging)
     result = create_image(ms, out_dir, log_dir=log_dir or default_log_dir(), name=name, params=params)
     typer.echo(result.model_dump_json(indent=2))

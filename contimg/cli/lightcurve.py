@@ -22,8 +22,10 @@ from absurd.cli.toolkit import Dsn, JsonOut, cell, console, emit_json, err_conso
 from absurd.database import connect, resolve_dsn
 from absurd.errors import NotFoundError
 from contimg.cli.base import science_app
+from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_task
 from contimg.store import alert_delivery, lightcurves
 from contimg.store.products import datetime_to_mjd, mjd_to_datetime
+from contimg.tasks.lightcurves import UpdateLightcurvesOutcome, UpdateLightcurvesParams, assess
 from science.lightcurve_export import ExportFormat, epoch_rows
 from science.lightcurve_export import export as export_curve
 from science.lightcurve_plot import plot_lightcurve, sparkline
@@ -128,7 +130,9 @@ def normalise_command(
     dsn: Dsn = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Normalise the photometry of a time range on the reference sources; show each epoch's factor."""
+    """Normalise the photometry of a time range on the reference sources; show each epoch's factor.
+    Runs in this process, storing nothing: it only reads the stored photometry (the update-lightcurves
+    task, `contimg lightcurve update`, normalises as it assesses and stores the result)."""
     with _session(dsn) as conn:
         done = lightcurves.normalise_range(
             conn,
@@ -153,6 +157,56 @@ def normalise_command(
         f"{len(done.lightcurves)} light curve(s), {len(done.scales)} epoch(s)",
         ["epoch (UTC)", "scale", "±", "references"],
         rows,
+    )
+
+
+@app.command("update")
+def update(
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="A source (repeatable); default all.")
+    ] = None,
+    reference: Annotated[
+        list[str] | None,
+        typer.Option("--reference", help="A reference source (repeatable); default: the catalogue's."),
+    ] = None,
+    min_epochs: Annotated[
+        int | None, typer.Option("--min-epochs", help="Fewer epochs: no metrics; default: the task's.")
+    ] = None,
+    include_mosaics: Annotated[
+        bool, typer.Option("--include-mosaics", help="Also use photometry measured on mosaics.")
+    ] = False,
+    direct: Direct = False,
+    wait: Wait = True,
+    timeout_s: TimeoutOpt = 600.0,
+    dsn: Dsn = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Assess the light curves from the stored photometry, as an update-lightcurves task: its metrics
+    are stored and alerts raised. --direct computes them in this process and stores nothing."""
+    values: dict[str, object] = {
+        "sources": source,
+        "reference_sources": reference,
+        "include_mosaics": include_mosaics,
+    }
+    if min_epochs is not None:
+        values["min_epochs"] = min_epochs
+    if direct:
+        with _session(dsn) as conn:
+            done = assess(conn, UpdateLightcurvesParams.model_validate(values))
+    else:
+        outcome = run_task("update-lightcurves", values, dsn, wait, timeout_s)
+        if outcome is None:
+            return
+        done = UpdateLightcurvesOutcome.model_validate(outcome).update
+    if as_json:
+        emit_json(done.model_dump(mode="json"))
+        return
+    variable = [s.metrics.name for s in done.sources if s.metrics.is_variable]
+    transient = [s.metrics.name for s in done.sources if s.transient_candidate]
+    console.print(
+        f"{len(done.sources)} source(s) assessed on {len(done.references)} reference(s): "
+        f"{len(variable)} variable ({escape(', '.join(variable)) or '-'}), "
+        f"{len(transient)} transient candidate(s) ({escape(', '.join(transient)) or '-'})"
     )
 
 

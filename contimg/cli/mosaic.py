@@ -9,11 +9,13 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from absurd.cli.toolkit import console, emit_json, table
+from absurd.cli.toolkit import Dsn, console, emit_json, table
 from absurd.errors import UsageError
 from contimg.cli.base import science_app
+from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_task
+from contimg.tasks.params import MosaicOutcome
 from science.constants import PB_CUTOFF
-from science.mosaic import MosaicMethod, MosaicPlan, build, dry_run
+from science.mosaic import MosaicMethod, MosaicPlan, MosaicResult, build, dry_run
 
 app = science_app(help="Mosaics of restored images.")
 
@@ -44,11 +46,22 @@ def build_command(
     ] = False,
     no_preview: Annotated[bool, typer.Option("--no-preview", help="Skip the PNG preview.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    direct: Direct = False,
+    wait: Wait = True,
+    timeout_s: TimeoutOpt = 7200.0,
+    dsn: Dsn = None,
 ) -> None:
-    """Reproject IMAGES onto a common grid and combine them by --method."""
+    """Reproject IMAGES onto a common grid and combine them by --method.
+
+    Queued, a create-mosaic task builds it and records it in products.mosaics; --dry-run only reads
+    the inputs and queues nothing."""
     try:
         plan = MosaicPlan(
-            name=name or output.stem, image_paths=images, method=method, output_path=output, pb_paths=pb
+            name=name or output.stem,
+            image_paths=[p if direct else p.resolve() for p in images],
+            method=method,
+            output_path=output if direct else output.resolve(),
+            pb_paths=[p if direct else p.resolve() for p in pb] if pb else pb,
         )
     except ValidationError as exc:
         raise UsageError("; ".join(str(err["msg"]) for err in exc.errors())) from None
@@ -83,6 +96,16 @@ def build_command(
             ],
         )
         return
+    if not direct:
+        if pb_cutoff != PB_CUTOFF:
+            raise UsageError(
+                f"--pb-cutoff needs --direct: the create-mosaic task uses the default {PB_CUTOFF:g}"
+            )
+        values = {"plan": plan.model_dump(mode="json"), "preview": not no_preview}
+        outcome = run_task("create-mosaic", values, dsn, wait, timeout_s)
+        if outcome is not None:
+            _show(MosaicOutcome.model_validate(outcome).mosaic, as_json)
+        return
     result = build(
         plan.image_paths,
         plan.method,
@@ -92,6 +115,10 @@ def build_command(
         name=plan.name,
         preview=not no_preview,
     )
+    _show(result, as_json)
+
+
+def _show(result: MosaicResult, as_json: bool) -> None:
     if as_json:
         emit_json(result.model_dump(mode="json"))
         return

@@ -3,16 +3,18 @@ and blind source finding."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from absurd.cli.toolkit import Dsn, cell, client, console, emit_json, fixed, table
+from absurd.cli.toolkit import Dsn, cell, console, emit_json, fixed, table
+from absurd.errors import UsageError
 from contimg.cli.base import science_app
-from contimg.tasks.sky import load_survey, survey_sources_in
+from contimg.cli.queued import Direct, TimeoutOpt, Wait, run_task
+from contimg.tasks.params import PhotometryOutcome
+from contimg.tasks.sky import FindSourcesOutcome, MeasureSurveyOutcome, load_survey, survey_sources_in
 from science.calibrators import load_catalogue
 from science.catalogs import CatalogError, SkyPosition, parse_coords, read_catalog, select_bright
 from science.constants import PB_CUTOFF
@@ -23,7 +25,11 @@ from science.surveys import Survey
 
 MJY = 1e3  # Jy → mJy, as the table shows fluxes
 
-app = science_app(help="Forced photometry at fixed sky positions in an image or mosaic.")
+app = science_app(
+    help="Forced photometry at fixed sky positions in an image or mosaic, and blind source finding. "
+    "catalog, survey and find run as tasks on the queue, which store their results (--direct: in this "
+    "process, storing nothing); peak and peak-many always run in this process."
+)
 
 FitsOpt = Annotated[Path, typer.Option("--fits", help="Restored image or mosaic (FITS with BMAJ/BMIN/BPA).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON instead of a table.")]
@@ -97,7 +103,8 @@ def peak(
     pb_threshold: ThresholdOpt = PB_CUTOFF,
     peak_mode: PeakModeOpt = PeakMode.NEAREST,
 ) -> None:
-    """Measure one position: peak, beam-weighted flux, local rms and SNR."""
+    """Measure one position: peak, beam-weighted flux, local rms and SNR. Runs in this process: no task
+    measures positions given on the command line."""
     try:
         position = SkyPosition(name=name, ra_deg=ra, dec_deg=dec)
     except ValueError:
@@ -117,7 +124,8 @@ def peak_many(
     pb_threshold: ThresholdOpt = PB_CUTOFF,
     peak_mode: PeakModeOpt = PeakMode.NEAREST,
 ) -> None:
-    """Measure several positions given on the command line."""
+    """Measure several positions given on the command line. Runs in this process: no task measures
+    positions given on the command line."""
     positions = parse_coords(coords)
     _run(fits_path, positions, _options(pb, pointing, pb_threshold, peak_mode), as_json)
 
@@ -136,28 +144,39 @@ def catalog(
     pointing: PointingOpt = None,
     pb_threshold: ThresholdOpt = PB_CUTOFF,
     peak_mode: PeakModeOpt = PeakMode.NEAREST,
+    direct: Direct = False,
+    wait: Wait = True,
+    timeout_s: TimeoutOpt = 1800.0,
+    dsn: Dsn = None,
 ) -> None:
-    """Measure every source of a monitoring catalogue; those off the image are flagged off_image."""
+    """Measure every source of a monitoring catalogue; those off the image are flagged off_image.
+
+    Queued, a run-photometry task measures them and stores the measurements in products.photometry."""
+    options = _options(pb, pointing, pb_threshold, peak_mode)
+    if not direct:
+        if min_mjy is not None:
+            raise UsageError("--min-mjy needs --direct: the run-photometry task measures the whole catalogue")
+        values = {
+            "image_path": fits_path.resolve(),
+            "catalogue_path": catalog_path.resolve(),
+            "options": options.model_dump(mode="json"),
+        }
+        outcome = run_task("run-photometry", values, dsn, wait, timeout_s)
+        if outcome is not None:
+            _show(PhotometryOutcome.model_validate(outcome).measurements, as_json)
+        return
     sources = read_catalog(catalog_path)
     if min_mjy is not None:
         sources = select_bright(sources, min_mjy)
     if not sources:
         raise CatalogError(f"{catalog_path}: no catalogue sources left to measure")
-    _run(fits_path, list(sources), _options(pb, pointing, pb_threshold, peak_mode), as_json)
+    _run(fits_path, list(sources), options, as_json)
 
 
 SurveyOpt = Annotated[Survey, typer.Option("--survey", help="Which survey the table is.")]
 SurveyPathOpt = Annotated[
     Path, typer.Option("--survey-path", help="The survey table (FITS, VOTable or CSV).")
 ]
-
-
-def _wait_for(name: str, params: Mapping[str, object], dsn: str | None, timeout_s: float) -> tuple[int, Any]:
-    """Spawn a task and wait for it to complete; its hook has stored the results by then."""
-    with client(dsn) as c:
-        task_id = c.spawn(name, params).task_id
-        console.print(f"task {task_id} ({name}) spawned; waiting for a worker on the photometry queue")
-        return task_id, c.wait_result(task_id, timeout_s=timeout_s)
 
 
 @app.command("survey")
@@ -168,24 +187,25 @@ def survey(
     min_flux_mjy: Annotated[
         float, typer.Option("--min-flux-mjy", min=0.0, help="Cut, at the image's frequency (−0.7 spectrum).")
     ] = 10.0,
-    submit: Annotated[
-        bool, typer.Option("--submit", help="Run as a measure-survey task and store the results.")
-    ] = False,
-    dsn: Dsn = None,
-    timeout_s: Annotated[float, typer.Option("--timeout-s", help="How long --submit waits.")] = 1800.0,
     as_json: JsonOpt = False,
+    direct: Direct = False,
+    wait: Wait = True,
+    timeout_s: TimeoutOpt = 1800.0,
+    dsn: Dsn = None,
 ) -> None:
-    """Measure every survey source inside the image and above the cut (e.g. NVSS above 10 mJy)."""
-    if submit:
-        params = {
-            "image_path": str(fits_path.resolve()),
-            "survey": which.value,
-            "survey_path": str(survey_path.resolve()),
+    """Measure every survey source inside the image and above the cut (e.g. NVSS above 10 mJy).
+
+    Queued, a measure-survey task measures them and stores the measurements in products.photometry."""
+    if not direct:
+        values = {
+            "image_path": fits_path.resolve(),
+            "survey": which,
+            "survey_path": survey_path.resolve(),
             "min_flux_mjy": min_flux_mjy,
         }
-        task_id, result = _wait_for("measure-survey", params, dsn, timeout_s)
-        measured = len(result.get("measurements", []))
-        console.print(f"task {task_id} stored {measured} measurement(s) in products.photometry")
+        outcome = run_task("measure-survey", values, dsn, wait, timeout_s)
+        if outcome is not None:
+            _show(MeasureSurveyOutcome.model_validate(outcome).measurements, as_json)
         return
     sources = survey_sources_in(fits_path, which, survey_path, min_flux_mjy)
     if not sources:
@@ -210,14 +230,15 @@ def find(
     new_source_snr: Annotated[
         float, typer.Option("--new-snr", help="New-source candidates from this SNR.")
     ] = (DEFAULT_NEW_SOURCE_SNR),
-    submit: Annotated[
-        bool, typer.Option("--submit", help="Run as a find-sources task: store detections, raise alerts.")
-    ] = False,
-    dsn: Dsn = None,
-    timeout_s: Annotated[float, typer.Option("--timeout-s", help="How long --submit waits.")] = 1800.0,
     as_json: JsonOpt = False,
+    direct: Direct = False,
+    wait: Wait = True,
+    timeout_s: TimeoutOpt = 1800.0,
+    dsn: Dsn = None,
 ) -> None:
-    """Find sources blindly and say what each is: monitored, in a survey, or new."""
+    """Find sources blindly and say what each is: monitored, in a survey, or new.
+
+    Queued, a find-sources task stores the detections and raises alerts for new sources."""
     by_survey: dict[Survey, Path] = {}
     for item in surveys or []:
         name, sep, path = item.partition("=")
@@ -226,18 +247,23 @@ def find(
                 f"--survey {item!r}: write NAME=PATH with NAME one of {', '.join(s.value for s in Survey)}"
             )
         by_survey[Survey(name.strip().lower())] = Path(path)
-    if submit:
-        params = {
-            "image_path": str(fits_path.resolve()),
-            "surveys": {k.value: str(v.resolve()) for k, v in by_survey.items()},
-            "catalogue_paths": [str(catalog_path.resolve())] if catalog_path else [],
+    if not direct:
+        values = {
+            "image_path": fits_path.resolve(),
+            "surveys": {k: v.resolve() for k, v in by_survey.items()},
+            "catalogue_paths": [catalog_path.resolve()] if catalog_path else [],
             "new_source_snr": new_source_snr,
         }
-        task_id, result = _wait_for("find-sources", params, dsn, timeout_s)
-        n_found, n_new = len(result.get("found", [])), len(result.get("new", []))
+        outcome = run_task("find-sources", values, dsn, wait, timeout_s)
+        if outcome is None:
+            return
+        done = FindSourcesOutcome.model_validate(outcome)
+        if as_json:
+            emit_json(done.model_dump(mode="json"))
+            return
         console.print(
-            f"task {task_id} stored {n_found} detection(s), {n_new} new-source candidate(s); "
-            "see `contimg alerts`"
+            f"task {done.task_id} stored {len(done.found)} detection(s), {len(done.new)} new-source "
+            "candidate(s); see `contimg alerts`"
         )
         return
     catalogs = [load_survey(path, name) for name, path in by_survey.items()]

@@ -92,13 +92,18 @@ def _record(conn: psycopg.Connection, params: UpdateLightcurvesParams, result: A
 def update_lightcurves(ctx: absurd.TaskContext, params: UpdateLightcurvesParams) -> UpdateLightcurvesOutcome:
     """Assess the light curves of the chosen sources from the stored photometry."""
     with ctx.connection() as conn:
-        update = lightcurves.compute_update(
-            conn,
-            names=params.sources,
-            reference_names=params.reference_sources,
-            thresholds=params.thresholds,
-            min_epochs=params.min_epochs,
-            criteria=params.transient,
-            include_mosaics=params.include_mosaics,
-        )
+        update = assess(conn, params)
     return UpdateLightcurvesOutcome(task_id=ctx.task_id, update=update)
+
+
+def assess(conn: psycopg.Connection, params: UpdateLightcurvesParams) -> LightcurveUpdate:
+    """The assessment the params ask for, from the stored photometry; nothing is stored here."""
+    return lightcurves.compute_update(
+        conn,
+        names=params.sources,
+        reference_names=params.reference_sources,
+        thresholds=params.thresholds,
+        min_epochs=params.min_epochs,
+        criteria=params.transient,
+        include_mosaics=params.include_mosaics,
+    )

@@ -66,6 +66,7 @@ def test_survey_and_find_in_process(tmp_path: Path) -> None:
         [
             "photometry",
             "survey",
+            "--direct",
             "--fits",
             str(image),
             "--survey",
@@ -79,10 +80,12 @@ def test_survey_and_find_in_process(tmp_path: Path) -> None:
     measured = json.loads(surveyed.stdout)
     assert len(measured) == sum(s.flux_jy >= 0.010 for s in sources)
     found = runner.invoke(
-        app, ["photometry", "find", "--fits", str(image), "--survey", f"first={table}", "--json"]
+        app, ["photometry", "find", "--direct", "--fits", str(image), "--survey", f"first={table}", "--json"]
     )
     assert found.exit_code == 0, found.output
     rows = json.loads(found.stdout)
     assert rows and all(r["matched"] and not r["new"] for r in rows)
-    wrong = runner.invoke(app, ["photometry", "find", "--fits", str(image), "--survey", "sdss=x.fits"])
+    wrong = runner.invoke(
+        app, ["photometry", "find", "--direct", "--fits", str(image), "--survey", "sdss=x.fits"]
+    )
     assert wrong.exit_code == 1 and "NAME=PATH" in wrong.output

@@ -76,10 +76,19 @@ def test_missing_subband(pipeline: Pipeline, group_copy: list[Path], tmp_path: P
 
 
 def test_missing_subband_through_the_cli(group_copy: list[Path], tmp_path: Path) -> None:
-    """`contimg convert single` says the same in one line of its error style, and exits 1."""
+    """`contimg convert single --direct` says the same in one line of its error style, and exits 1."""
     group_copy.pop(5).unlink()
     out = tmp_path / "out"
-    args = ["convert", "single", *map(str, group_copy), "--output-dir", str(out), "--policy", "skip"]
+    args = [
+        "convert",
+        "single",
+        *map(str, group_copy),
+        "--output-dir",
+        str(out),
+        "--policy",
+        "skip",
+        "--direct",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()

@@ -288,7 +288,7 @@ def test_cli_converts_complete_groups_and_reports_the_rest(
     later = START + timedelta(hours=1)
     touch_group(work, later, [0.0] * 3, subbands=range(3))
     runner = CliRunner()
-    args = ["groups", "--input-dir", str(work), "--output-dir", str(tmp_path / "out")]
+    args = ["groups", "--direct", "--input-dir", str(work), "--output-dir", str(tmp_path / "out")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     # stdout only: log lines go to stderr, which the runner also captures.

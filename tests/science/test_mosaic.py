@@ -162,7 +162,9 @@ def test_cli_build_and_dry_run(pair: tuple[Path, Path], tmp_path: Path) -> None:
     assert dry.exit_code == 0, dry.output
     assert "2 inputs" in dry.stdout and not output.exists()
 
-    built = runner.invoke(app, ["build", "-m", "mean", "-o", str(output), *map(str, pair), "--json"])
+    built = runner.invoke(
+        app, ["build", "--direct", "-m", "mean", "-o", str(output), *map(str, pair), "--json"]
+    )
     assert built.exit_code == 0, built.output
     report = json.loads(built.stdout)
     assert report["method"] == "mean" and output.exists()
@@ -171,13 +173,13 @@ def test_cli_build_and_dry_run(pair: tuple[Path, Path], tmp_path: Path) -> None:
 
 def test_cli_bad_input(pair: tuple[Path, Path], tmp_path: Path) -> None:
     missing = runner.invoke(
-        app, ["build", "-o", str(tmp_path / "m.fits"), str(pair[0]), str(tmp_path / "no.fits")]
+        app, ["build", "--direct", "-o", str(tmp_path / "m.fits"), str(pair[0]), str(tmp_path / "no.fits")]
     )
     assert missing.exit_code == 1
     assert "no.fits: no such FITS image" in missing.output
 
     bad_method = runner.invoke(
-        app, ["build", "-m", "median", "-o", str(tmp_path / "m.fits"), *map(str, pair)]
+        app, ["build", "--direct", "-m", "median", "-o", str(tmp_path / "m.fits"), *map(str, pair)]
     )
     assert bad_method.exit_code != 0
     assert "median" in bad_method.output

@@ -235,7 +235,8 @@ def test_cli_catalog_with_min_flux(field: tuple[Path, list[Source]], tmp_path: P
     ]
     catalog.write_text("\n".join(lines) + "\n")
     result = runner.invoke(
-        app, ["catalog", "--fits", str(path), "--catalog", str(catalog), "--min-mjy", "50", "--json"]
+        app,
+        ["catalog", "--direct", "--fits", str(path), "--catalog", str(catalog), "--min-mjy", "50", "--json"],
     )
     assert result.exit_code == 0, result.output
     names = {r["name"] for r in json.loads(result.stdout)}
@@ -260,7 +261,7 @@ def test_cli_bad_input(field: tuple[Path, list[Source]], tmp_path: Path) -> None
 
     bad_catalog = tmp_path / "bad.csv"
     bad_catalog.write_text("name,ra,dec\nA,1,2\n")
-    result = runner.invoke(app, ["catalog", "--fits", str(path), "--catalog", str(bad_catalog)])
+    result = runner.invoke(app, ["catalog", "--direct", "--fits", str(path), "--catalog", str(bad_catalog)])
     assert result.exit_code == 1
     assert "header lacks column(s) ra_deg, dec_deg" in result.output
 
