@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from science.applycal import SAME_TIME_DAYS
 
 _MS_CHOICES = """
-SELECT id, path, group_id, mid_time, mid_mjd, dec_deg, n_antennas, n_channels, status, calibrated_with
+SELECT id, path, group_id, mid_time, mid_mjd, ra_deg, dec_deg, n_antennas, n_channels, status,
+       calibrated_with
 FROM products.ms_index WHERE superseded_by IS NULL
 ORDER BY mid_mjd DESC, id DESC LIMIT %s
 """

@@ -15,6 +15,7 @@ import psycopg
 from fastapi import APIRouter, Body, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from absurd.client import Client
 from contimg.store import calibration as store
@@ -28,7 +29,10 @@ from contimg.web.errors import ERRORS
 from contimg.web.live import live_stream
 from contimg.web.ops import Id
 from contimg.web.templating import page, templates
+from science.applycal import why_not_applicable
 from science.calibrate import CalibrationQA, QACheck
+from science.calibrators import calibrators_in_beam, load_catalogue
+from science.constants import BAND_CENTRE_HZ
 
 router = APIRouter(responses=ERRORS)
 API = "/api/v1"
@@ -150,10 +154,16 @@ def review(conn: psycopg.Connection, task_id: int) -> Review:
 
 
 def submit_apply(conn: psycopg.Connection, who: Principal, caltable_id: int, body: ApplyRequest) -> Queued:
-    """Queue ``apply-calibration`` of this caltable to an MS; audited. The task itself refuses an MS
-    outside the solve's validity, so the check is the worker's, as for any other submission."""
+    """Queue ``apply-calibration`` of this caltable to an MS; audited. An MS the caltable cannot
+    calibrate is refused here, with the reason the task would give."""
     caltable = _caltable(conn, caltable_id)
     ms = body.ms_path or FilePath(caltable.ms_path)
+    target = products.find_ms(conn, ms)
+    if target is None:
+        raise ValueError(f"ms_path {ms} is not in products.ms_index; convert it first")
+    why = why_not_applicable(caltable, target.mid_mjd)
+    if why is not None:
+        raise ValueError(f"caltable {caltable_id} cannot calibrate {ms}: {why}")
     params = ApplyParams(ms_path=ms, caltable_id=caltable.id)
     task_id = Client(conn=conn, registry=registry).spawn(APPLY, params.model_dump(mode="json")).task_id
     audit_action(conn, who, "calibration.apply", str(ms), task_id=task_id, caltable_id=caltable.id)
@@ -211,11 +221,24 @@ def api_plot(who: User, conn: Conn, caltable_id: Id, kind: PlotKind) -> FileResp
 # The pages ----------------------------------------------------------------------------------------
 
 
+def with_calibrators(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each MS with the catalogue calibrator its beam held at mid-time (the one a solve would model), or
+    None: target fields are listed too, and a solve on one fails."""
+    catalogue = load_catalogue()
+    for row in rows:
+        found = calibrators_in_beam(row["ra_deg"], row["dec_deg"], BAND_CENTRE_HZ, catalogue)
+        row["calibrator"] = found[0].calibrator.name if found else None
+    return rows
+
+
 @router.get("/calibration", response_class=HTMLResponse, include_in_schema=False)
 def configure_page(request: Request, who: User, conn: Conn) -> Response:
-    """Step 1: pick the MS, the mode and the reference antenna; recent solves below."""
+    """Step 1: pick the MS (calibrator transits first selected), the mode and the reference antenna;
+    recent solves below."""
     recent, _ = operations.task_page(conn, None, None, SOLVE, None, 20)
-    return page(request, "calibration.html", who, choices=store.ms_choices(conn), recent=recent)
+    choices = with_calibrators(store.ms_choices(conn))
+    first = next((row["path"] for row in choices if row["calibrator"]), None)
+    return page(request, "calibration.html", who, choices=choices, recent=recent, selected=first)
 
 
 @router.post("/calibration/solve", include_in_schema=False)
@@ -270,6 +293,8 @@ def run_page(request: Request, who: User, conn: Conn, task_id: Id, apply: ApplyI
 @router.get("/events/calibration/{task_id}", include_in_schema=False)
 async def run_events(request: Request, who: User, task_id: Id, apply: ApplyId = None) -> StreamingResponse:
     """The Run/Review fragment, pushed whenever the solve (or its apply) changes."""
+    # Rendered once up front so that an unknown task is a 404, not a broken stream.
+    await run_in_threadpool(_progress_html, request, who, task_id, apply)
     return live_stream(
         request, "calibration", lambda: _progress_html(request, who, task_id, apply), poll_s=RUN_POLL_S
     )

@@ -5,11 +5,13 @@ plots and QA reviewed, and the solve applied; a viewer can do neither."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -21,6 +23,8 @@ from tests.support.processes import start_worker, stop_worker, wait_until
 from tests.web.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, Site, login, screenshot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The solve and the apply run CASA in a worker.
+pytestmark = pytest.mark.science
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,12 @@ def test_the_wizard_solves_reviews_and_applies(page: Page, site: Site, transit: 
     # Configure: the MS from the products index, bandpass + gains, the reference antenna left on auto.
     page.context.clear_cookies()
     login(page, site, OPERATOR_TOKEN, "/calibration")
-    page.select_option("#ms-path", ms)
+    # The calibrator transit is chosen first, named by the calibrator in its beam.
+    expect(page.locator("#ms-path")).to_have_value(ms)
+    expect(page.locator("#ms-path option:checked")).to_contain_text("3C286")
+    screenshot(page, "calibration-configure")
+    assert page.request.get(f"{site.url}/calibration/runs/{2**40}").status == 404
+    assert page.request.get(f"{site.url}/events/calibration/{2**40}").status == 404
     page.check("input[name=mode][value=full]")
     page.click("#run-solve")
     page.wait_for_url(f"{site.url}/calibration/runs/*")
@@ -144,17 +153,32 @@ def test_the_wizard_solves_reviews_and_applies(page: Page, site: Site, transit: 
     screenshot(page, "calibration")
 
 
-def test_a_bad_reference_antenna_is_named(site: Site, transit: Transit) -> None:
-    """The solve fails at once (no retry) with an error naming the antenna and the ones there are."""
-    payload = {"ms_path": str(transit.ms_path), "mode": "bandpass", "refant": "DSA-999"}
+def _post(site: Site, path: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
-        site.url + "/api/v1/calibration/solve",
+        site.url + path,
         data=json.dumps(payload).encode(),
         headers={"Authorization": f"Bearer {OPERATOR_TOKEN}", "Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        task_id = int(json.loads(response.read())["task_id"])
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_bad_requests_are_refused_with_the_reason(site: Site, transit: Transit, tmp_path: Path) -> None:
+    """An MS the products index does not hold, or an unknown caltable, is refused at once; an unknown
+    reference antenna fails the solve at once (no retry), naming the antenna and the ones there are."""
+    status, body = _post(site, "/api/v1/calibration/solve", {"ms_path": str(tmp_path / "nope.ms")})
+    assert status == 400 and "nope.ms is not in products.ms_index" in body["detail"]
+    status, body = _post(site, f"/api/v1/calibration/caltables/{2**40}/apply", {})
+    assert status == 404 and "no caltable" in body["detail"]
+
+    payload = {"ms_path": str(transit.ms_path), "mode": "bandpass", "refant": "DSA-999"}
+    status, body = _post(site, "/api/v1/calibration/solve", payload)
+    assert status == 200, body
+    task_id = int(body["task_id"])
     wait_until(lambda: site.client.get_task(task_id)["state"] == "failed", timeout=120, what="the solve")
     task = site.client.get_task(task_id)
     assert task["attempts"] == 1
