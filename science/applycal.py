@@ -168,3 +168,19 @@ def select_caltable(
     if not eligible:
         return None
     return max(eligible, key=lambda c: c.mid_mjd)
+
+
+def why_not_applicable(chosen: CaltableRecord, target_mjd: float) -> str | None:
+    """Why a solve chosen by hand cannot calibrate an observation at ``target_mjd``, or None if it can.
+
+    A hand-picked solve need not be the latest before the target, but it must have passed QA and its
+    validity window must contain the target.
+    """
+    if not chosen.qa_passed:
+        return "its QA failed"
+    if not chosen.valid_start_mjd - SAME_TIME_DAYS <= target_mjd <= chosen.valid_end_mjd + SAME_TIME_DAYS:
+        return (
+            f"the target (MJD {target_mjd:.5f}) is outside its validity window "
+            f"(MJD {chosen.valid_start_mjd:.5f} to {chosen.valid_end_mjd:.5f})"
+        )
+    return None

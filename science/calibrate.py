@@ -129,6 +129,54 @@ class CalibrationQA(BaseModel):
     )
     data_flagged_by_subband: dict[str, float] = Field(default_factory=dict)
 
+    def checks(self) -> list[QACheck]:
+        """Each metric against its threshold, in the order the failures are listed."""
+        return qa_checks(self.flagged_fraction, self.median_snr, self.phase_rms_deg, self.thresholds)
+
+
+class QACheck(BaseModel):
+    """One QA metric against its limit: what the calibration wizard shows as a tick or a cross."""
+
+    name: str
+    value: float
+    limit: float
+    bound: Literal["max", "min"] = Field(description="whether the limit is a maximum or a minimum")
+    passed: bool
+    failure: str = Field(description="the sentence listed in CalibrationQA.failures when it fails")
+
+
+def qa_checks(
+    flagged: float, median_snr: float, phase_rms_deg: float, thresholds: QAThresholds
+) -> list[QACheck]:
+    """The three QA checks of a solve; a NaN phase rms (no phase solution to judge) fails."""
+    phase_ok = bool(np.isfinite(phase_rms_deg)) and phase_rms_deg <= thresholds.max_phase_rms_deg
+    return [
+        QACheck(
+            name="flagged fraction of the solutions",
+            value=flagged,
+            limit=thresholds.max_flagged_fraction,
+            bound="max",
+            passed=flagged <= thresholds.max_flagged_fraction,
+            failure=f"flagged fraction {flagged:.3f} > {thresholds.max_flagged_fraction}",
+        ),
+        QACheck(
+            name="median SNR of the solutions",
+            value=median_snr,
+            limit=thresholds.min_median_snr,
+            bound="min",
+            passed=median_snr >= thresholds.min_median_snr,
+            failure=f"median SNR {median_snr:.1f} < {thresholds.min_median_snr}",
+        ),
+        QACheck(
+            name="phase rms per integration (deg)",
+            value=phase_rms_deg,
+            limit=thresholds.max_phase_rms_deg,
+            bound="max",
+            passed=phase_ok,
+            failure=f"phase rms {phase_rms_deg:.1f}° > {thresholds.max_phase_rms_deg}°",
+        ),
+    ]
+
 
 class MsSummary(BaseModel):
     """What the calibration and imaging steps need to know about a Measurement Set."""
@@ -451,13 +499,7 @@ def assess_solutions(
     medians = [float(np.median(s.snr[s.unflagged()])) for s in apply_sols if s.unflagged().any()]
     median_snr = min(medians) if len(medians) == len(apply_sols) else 0.0
     phase_rms = _phase_rms_deg(phase_sols)
-    failures = []
-    if flagged > thresholds.max_flagged_fraction:
-        failures.append(f"flagged fraction {flagged:.3f} > {thresholds.max_flagged_fraction}")
-    if median_snr < thresholds.min_median_snr:
-        failures.append(f"median SNR {median_snr:.1f} < {thresholds.min_median_snr}")
-    if not np.isfinite(phase_rms) or phase_rms > thresholds.max_phase_rms_deg:
-        failures.append(f"phase rms {phase_rms:.1f}° > {thresholds.max_phase_rms_deg}°")
+    failures = [c.failure for c in qa_checks(flagged, median_snr, phase_rms, thresholds) if not c.passed]
     return CalibrationQA(
         flagged_fraction=flagged,
         median_snr=median_snr,
@@ -511,6 +553,11 @@ def solve_calibration(
     cal = found.calibrator
     counts = unflagged_per_antenna(ms)
     active = {ant for ant, n in counts.items() if n > 0}
+    if refant is not None and refant not in summary.antenna_names:
+        raise InvalidInputError(
+            f"{ms}: reference antenna {refant!r} is not in the Measurement Set; it has "
+            f"{', '.join(summary.antenna_names)}"
+        )
     refant = refant or _choose_refant(counts, summary.antenna_names, refant_policy, ms)
     bound = bound.bind(calibrator=cal.name, refant=refant)
     bound.info("calibrator in beam", offset_deg=round(found.offset_deg, 3), response=round(found.response, 3))

@@ -178,6 +178,11 @@ WHERE qa_passed AND mid_mjd BETWEEN %(earliest)s AND %(target)s
 ORDER BY mid_mjd DESC
 """
 
+_CALTABLE_BY_ID = """
+SELECT id, ms_path, mode, calibrator, mid_mjd, valid_start_mjd, valid_end_mjd, qa_passed, apply_tables
+FROM products.caltables WHERE id = %s
+"""
+
 
 class StoredCaltable(BaseModel):
     """A solve as stored; satisfies ``science.applycal.CaltableRecord``."""
@@ -223,6 +228,13 @@ def record_caltables(
     generation = conn.execute(_NEXT_GENERATION).fetchone()
     assert row is not None and generation is not None
     return int(row[0]), int(generation[0])
+
+
+def stored_caltable(conn: psycopg.Connection, caltable_id: int) -> StoredCaltable | None:
+    """The solve stored as ``caltable_id`` (passing or not), or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_CALTABLE_BY_ID, (caltable_id,)).fetchone()
+    return StoredCaltable.model_validate(row) if row else None
 
 
 def calibration_generation(conn: psycopg.Connection) -> int:

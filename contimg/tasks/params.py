@@ -97,6 +97,12 @@ class ApplyParams(_Params):
         default=86_400.0, ge=0, description="give up waiting for a solve after this"
     )
     log_dir: Path | None = None
+    caltable_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="apply this stored solve (chosen by hand, as the calibration wizard does) instead of "
+        "the latest valid one; it must have passed QA and its validity window must contain the MS",
+    )
 
 
 class ApplyOutcome(BaseModel):

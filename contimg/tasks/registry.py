@@ -48,7 +48,7 @@ from contimg.tasks.reprocess import registry as reprocess_registry
 from contimg.tasks.sky import registry as sky_registry
 from contimg.tasks.storage import registry as storage_registry
 from science import casa_env
-from science.applycal import apply_calibration, select_caltable
+from science.applycal import apply_calibration, select_caltable, why_not_applicable
 from science.calibrate import NoCalibratorInBeamError, solve_calibration
 from science.calibrators import read_vla_list
 from science.catalogs import read_catalog
@@ -230,6 +230,21 @@ def wait_for_caltable(ctx: absurd.TaskContext, ms_path: Path, params: ApplyParam
             ) from None
 
 
+def chosen_caltable(ctx: absurd.TaskContext, ms_path: Path, caltable_id: int) -> products.StoredCaltable:
+    """The solve picked by hand for ``ms_path``; InvalidInputError when it cannot calibrate it."""
+    with ctx.connection() as conn:
+        target = products.find_ms(conn, ms_path)
+        chosen = products.stored_caltable(conn, caltable_id)
+    if target is None:
+        raise InvalidInputError(f"{ms_path} is not in products.ms_index; convert it with convert-uvh5 first")
+    if chosen is None:
+        raise InvalidInputError(f"caltable {caltable_id} is not in products.caltables")
+    why = why_not_applicable(chosen, target.mid_mjd)
+    if why is not None:
+        raise InvalidInputError(f"caltable {caltable_id} cannot calibrate {ms_path}: {why}")
+    return chosen
+
+
 @science.task(
     "apply-calibration",
     params=ApplyParams,
@@ -241,7 +256,10 @@ def wait_for_caltable(ctx: absurd.TaskContext, ms_path: Path, params: ApplyParam
 def apply(ctx: absurd.TaskContext, params: ApplyParams) -> ApplyOutcome:
     """Apply the nearest earlier valid solve to a target MS, waiting for one if there is none yet."""
     ms_path = Path(params.ms_path).resolve()
-    chosen = wait_for_caltable(ctx, ms_path, params)
+    if params.caltable_id is not None:
+        chosen = chosen_caltable(ctx, ms_path, params.caltable_id)
+    else:
+        chosen = wait_for_caltable(ctx, ms_path, params)
     with room_to_write(ctx, ms_path):
         applied = apply_calibration(
             ms_path, [Path(t) for t in chosen.apply_tables], log_dir=_log_dir(params.log_dir)

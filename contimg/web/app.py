@@ -60,7 +60,7 @@ class SecurityHeaders:
 
 def create_app(settings: WebSettings) -> FastAPI:
     """The dashboard on ``settings.dsn``."""
-    from contimg.web import live, mosaics, ops, science_pages, sky, submit
+    from contimg.web import calibration, live, mosaics, ops, science_pages, sky, submit
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -146,6 +146,7 @@ def create_app(settings: WebSettings) -> FastAPI:
     app.include_router(sky.router)
     app.include_router(submit.router)
     app.include_router(mosaics.router)
+    app.include_router(calibration.router)
     return app
 
 

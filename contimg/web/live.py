@@ -77,9 +77,13 @@ def _sources_html(request: Request, who: Principal, query: SourceQuery) -> str:
     return templates.get_template("_sources_table.html").render(rows=rows, user=who)
 
 
-def live_stream(request: Request, event: str, render: Callable[[], str]) -> StreamingResponse:
-    """An event stream that sends ``render()`` whenever it changes, woken by NOTIFY or the poll."""
+def live_stream(
+    request: Request, event: str, render: Callable[[], str], poll_s: float | None = None
+) -> StreamingResponse:
+    """An event stream that sends ``render()`` whenever it changes, woken by NOTIFY or the poll
+    (``poll_s`` if given and shorter than the app's)."""
     settings = request.app.state.settings
+    every = min(settings.poll_s, poll_s) if poll_s else settings.poll_s
 
     async def stream() -> AsyncIterator[str]:
         conn = await _listen(settings.dsn)
@@ -96,7 +100,7 @@ def live_stream(request: Request, event: str, render: Callable[[], str]) -> Stre
                     if quiet >= KEEPALIVE_EVERY:  # a comment keeps proxies from closing an idle stream
                         yield ": keep-alive\n\n"
                         quiet = 0
-                conn = await _wait(conn, settings.poll_s)
+                conn = await _wait(conn, every)
         finally:
             if conn is not None:
                 await conn.close()

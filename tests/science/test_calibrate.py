@@ -15,12 +15,15 @@ import numpy as np
 import pytest
 
 from science import casa_env
-from science.applycal import CaltableCandidate, select_caltable
+from science.applycal import CaltableCandidate, select_caltable, why_not_applicable
 from science.calibrate import (
+    CalibrationQA,
     CalibrationResult,
     NoCalibratorInBeamError,
+    QAThresholds,
     RefantPolicy,
     _choose_refant,
+    qa_checks,
     solve_calibration,
 )
 from science.calibrators import calibrators_in_beam, get_calibrator, load_catalogue
@@ -184,3 +187,31 @@ def test_select_caltable_accepts_the_solve_of_the_same_observation() -> None:
     )
     assert select_caltable([solve], 61119.3978588 - 1e-9) is solve
     assert select_caltable([solve], 61119.3978588 - 1e-3) is None  # 86 s earlier is not the same time
+
+
+def test_a_hand_picked_solve_needs_passing_qa_and_a_window_holding_the_target() -> None:
+    # Unlike the automatic choice, it may be later than the target, as long as its window covers it.
+    solve = CaltableCandidate(
+        key="s", mid_mjd=100.5, valid_start_mjd=100.0, valid_end_mjd=101.0, qa_passed=True
+    )
+    assert why_not_applicable(solve, 100.2) is None
+    assert "outside its validity window" in (why_not_applicable(solve, 101.2) or "")
+    failed = CaltableCandidate(
+        key="f", mid_mjd=100.5, valid_start_mjd=100.0, valid_end_mjd=101.0, qa_passed=False
+    )
+    assert why_not_applicable(failed, 100.5) == "its QA failed"
+
+
+def test_qa_checks_give_the_verdict_and_the_failures() -> None:
+    limits = QAThresholds(max_flagged_fraction=0.2, min_median_snr=10.0, max_phase_rms_deg=20.0)
+    good = [c.passed for c in qa_checks(0.2, 10.0, 19.9, limits)]  # at a limit is within it
+    assert good == [True, True, True]
+    bad = qa_checks(0.3, 9.0, float("nan"), limits)
+    assert [c.passed for c in bad] == [False, False, False]
+    assert [c.bound for c in bad] == ["max", "min", "max"]
+    assert bad[0].failure == "flagged fraction 0.300 > 0.2" and bad[1].failure == "median SNR 9.0 < 10.0"
+    qa = CalibrationQA(
+        flagged_fraction=0.05, median_snr=8.0, phase_rms_deg=3.0, thresholds=limits, passed=False,
+        failures=["median SNR 8.0 < 10.0"],
+    )  # fmt: skip
+    assert [c.failure for c in qa.checks() if not c.passed] == qa.failures
