@@ -71,7 +71,7 @@ class ChainSettings(BaseModel):
     @property
     def pixels(self) -> str:
         """How the image is sampled, for titles."""
-        cell = f"{self.cell_arcsec}″" if self.cell_arcsec else "PSF/4"
+        cell = f"{self.cell_arcsec}″" if self.cell_arcsec else "beam/4"
         return f"{self.imsize or 'auto'} × {cell}, {self.width_deg:.2f}°"
 
     imaging: dict[str, Any] = {}
@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=8, help="channels per subband")
     parser.add_argument("--integrations", type=int, default=10)
     parser.add_argument("--imsize", type=int, help="image width in pixels (default: from --fov-deg)")
-    parser.add_argument("--cell-arcsec", type=float, help="pixel size (default: the imager's, PSF/4)")
+    parser.add_argument("--cell-arcsec", type=float, help="pixel size (default: a quarter of the beam)")
     parser.add_argument("--fov-deg", type=float, default=0.57, help="image width when --imsize is not given")
     parser.add_argument("--imaging", default="{}", help="JSON overrides of the imaging parameters")
     parser.add_argument("--photometry", default="{}", help="JSON overrides of the photometry options")

@@ -45,16 +45,15 @@ WSCLEAN = "wsclean"
 MAX_TRACK_POINTS = 8
 MAD_TO_SIGMA = 1.4826
 TCLEAN_SIDELOBE_THRESHOLD = 0.5
-# When the cell follows the PSF: pixels across its fitted minor axis. With fewer, the peak pixel and the
+# When the cell follows the PSF: pixels across its minor axis. With fewer, the peak pixel and the
 # Gaussian fit both lose flux: 48 antennas (8.7″ minor axis) gave 0.972 of the truth with 5″ pixels,
 # 0.978 with 3″ and 0.987 with 1.5″ (docs/flux-accuracy.md).
 PIXELS_PER_MINOR_AXIS = 4.0
-# The PSF-only image that measures the beam: finely sampled and wide enough for a snapshot main lobe.
-PSF_PROBE_SIZE = 512
-PSF_PROBE_CELL_ARCSEC = 1.0
-# tclean fallback, which has no cheap PSF-only run: WSClean's fitted minor axis is 0.65 of its
-# "theoretical beam" (1 / longest baseline in wavelengths) for this array at robust 0; 0.6 errs small.
-MINOR_AXIS_OVER_THEORETICAL = 0.6
+# The restored beam's minor axis over 1 / (longest baseline in wavelengths), WSClean's "theoretical beam":
+# 0.53-0.58 for this array at robust 0 (24, 48 and 96 antennas); the smaller value errs towards finer pixels.
+# A PSF-only WSClean run was tried instead and rejected: its Gaussian fit of a single-frequency snapshot PSF
+# took first sidelobes into the core (minor axis 23″ where the multi-frequency image's beam is 8.7″).
+MINOR_AXIS_OVER_THEORETICAL = 0.53
 # The cell a full DSA-110 array gets (minor axis ~9″), for estimates made before the PSF is measured.
 TYPICAL_CELL_ARCSEC = 2.2
 
@@ -73,7 +72,7 @@ class ImagingParams(BaseModel):
     cell_arcsec: float | None = Field(
         default=None,
         gt=0,
-        description="pixel size; None: follow the PSF (PIXELS_PER_MINOR_AXIS across its fitted minor axis)",
+        description="pixel size; None: PIXELS_PER_MINOR_AXIS across the expected minor axis (resolve_pixels)",
     )
     fov_deg: float = Field(default=0.6, gt=0, le=20, description="image width when imsize is None")
     robust: float = Field(default=0.0, ge=-2, le=2)
@@ -171,7 +170,7 @@ def create_image(
     workdir.mkdir()
     log_path = log_dir / (f"wsclean-{name}.log" if imager == "wsclean" else "casa.log")
     try:
-        params = resolve_pixels(ms, workdir, params, imager, log_path)
+        params = resolve_pixels(ms, params)
         bound.info("pixels", cell_arcsec=params.cell_arcsec, imsize=params.imsize)
         if imager == "wsclean":
             products = _run_wsclean(ms, workdir, params, log_path)
@@ -237,17 +236,12 @@ def create_image(
     return result
 
 
-def resolve_pixels(
-    ms: Path, workdir: Path, params: ImagingParams, imager: Literal["wsclean", "tclean"], log_path: Path
-) -> ImagingParams:
-    """``params`` with the cell and image size fixed: the cell from the PSF's minor axis unless given,
+def resolve_pixels(ms: Path, params: ImagingParams) -> ImagingParams:
+    """``params`` with the cell and image size fixed: the cell from the expected minor axis unless given,
     the size from ``fov_deg`` unless given."""
     cell = params.cell_arcsec
     if cell is None:
-        if imager == "wsclean":
-            minor = psf_minor_axis_arcsec(ms, workdir, params, log_path)
-        else:
-            minor = MINOR_AXIS_OVER_THEORETICAL * theoretical_beam_arcsec(ms)
+        minor = MINOR_AXIS_OVER_THEORETICAL * theoretical_beam_arcsec(ms)
         cell = round(minor / PIXELS_PER_MINOR_AXIS, 2)
     imsize = params.imsize or 2 * math.ceil(params.fov_deg * 3600.0 / cell / 2)
     return params.model_copy(update={"cell_arcsec": cell, "imsize": imsize})
@@ -260,42 +254,6 @@ def planned_imsize(params: ImagingParams) -> int:
         return params.imsize
     cell = params.cell_arcsec or TYPICAL_CELL_ARCSEC
     return 2 * math.ceil(params.fov_deg * 3600.0 / cell / 2)
-
-
-def psf_minor_axis_arcsec(ms: Path, workdir: Path, params: ImagingParams, log_path: Path) -> float:
-    """The fitted minor axis of the PSF WSClean makes for ``ms`` with ``params``' weighting.
-
-    A PSF-only run grids the weights once; it costs a few per cent of a full imaging run.
-    """
-    prefix = workdir / "psf-probe"
-    cmd = [
-        WSCLEAN,
-        "-make-psf-only",
-        "-name", str(prefix),
-        "-size", str(PSF_PROBE_SIZE), str(PSF_PROBE_SIZE),
-        "-scale", f"{PSF_PROBE_CELL_ARCSEC}asec",
-        "-weight", "briggs", str(params.robust),
-        "-data-column", params.data_column,
-        "-pol", "I",
-        "-j", str(params.threads),
-        "-temp-dir", str(workdir),
-        "-use-wgridder",
-        str(ms),
-    ]  # fmt: skip
-    psf = Path(f"{prefix}-psf.fits")
-    with log_path.open("a") as handle:
-        handle.write("$ " + " ".join(cmd) + "\n")
-        handle.flush()
-        done = subprocess.run(cmd, cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0 or not psf.exists():
-        raise ImagingError(f"wsclean's PSF-only run exited with {done.returncode} on {ms}; see {log_path}")
-    try:
-        beam = read_beam(fits.getheader(psf), psf)
-    finally:
-        psf.unlink()
-    if not beam.bmin_arcsec > 0:
-        raise ImagingError(f"wsclean fitted no PSF for {ms} (minor axis {beam.bmin_arcsec}″); see {log_path}")
-    return beam.bmin_arcsec
 
 
 def theoretical_beam_arcsec(ms: Path) -> float:

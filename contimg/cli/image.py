@@ -35,7 +35,7 @@ def create(
     ] = _DEFAULT["imsize"],
     cell: Annotated[
         float | None,
-        typer.Option(help="Pixel size in arcsec (default: a quarter of the PSF's fitted minor axis)."),
+        typer.Option(help="Pixel size in arcsec (default: a quarter of the expected beam minor axis)."),
     ] = _DEFAULT["cell_arcsec"],
     fov_deg: Annotated[
         float, typer.Option(help="Image width in degrees, when --imsize is not given.")

@@ -275,11 +275,14 @@ ON CONFLICT (path) DO UPDATE SET
 RETURNING id
 """
 
+# An image of a superseded MS (a reconversion, or a reprocessing --force) would put the same
+# observation into a mosaic twice; only the current version's images count.
 _IMAGES_IN_RANGE = """
-SELECT id, path, pb_path, mid_mjd, noise_jy, center_ra_deg, center_dec_deg
-FROM products.images
-WHERE mid_mjd BETWEEN %s AND %s
-ORDER BY mid_mjd, id
+SELECT i.id, i.path, i.pb_path, i.mid_mjd, i.noise_jy, i.center_ra_deg, i.center_dec_deg
+FROM products.images i
+LEFT JOIN products.ms_index m ON m.id = i.ms_id
+WHERE i.mid_mjd BETWEEN %s AND %s AND m.superseded_by IS NULL
+ORDER BY i.mid_mjd, i.id
 """
 
 _IMAGE_PB = "SELECT pb_path FROM products.images WHERE path = %s"
@@ -357,7 +360,8 @@ def record_image(conn: psycopg.Connection, result: ImageResult, task_id: int | N
 
 
 def images_in_range(conn: psycopg.Connection, start_mjd: float, end_mjd: float) -> list[StoredImage]:
-    """Images whose mid-time lies in [start_mjd, end_mjd], earliest first."""
+    """Current images (not of a superseded MS) whose mid-time lies in [start_mjd, end_mjd], earliest
+    first."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(_IMAGES_IN_RANGE, (start_mjd, end_mjd)).fetchall()
     return [StoredImage.model_validate(r) for r in rows]

@@ -73,3 +73,21 @@ def test_only_the_newest_version_of_an_observation_is_in_the_light_curve(dsn: st
         assert products.record_ms(conn, conversion(2, [])) == second
         with pytest.raises(psycopg.errors.UniqueViolation):
             products.record_ms(conn, conversion(2, []).model_copy(update={"ms_path": Path("/elsewhere.ms")}))
+
+
+def test_a_mosaic_takes_only_the_newest_version_of_an_observation(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO products.sources (name, ra_deg, dec_deg, catalogue_path) VALUES ('S1', 10, 40, 'x')"
+        )
+        products.record_ms(conn, conversion(1, ["sb05"]))
+        measure(conn, conversion(1, ["sb05"]).ms_path, 0.093)
+        assert [Path(i.path).name for i in products.images_in_range(conn, 60827.0, 60828.0)] == [
+            "2025-06-01T05:00:00.ms.img.fits"
+        ]
+        products.record_ms(conn, conversion(2, []))
+        measure(conn, conversion(2, []).ms_path, 0.100)
+        # The reconversion's image replaces the old one: the observation is in the mosaic once.
+        assert [Path(i.path).name for i in products.images_in_range(conn, 60827.0, 60828.0)] == [
+            "2025-06-01T05:00:00.v2.ms.img.fits"
+        ]
