@@ -1735,6 +1735,7 @@ CREATE TABLE products.images (
     params jsonb NOT NULL,
     task_id bigint,
     recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    model_path text,
     CONSTRAINT images_imager_check CHECK ((imager = ANY (ARRAY['wsclean'::text, 'tclean'::text])))
 );
 

@@ -119,6 +119,9 @@ class ImageResult(BaseModel):
     image: Path
     residual: Path
     psf: Path
+    model: Path | None = Field(
+        default=None, description="CLEAN components (Jy/pixel): photometry rebuilds a source's dirty image"
+    )
     pb: Path | None
     pbcor: Path | None
     preview: Path
@@ -176,7 +179,7 @@ def create_image(
             products = _run_wsclean(ms, workdir, params, log_path)
         else:
             products = _run_tclean(ms, workdir, params)
-        stage = {kind: workdir / f"{name}.{kind}.fits" for kind in ("image", "residual", "psf")}
+        stage = {kind: workdir / f"{name}.{kind}.fits" for kind in ("image", "residual", "psf", "model")}
         for kind, path in products.items():
             shutil.move(str(path), stage[kind])
 
@@ -219,6 +222,7 @@ def create_image(
         image=final["image"],
         residual=final["residual"],
         psf=final["psf"],
+        model=final["model"],
         pb=final.get("pb"),
         pbcor=final.get("pbcor"),
         preview=final["preview"],
@@ -310,7 +314,7 @@ def _run_wsclean(ms: Path, workdir: Path, params: ImagingParams, log_path: Path)
         handle.write("$ " + " ".join(cmd) + "\n")
         handle.flush()
         done = subprocess.run(cmd, cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, check=False)
-    products = {kind: Path(f"{stem}-{kind}.fits") for kind in ("image", "residual", "psf")}
+    products = {kind: Path(f"{stem}-{kind}.fits") for kind in ("image", "residual", "psf", "model")}
     missing = [k for k, p in products.items() if not p.exists()]
     if done.returncode != 0 or missing:
         raise ImagingError(
@@ -353,7 +357,7 @@ def _run_tclean(ms: Path, workdir: Path, params: ImagingParams) -> dict[str, Pat
         )
     suffix = ".tt0" if mtmfs else ""
     products = {}
-    for kind in ("image", "residual", "psf"):
+    for kind in ("image", "residual", "psf", "model"):
         casa_image = Path(f"{imagename}.{kind}{suffix}")
         if not casa_image.exists():
             raise ImagingError(f"tclean made no {casa_image.name} for {ms}; see the CASA log")

@@ -19,7 +19,7 @@ from science.calibrators import load_catalogue
 from science.catalogs import CatalogError, SkyPosition, parse_coords, read_catalog, select_bright
 from science.constants import PB_CUTOFF
 from science.fits_image import read_image
-from science.photometry import PeakMode, PhotometryOptions, PhotometryResult, measure_many
+from science.photometry import PeakMode, PhotometryOptions, PhotometryResult, measure_many, with_planes
 from science.source_finding import DEFAULT_NEW_SOURCE_SNR, find_sources, identify, new_sources
 from science.surveys import Survey
 
@@ -88,7 +88,7 @@ def _show(results: list[PhotometryResult], as_json: bool) -> None:
 
 def _run(fits_path: Path, positions: list[SkyPosition], options: PhotometryOptions, as_json: bool) -> None:
     image = read_image(fits_path)
-    _show(measure_many(image, positions, options), as_json)
+    _show(measure_many(image, positions, with_planes(fits_path, options)), as_json)
 
 
 @app.command("peak")

@@ -68,8 +68,8 @@ def _facts(row: dict[str, Any], names: Iterable[str]) -> list[str]:
 
 def inventory(conn: psycopg.Connection) -> Iterator[Candidate]:
     """Every recorded product with at least one file still on disk, split into the policy's kinds: an image
-    is its FITS image, primary beam and PB-corrected image (``images``), its residual and PSF
-    (``image_aux``) and its PNG (``previews``)."""
+    is its FITS image, primary beam and PB-corrected image (``images``), its residual, PSF
+    and CLEAN model (``image_aux``) and its PNG (``previews``)."""
     found: list[Candidate | None] = []
     for row in store.raw_files(conn):
         found.append(_candidate("raw", [row["path"]], _night(row["file_time"]), _facts(row, ["converted"])))
@@ -85,7 +85,8 @@ def inventory(conn: psycopg.Connection) -> Iterator[Candidate]:
     for row in store.images(conn):
         night, measured = _night(row["mid_time"]), _facts(row, ["measured"])
         found.append(_candidate("images", [row["path"], row["pb_path"], row["pbcor_path"]], night, measured))
-        found.append(_candidate("image_aux", [row["residual_path"], row["psf_path"]], night, measured))
+        aux = [row["residual_path"], row["psf_path"], row["model_path"]]
+        found.append(_candidate("image_aux", aux, night, measured))
         found.append(_candidate("previews", [row["preview_path"]], night))
     for row in store.mosaics(conn):
         mid = row["mid_mjd"]

@@ -258,20 +258,20 @@ def caltable_candidates(
 # Images and mosaics ----------------------------------------------------------------------------
 
 _RECORD_IMAGE = """
-INSERT INTO products.images (path, ms_path, ms_id, imager, residual_path, psf_path, pb_path,
+INSERT INTO products.images (path, ms_path, ms_id, imager, residual_path, psf_path, model_path, pb_path,
     pbcor_path, preview_path, noise_jy, peak_jy, bmaj_arcsec, bmin_arcsec, bpa_deg, center_ra_deg,
     center_dec_deg, freq_hz, mid_mjd, mid_time, params, task_id)
 VALUES (%(path)s, %(ms_path)s, (SELECT id FROM products.ms_index WHERE path = %(ms_path)s), %(imager)s,
-    %(residual)s, %(psf)s, %(pb)s, %(pbcor)s, %(preview)s, %(noise_jy)s, %(peak_jy)s, %(bmaj)s, %(bmin)s,
-    %(bpa)s, %(ra)s, %(dec)s, %(freq_hz)s, %(mid_mjd)s, %(mid_time)s, %(params)s, %(task_id)s)
+    %(residual)s, %(psf)s, %(model)s, %(pb)s, %(pbcor)s, %(preview)s, %(noise_jy)s, %(peak_jy)s, %(bmaj)s,
+    %(bmin)s, %(bpa)s, %(ra)s, %(dec)s, %(freq_hz)s, %(mid_mjd)s, %(mid_time)s, %(params)s, %(task_id)s)
 ON CONFLICT (path) DO UPDATE SET
-    ms_path = excluded.ms_path, ms_id = excluded.ms_id, imager = excluded.imager, residual_path =
-    excluded.residual_path, psf_path = excluded.psf_path, pb_path = excluded.pb_path, pbcor_path =
-    excluded.pbcor_path, preview_path = excluded.preview_path, noise_jy = excluded.noise_jy, peak_jy =
-    excluded.peak_jy, bmaj_arcsec = excluded.bmaj_arcsec, bmin_arcsec = excluded.bmin_arcsec, bpa_deg =
-    excluded.bpa_deg, center_ra_deg = excluded.center_ra_deg, center_dec_deg = excluded.center_dec_deg,
-    freq_hz = excluded.freq_hz, mid_mjd = excluded.mid_mjd, mid_time = excluded.mid_time, params =
-    excluded.params, task_id = excluded.task_id, recorded_at = now()
+    ms_path = excluded.ms_path, ms_id = excluded.ms_id, imager = excluded.imager,
+    residual_path = excluded.residual_path, psf_path = excluded.psf_path, model_path = excluded.model_path,
+    pb_path = excluded.pb_path, pbcor_path = excluded.pbcor_path, preview_path = excluded.preview_path,
+    noise_jy = excluded.noise_jy, peak_jy = excluded.peak_jy, bmaj_arcsec = excluded.bmaj_arcsec,
+    bmin_arcsec = excluded.bmin_arcsec, bpa_deg = excluded.bpa_deg, center_ra_deg = excluded.center_ra_deg,
+    center_dec_deg = excluded.center_dec_deg, freq_hz = excluded.freq_hz, mid_mjd = excluded.mid_mjd,
+    mid_time = excluded.mid_time, params = excluded.params, task_id = excluded.task_id, recorded_at = now()
 RETURNING id
 """
 
@@ -338,6 +338,7 @@ def record_image(conn: psycopg.Connection, result: ImageResult, task_id: int | N
             "imager": result.imager,
             "residual": str(result.residual),
             "psf": str(result.psf),
+            "model": str(result.model) if result.model else None,
             "pb": str(result.pb) if result.pb else None,
             "pbcor": str(result.pbcor) if result.pbcor else None,
             "preview": str(result.preview),

@@ -23,7 +23,7 @@ FROM products.ms_index m
 """
 CALTABLES = "SELECT ms_path, tables, apply_tables, plots, valid_from FROM products.caltables"
 IMAGES = """
-SELECT i.path, i.pb_path, i.pbcor_path, i.residual_path, i.psf_path, i.preview_path, i.mid_time,
+SELECT i.path, i.pb_path, i.pbcor_path, i.residual_path, i.psf_path, i.model_path, i.preview_path, i.mid_time,
        EXISTS (SELECT 1 FROM products.photometry p WHERE p.image_id = i.id OR p.image_path = i.path)
            AS measured
 FROM products.images i

@@ -20,7 +20,7 @@ from contimg.web.errors import ERRORS
 from contimg.web.ops import Id
 from contimg.web.templating import page
 from science.fits_image import read_image, read_plane
-from science.photometry import PhotometryOptions, PhotometryResult, measure
+from science.photometry import PhotometryOptions, PhotometryResult, measure, with_planes
 from science.sky_render import View, Window, render, wcs_json, window
 
 router = APIRouter(responses=ERRORS)
@@ -107,7 +107,7 @@ def measure_click(row: dict[str, Any], click: Click) -> PhotometryResult:
         ra, dec = click.ra_deg, click.dec_deg
     psf = row.get("psf_path")
     options = PhotometryOptions(psf_image=FilePath(psf) if psf and FilePath(psf).is_file() else None)
-    return measure(image, ra % 360.0, dec, click.label, options)
+    return measure(image, ra % 360.0, dec, click.label, with_planes(FilePath(row["path"]), options))
 
 
 @router.post(API + "/images/{image_id}/measure", response_model=PhotometryResult, tags=["science"])
