@@ -223,7 +223,7 @@ def normalise(
 def lightcurves_from_photometry(
     results: Iterable[PhotometryResult], reference_names: Collection[str] = ()
 ) -> list[LightCurve]:
-    """Group forced-photometry results by source name into light curves of beam-weighted fluxes.
+    """Group forced-photometry results by source name into light curves of their fluxes (``flux_jy``).
 
     Results without a flux, error or epoch, or flagged off the image, near the edge or blanked, are left out.
     """

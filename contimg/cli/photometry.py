@@ -103,7 +103,7 @@ def peak(
     pb_threshold: ThresholdOpt = PB_CUTOFF,
     peak_mode: PeakModeOpt = PeakMode.NEAREST,
 ) -> None:
-    """Measure one position: peak, beam-weighted flux, local rms and SNR. Runs in this process: no task
+    """Measure one position: peak, flux, local rms and SNR. Runs in this process: no task
     measures positions given on the command line."""
     try:
         position = SkyPosition(name=name, ra_deg=ra, dec_deg=dec)
