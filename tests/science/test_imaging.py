@@ -15,8 +15,10 @@ from astropy.io import fits
 from science.applycal import apply_calibration
 from science.beam import airy_response
 from science.calibrate import SIDEREAL_DEG_PER_S, solve_calibration
+from science.catalogs import SkyPosition
 from science.constants import INTEGRATION_S
 from science.imaging import ImagingParams, create_image, read_plane, robust_rms, write_pb_images
+from science.photometry import FluxMethod, measure_file
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +48,13 @@ def test_image_products_and_header_beam(calibrated_calibrator: Path, tmp_path: P
     assert result.noise_jy == pytest.approx(robust_rms(read_plane(result.residual)))
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
         f"{calibrated_calibrator.stem}.{kind}"
-        for kind in ("image.fits", "residual.fits", "psf.fits", "pb.fits", "pbcor.fits", "png")
+        for kind in ("image.fits", "residual.fits", "psf.fits", "model.fits", "pb.fits", "pbcor.fits", "png")
     }
+    # Photometry finds the PSF, model and residual beside the image and measures on the dirty image.
+    centre = SkyPosition(name="3C286", ra_deg=result.center_ra_deg, dec_deg=result.center_dec_deg)
+    (measured,) = measure_file(result.image, [centre])
+    assert measured.flux_method is FluxMethod.DIRTY_PSF
+    assert measured.flux_jy == pytest.approx(result.peak_jy, rel=0.03)
     assert any((tmp_path / "logs").iterdir())
     assert set(os.listdir(Path.cwd())) == cwd_before  # no logs or scratch files in the cwd
 
