@@ -50,11 +50,14 @@ class FailParams(BaseModel):
 
     fail_attempts: int = Field(1, ge=0, description="fail this many attempts, then succeed")
     message: str = "deliberate failure"
+    log_lines: int = Field(0, ge=0, le=10_000, description="log this many progress lines first, at INFO")
 
 
 @builtin.task("fail", params=FailParams)
 def fail(ctx: TaskContext, params: FailParams) -> dict[str, int]:
     """Fail the first ``fail_attempts`` attempts, then succeed."""
+    for step in range(1, params.log_lines + 1):
+        ctx.log.info("working", step=step, of=params.log_lines)
     if ctx.attempt <= params.fail_attempts:
         raise RuntimeError(f"{params.message} (attempt {ctx.attempt} of {params.fail_attempts} to fail)")
     return {"succeeded_on_attempt": ctx.attempt}

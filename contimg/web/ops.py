@@ -141,10 +141,13 @@ def tasks_page(
 
 
 class TaskDetail(BaseModel):
-    """A task, every attempt with its error, and its open DLQ entry if any."""
+    """A task, every attempt with its error and log tail, and its open DLQ entry if any."""
 
     task: dict[str, Any]
-    runs: list[dict[str, Any]]
+    runs: list[dict[str, Any]] = Field(
+        description="oldest first; each run's `log` is its log tail (`lines` with `at`, `level`, `text`, "
+        "oldest first; `dropped`, the earlier lines not kept; `updated_at`), or null if it logged nothing"
+    )
     dlq_id: int | None
 
 
@@ -153,18 +156,18 @@ def get_task(conn: psycopg.Connection, task_id: int) -> TaskDetail:
     client = Client(conn=conn)
     task = client.get_task(task_id)
     row = conn.execute(queries.OPEN_DLQ_OF_TASK, (task_id,)).fetchone()
-    return TaskDetail(task=task, runs=client.runs(task_id), dlq_id=int(row[0]) if row else None)
+    return TaskDetail(task=task, runs=client.runs(task_id, logs=True), dlq_id=int(row[0]) if row else None)
 
 
 @router.get(API + "/tasks/{task_id}", response_model=TaskDetail, tags=["operations"])
 def api_task(who: User, conn: Conn, task_id: Id) -> TaskDetail:
-    """One task with every run (attempt), its error and result."""
+    """One task with every run (attempt), its error, its log tail and the result."""
     return get_task(conn, task_id)
 
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse, include_in_schema=False)
 def task_page(request: Request, who: User, conn: Conn, task_id: Id) -> Response:
-    """One task with its attempts, params, result and error."""
+    """One task with its attempts, each attempt's log tail then its error, params and result."""
     detail = get_task(conn, task_id)
     pretty = {
         k: json.dumps(detail.task[k], indent=2, default=str) for k in ("params", "result", "last_error")

@@ -3,6 +3,7 @@ runs and when it ends however it ends; a run that logs nothing writes nothing; t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -16,6 +17,7 @@ from absurd.client import Client
 from absurd.options import FixedDelay
 from absurd.worker import run_log
 from tests.queue.conftest import StartWorker
+from tests.queue.test_cli import invoke
 from tests.support.processes import wait_until
 
 
@@ -56,6 +58,21 @@ def test_a_failed_run_keeps_what_it_logged_before_its_error(
         "SELECT count(DISTINCT run_id) FROM absurd.run_logs WHERE task_id = %s", (task_id,)
     )
     assert rows.fetchone() == (2,)
+
+
+def test_task_show_prints_the_end_of_each_attempts_log(
+    dsn: str, client: Client, start_worker: StartWorker
+) -> None:
+    start_worker()
+    task_id = client.spawn("chatty", {"lines": 3, "fail": True}).task_id
+    wait_until(lambda: client.get_task(task_id)["state"] == "failed", timeout=30, what="the task to fail")
+    code, out = invoke(dsn, "task", "show", str(task_id), "--log-lines", "2")
+    assert code == 0
+    assert "log of attempt 1 (1 earlier lines not shown)" in out
+    assert "WARNING  line 2 of 3" in out and "WARNING  line 3 of 3" in out and "line 1 of 3" not in out
+    code, out = invoke(dsn, "task", "show", str(task_id), "--json")
+    [run] = json.loads(out)["runs"]
+    assert _texts(run["log"]) == ["line 1 of 3", "line 2 of 3", "line 3 of 3"]
 
 
 def test_the_tail_keeps_the_newest_lines_within_its_bounds(client: Client, start_worker: StartWorker) -> None:

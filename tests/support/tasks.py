@@ -158,7 +158,7 @@ def block(ctx: TaskContext, params: Any) -> None:
 def _chatter(ctx: TaskContext, params: Any) -> None:
     n = params.get("lines", 3)
     for i in range(1, n + 1):
-        ctx.log.warning(f"line {i} of {n}", pad="x" * params.get("pad", 0))
+        ctx.log.warning(f"line {i} of {n}", **({"pad": "x" * params["pad"]} if params.get("pad") else {}))
     if params.get("stdlib"):
         logging.getLogger("tests.chatty").warning("from the standard library")
     end = time.monotonic() + params.get("hold_s", 0)

@@ -4,7 +4,10 @@ click-to-measure, the variable's light curve and its VOTable, and screenshots of
 from __future__ import annotations
 
 import io
+import json
 import math
+import re
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +113,30 @@ def test_dlq_bulk_skip_shows_the_count_and_asks_first(page: Page, site: Site) ->
         "SELECT details->>'count' FROM web.audit_log WHERE action = 'dlq.bulk_skip' AND actor = 'olga'"
     ).fetchall()
     assert bulk == [("2",)]
+
+
+def test_a_failed_task_shows_its_log_tail_before_its_traceback(page: Page, site: Site) -> None:
+    task_id = site.client.spawn(
+        "fail", {"fail_attempts": 5, "message": "gave up after logging", "log_lines": 3}, max_attempts=1
+    ).task_id
+    wait_until(lambda: site.client.get_task(task_id)["state"] == "failed", timeout=60, what=f"task {task_id}")
+    login(page, site, VIEWER_TOKEN, f"/tasks/{task_id}")
+    lines = page.locator("#log-1 pre.log .line")
+    expect(lines).to_have_count(4)
+    texts = lines.all_inner_texts()
+    for step, text in enumerate(texts[:3], start=1):
+        assert re.fullmatch(rf"\d\d:\d\d:\d\d\.\d{{3}} INFO working step={step} of=3", text.strip()), text
+    assert texts[3].startswith("Traceback") and "RuntimeError: gave up after logging" in texts[3]
+    expect(page.locator("#log-1 .traceback")).to_have_css("color", "rgb(249, 112, 102)")
+    screenshot(page, "task-log")
+    # The JSON API carries the same tail, with full timestamps.
+    request = urllib.request.Request(
+        f"{site.url}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {VIEWER_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        [run] = json.loads(response.read())["runs"]
+    assert [line["text"] for line in run["log"]["lines"]] == [f"working step={i} of=3" for i in (1, 2, 3)]
+    assert all(line["level"] == "info" and line["at"].endswith("Z") for line in run["log"]["lines"])
 
 
 def test_sky_view_measures_the_injected_source(page: Page, site: Site) -> None:
