@@ -70,6 +70,7 @@ class SeededSky:
 
     image_ids: list[int]
     image_paths: list[Path]
+    mjds: list[float]
     truth: dict[str, list[float]]
     positions: dict[str, tuple[float, float]]
     catalogue: Path
@@ -195,7 +196,7 @@ def seed_sky(dsn: str, work: Path) -> SeededSky:
         for name, flux in observed.truth.items():
             truth[name][0] = flux
         first_mjd = observed.image.mid_mjd
-        ids, paths = [observed.image_id], [observed.image.image]
+        ids, paths, mjds = [observed.image_id], [observed.image.image], [first_mjd]
         for epoch in range(1, N_EPOCHS):
             mjd = first_mjd + epoch
             drawn = [Source(name, *positions[name], truth[name][epoch]) for name in positions]
@@ -203,6 +204,7 @@ def seed_sky(dsn: str, work: Path) -> SeededSky:
             path = make_image(work / f"epoch{epoch}.image.fits", drawn, epoch_spec, seed=100 + epoch)
             ids.append(_record(client.conn, path, mjd, epoch_spec))
             paths.append(path)
+            mjds.append(mjd)
         spawned = [
             client.spawn("run-photometry", {"image_path": str(p), "catalogue_path": str(catalogue)}).task_id
             for p in paths
@@ -217,7 +219,7 @@ def seed_sky(dsn: str, work: Path) -> SeededSky:
             client.wait_result(task_id, 300)
         client.wait_result(client.spawn("update-lightcurves", {}, queue=queues.PHOTOMETRY).task_id, 120)
         client.wait_result(mosaic, 300)
-    return SeededSky(ids, paths, truth, positions, catalogue, observed.calibrator_ms, observed.tasks)
+    return SeededSky(ids, paths, mjds, truth, positions, catalogue, observed.calibrator_ms, observed.tasks)
 
 
 def _iso(mjd: float) -> str:
