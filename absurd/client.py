@@ -329,6 +329,14 @@ class Client:
         cooldown = gate["base_cooldown_s"] if state == "open" else None
         self.conn.execute(queries.SET_BREAKER_STATE, (key, state, reason, cooldown))
 
+    def set_gate_limit(self, key: str, max_running: int | None) -> int | None:
+        """Set a gate's concurrency limit (None: no limit); returns the previous one. NotFoundError for an
+        unknown gate."""
+        row = self.conn.execute(queries.SET_GATE_LIMIT, (max_running, key)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no gate (breaker or limit) with key {key!r}")
+        return None if row[0] is None else int(row[0])
+
     def workers(self) -> list[dict[str, Any]]:
         """The worker registry, newest first."""
         with self.conn.cursor(row_factory=dict_row) as cur:

@@ -172,3 +172,8 @@ GATE_TRANSITIONS = """
 SELECT from_state, to_state, reason, at FROM absurd.gate_transitions WHERE key = %s ORDER BY id DESC LIMIT %s
 """
 SET_BREAKER_STATE = "SELECT absurd.set_breaker_state(%s, %s, %s, %s)"
+# A new limit holds from the next claim: gated tasks are claimed under the gate's row lock.
+SET_GATE_LIMIT = """
+UPDATE absurd.gates g SET max_running = %s FROM absurd.gates old
+WHERE g.key = %s AND old.key = g.key RETURNING old.max_running
+"""

@@ -280,6 +280,60 @@ def test_main_pages(page: Page, site: Site) -> None:
     screenshot(page, "workflow")
 
 
+def test_concurrency_limits_are_set_from_the_page_by_operators_only(page: Page, site: Site) -> None:
+    login(page, site, OPERATOR_TOKEN, "/breakers")
+    row = page.locator("#gate-casa")
+    row.locator("input[name=max_running]").fill("2")
+    row.locator(".limit-form button").click()
+    page.wait_for_url(f"{site.url}/breakers")
+    assert site.client.gate("casa")["max_running"] == 2
+    expect(page.locator("#gate-casa input[name=max_running]")).to_have_value("2")
+    screenshot(page, "limits")
+    audited = site.client.conn.execute(
+        "SELECT actor, allowed, details->>'max_running', details->>'previous' FROM web.audit_log "
+        "WHERE action = 'gate.limit' AND target = 'gate:casa' ORDER BY id"
+    ).fetchall()
+    assert audited == [("olga", True, "2", None)]
+    # Out-of-range limits and unknown gates are refused through the API, and nothing changes.
+    api = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    bad = page.request.post(
+        f"{site.url}/api/v1/breakers/limit", data={"key": "casa", "max_running": 0}, headers=api
+    )
+    assert bad.status == 422
+    unknown = page.request.post(
+        f"{site.url}/api/v1/breakers/limit", data={"key": "no-such-gate", "max_running": 3}, headers=api
+    )
+    assert unknown.status == 404 and "no-such-gate" in unknown.text()
+    assert site.client.gate("casa")["max_running"] == 2
+
+    # A viewer sees the limit but no form; posting anyway is refused on the page and the API, and audited.
+    page.context.clear_cookies()
+    login(page, site, VIEWER_TOKEN, "/breakers")
+    expect(page.locator("#gate-casa td.limit")).to_have_text("2")
+    expect(page.locator(".limit-form")).to_have_count(0)
+    form = page.request.post(f"{site.url}/breakers/limit", form={"key": "casa", "max_running": "50"})
+    viewer_api = page.request.post(
+        f"{site.url}/api/v1/breakers/limit",
+        data={"key": "casa", "max_running": 50},
+        headers={"Authorization": f"Bearer {VIEWER_TOKEN}"},
+    )
+    assert form.status == 403 and viewer_api.status == 403 and "viewer" in form.text()
+    assert site.client.gate("casa")["max_running"] == 2
+    refused = site.client.conn.execute(
+        "SELECT count(*) FROM web.audit_log "
+        "WHERE actor = 'victor' AND NOT allowed AND target LIKE '%/breakers/limit'"
+    ).fetchone()
+    assert refused == (2,)
+
+    # The operator clears it: no limit.
+    page.context.clear_cookies()
+    login(page, site, OPERATOR_TOKEN, "/breakers")
+    page.locator("#gate-casa input[name=max_running]").fill("")
+    page.locator("#gate-casa .limit-form button").click()
+    page.wait_for_url(f"{site.url}/breakers")
+    assert site.client.gate("casa")["max_running"] is None
+
+
 def test_submit_a_conversion_from_the_page(page: Page, site: Site, tmp_path: Path) -> None:
     """The form queues one convert-uvh5 per subband group in the range, with the group's files."""
     incoming = tmp_path / "incoming"
