@@ -93,6 +93,24 @@ def test_a_viewer_cannot_retry(page: Page, site: Site) -> None:
     assert refused == (2,)
 
 
+def test_cookie_posts_need_the_pages_csrf_token(page: Page, site: Site) -> None:
+    task_id, dlq_id = _dead_letter(site, "a forged retry")
+    login(page, site, OPERATOR_TOKEN, "/dlq")
+    token = page.locator(f"#dlq-{dlq_id} input[name=csrf_token]").first.get_attribute("value")
+    assert token is not None and len(token) == 64
+    # The operator's cookie goes along, as with a request forged elsewhere, but no token or a wrong one.
+    for form in ({"reason": "forged"}, {"reason": "forged", "csrf_token": "0" * 64}):
+        forged = page.request.post(f"{site.url}/dlq/{dlq_id}/retry", form=form)
+        assert forged.status == 403 and "CSRF token" in forged.text()
+    cookie_api = page.request.post(f"{site.url}/api/v1/dlq/{dlq_id}/skip", data={})
+    assert cookie_api.status == 403 and "CSRF token" in cookie_api.text()
+    assert site.client.dlq_entry(dlq_id)["resolved_at"] is None and len(site.client.runs(task_id)) == 1
+    # With the page's token the same post goes through.
+    done = page.request.post(f"{site.url}/dlq/{dlq_id}/retry", form={"reason": "real", "csrf_token": token})
+    assert done.status == 200 and done.url == f"{site.url}/dlq"
+    assert site.client.dlq_entry(dlq_id)["resolution"] == "retried"
+
+
 def test_dlq_bulk_skip_shows_the_count_and_asks_first(page: Page, site: Site) -> None:
     first, first_dlq = _dead_letter(site, "bulk failure in file 17")
     second, second_dlq = _dead_letter(site, "bulk failure in file 23")
