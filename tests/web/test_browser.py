@@ -257,6 +257,35 @@ def test_the_variable_light_curve_and_its_votable(page: Page, site: Site, tmp_pa
     assert np.all(np.diff(np.asarray(table["mjd"])) > 0)
 
 
+def test_dragging_across_the_light_curve_zooms_to_that_mjd_range(page: Page, site: Site) -> None:
+    login(page, site, VIEWER_TOKEN, f"/sources/{VARIABLE}")
+    points = page.locator("#lc-raw g.pt circle")
+    expect(points).to_have_count(N_EPOCHS)
+    centres = []
+    for i in range(N_EPOCHS):
+        box = points.nth(i).bounding_box()
+        assert box is not None
+        centres.append((box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
+    assert [c[0] for c in centres] == sorted(c[0] for c in centres)  # plotted in time order
+    # From between the first two epochs to just past the last: the first epoch leaves the plots.
+    y = sum(c[1] for c in centres) / N_EPOCHS
+    page.mouse.move((centres[0][0] + centres[1][0]) / 2, y)
+    page.mouse.down()
+    page.mouse.move(centres[-1][0] + 15, y, steps=8)
+    page.mouse.up()
+    page.wait_for_url("**start_mjd=**")
+    expect(page.locator("#lc-raw g.pt")).to_have_count(N_EPOCHS - 1)
+    expect(page.locator("#lc-norm g.pt")).to_have_count(N_EPOCHS - 1)
+    query = dict(part.split("=") for part in page.url.split("?", 1)[1].split("&"))
+    start, end = float(query["start_mjd"]), float(query["end_mjd"])
+    assert site.sky.mjds[0] < start < site.sky.mjds[1] and end > site.sky.mjds[-1]
+    assert float(page.locator("input[name=start_mjd]").input_value()) == start  # the form shows the range
+    screenshot(page, "source-zoom")
+    page.locator("#lc-raw svg").dblclick()
+    page.wait_for_url(re.compile(r"/sources/[^?]*\??$"))
+    expect(page.locator("#lc-raw g.pt")).to_have_count(N_EPOCHS)
+
+
 def test_main_pages(page: Page, site: Site) -> None:
     """Every main page renders for an operator, with no console error (so nothing broke the CSP)."""
     login(page, site, OPERATOR_TOKEN, "/tasks")
