@@ -161,10 +161,9 @@ def _chatter(ctx: TaskContext, params: Any) -> None:
         ctx.log.warning(f"line {i} of {n}", **({"pad": "x" * params["pad"]} if params.get("pad") else {}))
     if params.get("stdlib"):
         logging.getLogger("tests.chatty").warning("from the standard library")
-    end = time.monotonic() + params.get("hold_s", 0)
+    end = time.monotonic() + params.get("quiet_s", 0)
     while time.monotonic() < end:
         time.sleep(0.1)
-        ctx.log.warning("still going")
         ctx.heartbeat()
     if params.get("fail"):
         raise RuntimeError("chatty failed after logging")
@@ -172,8 +171,8 @@ def _chatter(ctx: TaskContext, params: Any) -> None:
 
 @tests_only.task("chatty", options=SpawnOptions(max_attempts=1))
 def chatty(ctx: TaskContext, params: Any) -> dict[str, int]:
-    """Log ``lines`` lines (and one through the standard library if ``stdlib``), keep logging for
-    ``hold_s``, then fail if ``fail``."""
+    """Log ``lines`` lines (and one through the standard library if ``stdlib``), then stay quiet for
+    ``quiet_s`` (checking for a cancel), then fail if ``fail``."""
     _chatter(ctx, params)
     return {"attempt": ctx.attempt}
 
