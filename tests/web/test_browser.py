@@ -294,6 +294,10 @@ def test_main_pages(page: Page, site: Site) -> None:
     first = page.locator("#task-list tbody tr td a").first
     first.click()
     expect(page.locator("#runs")).to_be_visible()
+    # The seed's apply-calibration, run by the real worker: its log tail is what the science code logged.
+    page.goto(f"{site.url}/tasks/{site.sky.observed_tasks['apply']}")
+    expect(page.locator("#logs pre.log").first).to_contain_text("applied calibration")  # newest first
+    expect(page.locator("#logs pre.log").last).to_contain_text("no valid caltable yet; waiting")
     screenshot(page, "task")
     for path, name, marker in (
         ("/workflows", "workflows", "#workflows"),
