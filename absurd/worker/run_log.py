@@ -1,13 +1,13 @@
 """A run's log tail: the lines a task logs while it runs, kept in a bounded buffer and stored in
 ``absurd.run_logs``.
 
-:func:`captured` wraps one run. Every line logged in its context (structlog's at the process's log level, the
-standard library's at its root logger's) is appended to the run's buffer, which keeps the newest :data:`MAX_LINES` lines and
-:data:`MAX_BYTES` of text. The buffer is written when the run ends, however it ends, and while it runs by a
-thread of the process that writes every buffer with new lines once they are :data:`FLUSH_EVERY_S` seconds
-old, so a long run shows its progress even while it is silent. A run that logs nothing writes nothing,
-and a process whose runs never log starts no thread. A child process killed at its timeout keeps the lines
-of its last write.
+:func:`captured` wraps one run. Every line logged in its context (structlog's at the process's log level,
+the standard library's at its root logger's) is appended to the run's buffer, which keeps the newest
+:data:`MAX_LINES` lines and :data:`MAX_BYTES` of text. The buffer is written when the run ends, however it
+ends, and while it runs by a thread of the process that writes every buffer with new lines once they are
+:data:`FLUSH_EVERY_S` seconds old, so a long run shows its progress even while it is silent. A run that
+logs nothing writes nothing, and a process whose runs never log starts no thread. A child process killed
+at its timeout keeps the lines of its last write.
 """
 
 from __future__ import annotations
