@@ -27,6 +27,7 @@ class SleepParams(BaseModel):
 
     seconds: float = Field(1.0, ge=0)
     heartbeat_every_s: float = Field(0.5, gt=0)
+    log_progress: bool = Field(False, description="log a line at INFO after each heartbeat")
 
 
 @builtin.task("sleep", params=SleepParams)
@@ -36,6 +37,8 @@ def sleep(ctx: TaskContext, params: SleepParams) -> dict[str, float]:
     while (left := end - time.monotonic()) > 0:
         time.sleep(min(left, params.heartbeat_every_s))
         ctx.heartbeat()
+        if params.log_progress:
+            ctx.log.info("sleeping", left_s=round(max(end - time.monotonic(), 0.0), 1))
     return {"slept_s": params.seconds}
 
 

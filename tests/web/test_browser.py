@@ -157,6 +157,23 @@ def test_a_failed_task_shows_its_log_tail_before_its_traceback(page: Page, site:
     assert all(line["level"] == "info" and line["at"].endswith("Z") for line in run["log"]["lines"])
 
 
+def test_a_running_tasks_page_follows_its_log_tail(page: Page, site: Site) -> None:
+    task_id = site.client.spawn(
+        "sleep", {"seconds": 6, "heartbeat_every_s": 0.5, "log_progress": True}
+    ).task_id
+    wait_until(lambda: site.client.get_task(task_id)["state"] == "running", timeout=30, what="the sleep")
+    login(page, site, VIEWER_TOKEN, f"/tasks/{task_id}")
+    expect(page.locator("#log-1 p.note")).to_have_text("nothing logged yet")
+    page.evaluate("window.__notReloaded = true")
+    # The run ends and stores its tail; the page fetches it without a reload, then stops asking.
+    expect(page.locator("#log-1 pre.log .line").first).to_contain_text(
+        "INFO sleeping left_s=", timeout=30_000
+    )
+    expect(page.locator("#log-1 .state")).to_have_text("completed")
+    assert page.evaluate("window.__notReloaded") is True
+    expect(page.locator("#run-history")).not_to_have_attribute("hx-get", re.compile(".*"))
+
+
 def test_sky_view_measures_the_injected_source(page: Page, site: Site) -> None:
     image_id, path = site.sky.image_ids[0], site.sky.image_paths[0]
     name = "REF-C"
