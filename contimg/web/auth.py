@@ -18,6 +18,7 @@ from typing import Annotated
 
 import psycopg
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from contimg.store import audit
@@ -136,10 +137,17 @@ async def checked_operator(request: Request, who: Annotated[Principal, Depends(o
         value = (await request.form()).get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not sent or not hmac.compare_digest(sent.encode(), who.csrf.encode()):
+        await run_in_threadpool(_refused_csrf, request, who)
         raise HTTPException(
             403, "this form's CSRF token is missing or wrong: reload the page and submit it again"
         )
     return who
+
+
+def _refused_csrf(request: Request, who: Principal) -> None:
+    with request.app.state.pool.connection() as conn:
+        action = f"{request.method} {request.url.path}"
+        audit.record(conn, who.name, who.role, action, request.url.path, False, {"refused": "csrf token"})
 
 
 Operator = Annotated[Principal, Depends(checked_operator)]

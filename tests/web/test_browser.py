@@ -105,6 +105,12 @@ def test_cookie_posts_need_the_pages_csrf_token(page: Page, site: Site) -> None:
     cookie_api = page.request.post(f"{site.url}/api/v1/dlq/{dlq_id}/skip", data={})
     assert cookie_api.status == 403 and "CSRF token" in cookie_api.text()
     assert site.client.dlq_entry(dlq_id)["resolved_at"] is None and len(site.client.runs(task_id)) == 1
+    refused = site.client.conn.execute(
+        "SELECT count(*) FROM web.audit_log WHERE actor = 'olga' AND NOT allowed "
+        "AND details->>'refused' = 'csrf token' AND target LIKE %s",
+        (f"%/dlq/{dlq_id}/%",),
+    ).fetchone()
+    assert refused == (3,)
     # With the page's token the same post goes through.
     done = page.request.post(f"{site.url}/dlq/{dlq_id}/retry", form={"reason": "real", "csrf_token": token})
     assert done.status == 200 and done.url == f"{site.url}/dlq"
