@@ -27,6 +27,7 @@ class SleepParams(BaseModel):
 
     seconds: float = Field(1.0, ge=0)
     heartbeat_every_s: float = Field(0.5, gt=0)
+    log_progress: bool = Field(False, description="log a line at INFO after each heartbeat")
 
 
 @builtin.task("sleep", params=SleepParams)
@@ -36,6 +37,8 @@ def sleep(ctx: TaskContext, params: SleepParams) -> dict[str, float]:
     while (left := end - time.monotonic()) > 0:
         time.sleep(min(left, params.heartbeat_every_s))
         ctx.heartbeat()
+        if params.log_progress:
+            ctx.log.info("sleeping", left_s=round(max(end - time.monotonic(), 0.0), 1))
     return {"slept_s": params.seconds}
 
 
@@ -50,11 +53,14 @@ class FailParams(BaseModel):
 
     fail_attempts: int = Field(1, ge=0, description="fail this many attempts, then succeed")
     message: str = "deliberate failure"
+    log_lines: int = Field(0, ge=0, le=10_000, description="log this many progress lines first, at INFO")
 
 
 @builtin.task("fail", params=FailParams)
 def fail(ctx: TaskContext, params: FailParams) -> dict[str, int]:
     """Fail the first ``fail_attempts`` attempts, then succeed."""
+    for step in range(1, params.log_lines + 1):
+        ctx.log.info("working", step=step, of=params.log_lines)
     if ctx.attempt <= params.fail_attempts:
         raise RuntimeError(f"{params.message} (attempt {ctx.attempt} of {params.fail_attempts} to fail)")
     return {"succeeded_on_attempt": ctx.attempt}

@@ -129,10 +129,17 @@ class Client:
             raise NotFoundError(f"no task with id {task_id}")
         return row
 
-    def runs(self, task_id: int) -> list[dict[str, Any]]:
-        """The task's runs (its attempt history), oldest first."""
+    def runs(self, task_id: int, logs: bool = False) -> list[dict[str, Any]]:
+        """The task's runs (its attempt history), oldest first; with ``logs``, each with its log tail under
+        ``log`` (``lines``, oldest first, each with ``at``, ``level`` and ``text``; ``dropped``, the earlier
+        lines left out; ``updated_at``), or None when the run logged nothing."""
         with self.conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(queries.RUNS_OF_TASK, (task_id,)).fetchall()
+            runs = cur.execute(queries.RUNS_OF_TASK, (task_id,)).fetchall()
+            if logs:
+                tails = {row.pop("run_id"): row for row in cur.execute(queries.RUN_LOGS_OF_TASK, (task_id,))}
+                for run in runs:
+                    run["log"] = tails.get(run["id"])
+        return runs
 
     def list_tasks(
         self, queue: str | None = None, state: str | None = None, name: str | None = None, limit: int = 50
@@ -321,6 +328,14 @@ class Client:
         gate = self.gate(key, transitions=0)
         cooldown = gate["base_cooldown_s"] if state == "open" else None
         self.conn.execute(queries.SET_BREAKER_STATE, (key, state, reason, cooldown))
+
+    def set_gate_limit(self, key: str, max_running: int | None) -> int | None:
+        """Set a gate's concurrency limit (None: no limit); returns the previous one. NotFoundError for an
+        unknown gate."""
+        row = self.conn.execute(queries.SET_GATE_LIMIT, (max_running, key)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no gate (breaker or limit) with key {key!r}")
+        return None if row[0] is None else int(row[0])
 
     def workers(self) -> list[dict[str, Any]]:
         """The worker registry, newest first."""

@@ -1,5 +1,5 @@
-"""The engine's named SQL. Statements call the functions of migrations 0001_queue.sql and
-0002_workflows.sql; no SQL is ever built from input, all values travel as parameters."""
+"""The engine's named SQL. Statements call the functions of migrations 0001_queue.sql,
+0002_workflows.sql and 0012_run_logs.sql; no SQL is ever built from input, all values travel as parameters."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ SELECT id, queue, name, params, headers, state, priority,
 FROM absurd.tasks WHERE id = %s
 """
 TASK_STATE = "SELECT state, result, last_error FROM absurd.tasks WHERE id = %s"
+SAVE_RUN_LOG = "SELECT absurd.save_run_log(%s, %s, %s::jsonb, %s)"
+RUN_LOGS_OF_TASK = "SELECT run_id, lines, dropped, updated_at FROM absurd.run_logs WHERE task_id = %s"
 RUNS_OF_TASK = """
 SELECT task_id, attempt, id, worker_id, state, started_at, finished_at, failure_reason, error
 FROM absurd.runs WHERE task_id = %s ORDER BY attempt
@@ -170,3 +172,8 @@ GATE_TRANSITIONS = """
 SELECT from_state, to_state, reason, at FROM absurd.gate_transitions WHERE key = %s ORDER BY id DESC LIMIT %s
 """
 SET_BREAKER_STATE = "SELECT absurd.set_breaker_state(%s, %s, %s, %s)"
+# A new limit holds from the next claim: gated tasks are claimed under the gate's row lock.
+SET_GATE_LIMIT = """
+UPDATE absurd.gates g SET max_running = %s FROM absurd.gates old
+WHERE g.key = %s AND old.key = g.key RETURNING old.max_running
+"""

@@ -202,6 +202,8 @@ BEGIN
         FOR UPDATE OF t SKIP LOCKED
     ), runs_gone AS (
         DELETE FROM absurd.runs r USING doomed WHERE r.task_id = doomed.id
+    ), logs_gone AS (
+        DELETE FROM absurd.run_logs l USING doomed WHERE l.task_id = doomed.id
     ), checkpoints_gone AS (
         DELETE FROM absurd.checkpoints c USING doomed WHERE c.task_id = doomed.id
     ), deps_gone AS (
@@ -886,6 +888,20 @@ CREATE FUNCTION absurd.retry_delay(p_policy jsonb, p_failures integer) RETURNS i
 $$;
 
 --
+-- Name: save_run_log(bigint, bigint, jsonb, integer); Type: FUNCTION; Schema: absurd; Owner: -
+--
+
+CREATE FUNCTION absurd.save_run_log(p_task_id bigint, p_run_id bigint, p_lines jsonb, p_dropped integer) RETURNS boolean
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    INSERT INTO absurd.run_logs AS l (run_id, task_id, lines, dropped)
+    SELECT r.id, r.task_id, p_lines, p_dropped FROM absurd.runs r WHERE r.task_id = p_task_id AND r.id = p_run_id
+    ON CONFLICT (run_id) DO UPDATE SET lines = excluded.lines, dropped = excluded.dropped, updated_at = now()
+    RETURNING true
+$$;
+
+--
 -- Name: set_breaker_state(text, text, text, double precision); Type: FUNCTION; Schema: absurd; Owner: -
 --
 
@@ -1365,6 +1381,20 @@ CREATE SEQUENCE absurd.run_ids
     NO MINVALUE
     NO MAXVALUE
     CACHE 1;
+
+--
+-- Name: run_logs; Type: TABLE; Schema: absurd; Owner: -
+--
+
+CREATE TABLE absurd.run_logs (
+    run_id bigint NOT NULL,
+    task_id bigint NOT NULL,
+    lines jsonb NOT NULL,
+    dropped integer DEFAULT 0 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT run_logs_dropped_check CHECK ((dropped >= 0)),
+    CONSTRAINT run_logs_lines_check CHECK ((jsonb_typeof(lines) = 'array'::text))
+);
 
 --
 -- Name: runs; Type: TABLE; Schema: absurd; Owner: -
@@ -2341,6 +2371,13 @@ ALTER TABLE ONLY absurd.queues
     ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
 
 --
+-- Name: run_logs run_logs_pkey; Type: CONSTRAINT; Schema: absurd; Owner: -
+--
+
+ALTER TABLE ONLY absurd.run_logs
+    ADD CONSTRAINT run_logs_pkey PRIMARY KEY (run_id);
+
+--
 -- Name: runs runs_pkey; Type: CONSTRAINT; Schema: absurd; Owner: -
 --
 
@@ -2670,6 +2707,12 @@ CREATE INDEX event_log_name ON absurd.event_log USING btree (name, id);
 --
 
 CREATE INDEX gate_calls_key_at ON absurd.gate_calls USING btree (key, at);
+
+--
+-- Name: run_logs_task; Type: INDEX; Schema: absurd; Owner: -
+--
+
+CREATE INDEX run_logs_task ON absurd.run_logs USING btree (task_id);
 
 --
 -- Name: schedule_fires_event_once; Type: INDEX; Schema: absurd; Owner: -
@@ -3278,6 +3321,13 @@ REVOKE ALL ON FUNCTION absurd.resolve_refs(p_value jsonb, p_workflow bigint) FRO
 REVOKE ALL ON FUNCTION absurd.retry_delay(p_policy jsonb, p_failures integer) FROM PUBLIC;
 
 --
+-- Name: FUNCTION save_run_log(p_task_id bigint, p_run_id bigint, p_lines jsonb, p_dropped integer); Type: ACL; Schema: absurd; Owner: -
+--
+
+REVOKE ALL ON FUNCTION absurd.save_run_log(p_task_id bigint, p_run_id bigint, p_lines jsonb, p_dropped integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION absurd.save_run_log(p_task_id bigint, p_run_id bigint, p_lines jsonb, p_dropped integer) TO absurd_worker;
+
+--
 -- Name: FUNCTION set_breaker_state(p_key text, p_to text, p_reason text, p_cooldown_s double precision); Type: ACL; Schema: absurd; Owner: -
 --
 
@@ -3401,6 +3451,14 @@ GRANT SELECT ON TABLE absurd.gates TO absurd_readonly;
 GRANT SELECT ON TABLE absurd.queues TO absurd_worker;
 GRANT SELECT ON TABLE absurd.queues TO absurd_scheduler;
 GRANT SELECT ON TABLE absurd.queues TO absurd_readonly;
+
+--
+-- Name: TABLE run_logs; Type: ACL; Schema: absurd; Owner: -
+--
+
+GRANT SELECT ON TABLE absurd.run_logs TO absurd_readonly;
+GRANT SELECT ON TABLE absurd.run_logs TO absurd_worker;
+GRANT SELECT ON TABLE absurd.run_logs TO absurd_scheduler;
 
 --
 -- Name: TABLE runs; Type: ACL; Schema: absurd; Owner: -

@@ -107,11 +107,16 @@ def list_tasks(
 
 
 @app.command("show")
-def show(task_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
-    """One task with its params, result and attempt history."""
+def show(
+    task_id: int,
+    dsn: Dsn = None,
+    json_out: JsonOut = False,
+    log_lines: Annotated[int, typer.Option("--log-lines", min=0, help="Log tail lines per attempt.")] = 20,
+) -> None:
+    """One task with its params, result and attempt history, and the end of each attempt's log."""
     with client(dsn) as c:
         task = c.get_task(task_id)
-        runs = c.runs(task_id)
+        runs = c.runs(task_id, logs=True)
     if json_out:
         emit_json({"task": task, "runs": runs})
         return
@@ -139,6 +144,17 @@ def show(task_id: int, dsn: Dsn = None, json_out: JsonOut = False) -> None:
             for r in runs
         ],
     )
+    for r in runs:
+        if r["log"] is None or log_lines == 0:
+            continue
+        lines = r["log"]["lines"]
+        left_out = r["log"]["dropped"] + max(0, len(lines) - log_lines)
+        console.print(
+            f"[bold]log of attempt {r['attempt']}[/bold]"
+            + (f" ({left_out} earlier lines not shown)" if left_out else "")
+        )
+        for line in lines[-log_lines:]:
+            console.print(f"{line['at']} {line['level'].upper():8} {escape(line['text'])}", highlight=False)
 
 
 @app.command("cancel")

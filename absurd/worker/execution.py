@@ -26,6 +26,7 @@ from absurd.errors import (
     TaskTimeoutError,
 )
 from absurd.registry import TaskDefinition
+from absurd.worker import run_log
 
 OutcomeKind = Literal["completed", "failed", "suspended", "cancelled", "lease_lost"]
 
@@ -137,7 +138,8 @@ def run_claimed(
     db: ConnectionSource,
     signals: RunSignals | None = None,
 ) -> Outcome:
-    """Run one claimed task with its context, its identity bound into every log line it writes."""
+    """Run one claimed task with its context, its identity bound into every log line it writes, and the
+    lines it logs kept as its log tail."""
     ctx = TaskContext(
         task_id=claimed.task_id,
         run_id=claimed.run_id,
@@ -148,8 +150,11 @@ def run_claimed(
         db=db,
         signals=signals,
     )
-    with structlog.contextvars.bound_contextvars(
-        task_id=claimed.task_id, run_id=claimed.run_id, worker_id=worker_id, task=claimed.name
+    with (
+        structlog.contextvars.bound_contextvars(
+            task_id=claimed.task_id, run_id=claimed.run_id, worker_id=worker_id, task=claimed.name
+        ),
+        run_log.captured(claimed.task_id, claimed.run_id, db),
     ):
         return execute(definition, ctx, claimed.params)
 

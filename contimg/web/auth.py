@@ -1,18 +1,24 @@
 """Who is asking: tokens from the environment, sent as a bearer header (API) or a login cookie (pages).
 
 ``CONTIMG_WEB_TOKENS`` lists ``name:role:token`` entries separated by commas; the role is ``viewer``
-(read only) or ``operator``. Every mutating route depends on :func:`operator`, which refuses a viewer
+(read only) or ``operator``. Every mutating route depends on :data:`Operator`, which refuses a viewer
 with 403 and writes the refusal to the audit log; the route writes the allowed action itself.
+
+A mutating request authenticated by the login cookie must also carry the page's CSRF token (form field
+``csrf_token`` or header ``X-CSRF-Token``), an HMAC of the caller's own token that another site cannot
+know; a bearer token is never sent by a browser on its own, so API calls with one need none.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import psycopg
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from contimg.store import audit
@@ -21,6 +27,8 @@ from contimg.web.db import Conn
 
 COOKIE = "contimg_token"
 MIN_TOKEN_LENGTH = 16
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
 
 
 class Token(BaseModel):
@@ -57,15 +65,21 @@ def parse_tokens(text: str, where: str) -> list[Token]:
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller."""
+    """The authenticated caller, and the CSRF token their pages put in every form."""
 
     name: str
     role: Role
+    csrf: str = field(default="", repr=False, compare=False)
 
     @property
     def is_operator(self) -> bool:
         """Whether they may change anything."""
         return self.role == "operator"
+
+
+def csrf_token(secret: str) -> str:
+    """The CSRF token of a caller whose login token is ``secret``."""
+    return hmac.new(secret.encode(), b"contimg-web-csrf", hashlib.sha256).hexdigest()
 
 
 def _presented(request: Request) -> str | None:
@@ -81,7 +95,7 @@ def authenticate(request: Request, secret: str | None) -> Principal | None:
         return None
     for token in request.app.state.settings.tokens:
         if hmac.compare_digest(token.token.encode(), secret.encode()):
-            return Principal(token.name, token.role)
+            return Principal(token.name, token.role, csrf_token(secret))
     return None
 
 
@@ -112,7 +126,31 @@ def operator(request: Request, who: User, conn: Conn) -> Principal:
     return who
 
 
-Operator = Annotated[Principal, Depends(operator)]
+async def checked_operator(request: Request, who: Annotated[Principal, Depends(operator)]) -> Principal:
+    """An operator whose request, if it came with the login cookie, carries their CSRF token."""
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return who
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        value = (await request.form()).get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not sent or not hmac.compare_digest(sent.encode(), who.csrf.encode()):
+        await run_in_threadpool(_refused_csrf, request, who)
+        raise HTTPException(
+            403, "this form's CSRF token is missing or wrong: reload the page and submit it again"
+        )
+    return who
+
+
+def _refused_csrf(request: Request, who: Principal) -> None:
+    with request.app.state.pool.connection() as conn:
+        action = f"{request.method} {request.url.path}"
+        audit.record(conn, who.name, who.role, action, request.url.path, False, {"refused": "csrf token"})
+
+
+Operator = Annotated[Principal, Depends(checked_operator)]
 
 
 def audit_action(

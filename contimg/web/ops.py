@@ -141,10 +141,13 @@ def tasks_page(
 
 
 class TaskDetail(BaseModel):
-    """A task, every attempt with its error, and its open DLQ entry if any."""
+    """A task, every attempt with its error and log tail, and its open DLQ entry if any."""
 
     task: dict[str, Any]
-    runs: list[dict[str, Any]]
+    runs: list[dict[str, Any]] = Field(
+        description="oldest first; each run's `log` is its log tail (`lines` with `at`, `level`, `text`, "
+        "oldest first; `dropped`, the earlier lines not kept; `updated_at`), or null if it logged nothing"
+    )
     dlq_id: int | None
 
 
@@ -153,18 +156,18 @@ def get_task(conn: psycopg.Connection, task_id: int) -> TaskDetail:
     client = Client(conn=conn)
     task = client.get_task(task_id)
     row = conn.execute(queries.OPEN_DLQ_OF_TASK, (task_id,)).fetchone()
-    return TaskDetail(task=task, runs=client.runs(task_id), dlq_id=int(row[0]) if row else None)
+    return TaskDetail(task=task, runs=client.runs(task_id, logs=True), dlq_id=int(row[0]) if row else None)
 
 
 @router.get(API + "/tasks/{task_id}", response_model=TaskDetail, tags=["operations"])
 def api_task(who: User, conn: Conn, task_id: Id) -> TaskDetail:
-    """One task with every run (attempt), its error and result."""
+    """One task with every run (attempt), its error, its log tail and the result."""
     return get_task(conn, task_id)
 
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse, include_in_schema=False)
 def task_page(request: Request, who: User, conn: Conn, task_id: Id) -> Response:
-    """One task with its attempts, params, result and error."""
+    """One task with its attempts, each attempt's log tail then its error, params and result."""
     detail = get_task(conn, task_id)
     pretty = {
         k: json.dumps(detail.task[k], indent=2, default=str) for k in ("params", "result", "last_error")
@@ -339,6 +342,27 @@ def api_breaker_reset(who: Operator, conn: Conn, body: BreakerReset) -> dict[str
     return {"key": body.key, "state": "closed"}
 
 
+class GateLimit(BaseModel):
+    """A gate's new concurrency limit."""
+
+    key: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    max_running: int | None = Field(ge=1, le=100_000, description="tasks of the gate at once; null: no limit")
+
+
+class GateLimitSet(GateLimit):
+    """The limit set, and the one it replaced."""
+
+    previous: int | None
+
+
+@router.post(f"{API}/breakers/limit", response_model=GateLimitSet, tags=["operations"])
+def api_gate_limit(who: Operator, conn: Conn, body: GateLimit) -> GateLimitSet:
+    """Set a gate's concurrency limit; workers apply it from their next claim."""
+    previous = Client(conn=conn).set_gate_limit(body.key, body.max_running)
+    audit_action(conn, who, "gate.limit", f"gate:{body.key}", max_running=body.max_running, previous=previous)
+    return GateLimitSet(key=body.key, max_running=body.max_running, previous=previous)
+
+
 @router.get("/breakers", response_class=HTMLResponse, include_in_schema=False)
 def breakers_page(request: Request, who: User, conn: Conn) -> Response:
     """Gates: limits, breaker states and their recent transitions."""
@@ -352,6 +376,21 @@ def breakers_page(request: Request, who: User, conn: Conn) -> Response:
 def breaker_reset_form(who: Operator, conn: Conn, key: Annotated[str, Form(max_length=200)]) -> Response:
     """Close a breaker from the page."""
     api_breaker_reset(who, conn, BreakerReset(key=key))
+    return RedirectResponse("/breakers", status_code=303)
+
+
+@router.post("/breakers/limit", include_in_schema=False)
+def gate_limit_form(
+    who: Operator,
+    conn: Conn,
+    key: Annotated[str, Form(max_length=200)],
+    max_running: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Set or clear (empty) a gate's concurrency limit from the page."""
+    text = max_running.strip()
+    if text and not text.isdigit():
+        raise ValueError(f"the limit must be a whole number of tasks, or empty for none, not {text!r}")
+    api_gate_limit(who, conn, GateLimit(key=key, max_running=int(text) if text else None))
     return RedirectResponse("/breakers", status_code=303)
 
 

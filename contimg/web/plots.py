@@ -74,10 +74,10 @@ class _Frame:
         return out
 
 
-def _svg(body: list[str], label: str) -> str:
+def _svg(body: list[str], label: str, attrs: str = "") -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {W} {H}" '
-        f'width="{W}" height="{H}" '
+        f'width="{W}" height="{H}" {attrs}'
         f'role="img" aria-label="{escape(label)}">' + "".join(body) + "</svg>"
     )
 
@@ -115,7 +115,11 @@ def lightcurve_svg(
             f'<line x1="{x:.1f}" y1="{y1:.1f}" x2="{x:.1f}" y2="{y2:.1f}" class="err"/>'
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4"/></g>'
         )
-    return _svg(body, f"{kind} light curve of {curve.name}")
+    # The x scale, for the drag-to-zoom of static/lightcurve.js: plot columns x0..x1 span MJD lo..hi.
+    scale_attrs = (
+        f'data-zoom="mjd" data-x0="{LEFT}" data-x1="{W - RIGHT}" data-lo="{f.xlo:.6f}" data-hi="{f.xhi:.6f}" '
+    )
+    return _svg(body, f"{kind} light curve of {curve.name}", scale_attrs)
 
 
 def eta_v_svg(rows: Sequence[dict[str, Any]], eta_cut: float, v_cut: float) -> str:

@@ -91,6 +91,12 @@ def _lease_work(conn: psycopg.Connection, fx: Fixture) -> None:
     conn.execute("SELECT absurd.emit_event('x', '{}')")
 
 
+def _save_log(conn: psycopg.Connection, fx: Fixture) -> None:
+    task, run = _claim(conn)
+    lines = '[{"at": "2026-01-01T00:00:00Z", "level": "info", "text": "hello"}]'
+    assert conn.execute("SELECT absurd.save_run_log(%s, %s, %s, 0)", (task, run, lines)).fetchone() == (True,)
+
+
 def _fire(conn: psycopg.Connection, fx: Fixture) -> None:
     row = conn.execute(
         "SELECT absurd.fire_schedule('s', now(), 'manual', NULL, 'me', '{}', %s, NULL)", (WORKFLOW,)
@@ -129,6 +135,7 @@ ACTIONS: dict[str, list[Step]] = {
     ),
     "claim, complete and fail runs": [_claim_complete_fail],
     "renew leases, checkpoint, emit events": [_lease_work],
+    "store a run's log tail (`save_run_log`)": [_save_log],
     "reap expired runs, clean up": _sql(
         "SELECT absurd.reap_expired(10)", "SELECT absurd.cleanup('7 days', 10)"
     ),
@@ -149,6 +156,7 @@ ACTIONS: dict[str, list[Step]] = {
         "SELECT count(*) FROM absurd.dlq",
         "SELECT count(*) FROM absurd.gates",
         "SELECT count(*) FROM absurd.workflow_status",
+        "SELECT count(*) FROM absurd.run_logs",
     ),
     "read the task names workers serve (`workers.task_names`)": _sql("SELECT task_names FROM absurd.workers"),
     "read `schedules`": _sql("SELECT count(*) FROM absurd.schedules"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -152,6 +153,35 @@ def block(ctx: TaskContext, params: Any) -> None:
     """Sleep without ever checking in (a thread the worker cannot stop), then note that it ended."""
     time.sleep(params["seconds"])
     _note(ctx, "block ended")
+
+
+def _chatter(ctx: TaskContext, params: Any) -> None:
+    n = params.get("lines", 3)
+    for i in range(1, n + 1):
+        ctx.log.warning(f"line {i} of {n}", **({"pad": "x" * params["pad"]} if params.get("pad") else {}))
+    if params.get("stdlib"):
+        logging.getLogger("tests.chatty").warning("from the standard library")
+    end = time.monotonic() + params.get("quiet_s", 0)
+    while time.monotonic() < end:
+        time.sleep(0.1)
+        ctx.heartbeat()
+    if params.get("fail"):
+        raise RuntimeError("chatty failed after logging")
+
+
+@tests_only.task("chatty", options=SpawnOptions(max_attempts=1))
+def chatty(ctx: TaskContext, params: Any) -> dict[str, int]:
+    """Log ``lines`` lines (and one through the standard library if ``stdlib``), then stay quiet for
+    ``quiet_s`` (checking for a cancel), then fail if ``fail``."""
+    _chatter(ctx, params)
+    return {"attempt": ctx.attempt}
+
+
+@tests_only.task("chatty-process", mode="process", options=SpawnOptions(max_attempts=1))
+def chatty_process(ctx: TaskContext, params: Any) -> dict[str, int]:
+    """``chatty`` in a child process."""
+    _chatter(ctx, params)
+    return {"attempt": ctx.attempt}
 
 
 registry = builtin.merge(tests_only)

@@ -75,7 +75,9 @@ def site(pg_server: ServerUnderTest, tmp_path_factory: pytest.TempPathFactory) -
     work = tmp_path_factory.mktemp("web")
     with fresh_database(pg_server) as dsn:
         worker = start_worker(
-            dsn, "--queue", "photometry", "--queue", "default", "--queue", "imaging", "--concurrency", "3",
+            dsn, "--queue", "photometry", "--queue", "default", "--queue", "imaging", "--queue", "convert",
+            "--queue", "calibrate", "--concurrency", "3",
+            "--log-level", "INFO",  # the tasks' INFO lines are their log tails on the task pages
             registry="contimg.tasks.registry:registry",
         )  # fmt: skip
         server = None

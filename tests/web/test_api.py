@@ -77,7 +77,8 @@ def test_lightcurve_formats(site: Site) -> None:
 
 
 def test_normalise_endpoint(site: Site) -> None:
-    payload = json.dumps({"start_mjd": 60640.0, "end_mjd": 60650.0, "names": [VARIABLE]}).encode()
+    night = {"start_mjd": site.sky.mjds[0] - 0.5, "end_mjd": site.sky.mjds[-1] + 0.5, "names": [VARIABLE]}
+    payload = json.dumps(night).encode()
     request = urllib.request.Request(
         site.url + "/api/v1/photometry/normalize",
         data=payload,
@@ -164,5 +165,7 @@ def test_overview_figures(site: Site) -> None:
     overview = json.loads(body)
     assert overview["last_image"]["id"] == max(site.sky.image_ids)
     assert overview["stalled"] is False  # an image landed within the server's --stall-after-s (1 h)
-    assert [w["queues"] for w in overview["workers"]] == [["photometry", "default", "imaging"]]
+    assert [w["queues"] for w in overview["workers"]] == [
+        ["photometry", "default", "imaging", "convert", "calibrate"]
+    ]
     assert set(overview["live"]) == {"pending", "running", "sleeping", "waiting"}

@@ -4,7 +4,10 @@ click-to-measure, the variable's light curve and its VOTable, and screenshots of
 from __future__ import annotations
 
 import io
+import json
 import math
+import re
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +93,30 @@ def test_a_viewer_cannot_retry(page: Page, site: Site) -> None:
     assert refused == (2,)
 
 
+def test_cookie_posts_need_the_pages_csrf_token(page: Page, site: Site) -> None:
+    task_id, dlq_id = _dead_letter(site, "a forged retry")
+    login(page, site, OPERATOR_TOKEN, "/dlq")
+    token = page.locator(f"#dlq-{dlq_id} input[name=csrf_token]").first.get_attribute("value")
+    assert token is not None and len(token) == 64
+    # The operator's cookie goes along, as with a request forged elsewhere, but no token or a wrong one.
+    for form in ({"reason": "forged"}, {"reason": "forged", "csrf_token": "0" * 64}):
+        forged = page.request.post(f"{site.url}/dlq/{dlq_id}/retry", form=form)
+        assert forged.status == 403 and "CSRF token" in forged.text()
+    cookie_api = page.request.post(f"{site.url}/api/v1/dlq/{dlq_id}/skip", data={})
+    assert cookie_api.status == 403 and "CSRF token" in cookie_api.text()
+    assert site.client.dlq_entry(dlq_id)["resolved_at"] is None and len(site.client.runs(task_id)) == 1
+    refused = site.client.conn.execute(
+        "SELECT count(*) FROM web.audit_log WHERE actor = 'olga' AND NOT allowed "
+        "AND details->>'refused' = 'csrf token' AND target LIKE %s",
+        (f"%/dlq/{dlq_id}/%",),
+    ).fetchone()
+    assert refused == (3,)
+    # With the page's token the same post goes through.
+    done = page.request.post(f"{site.url}/dlq/{dlq_id}/retry", form={"reason": "real", "csrf_token": token})
+    assert done.status == 200 and done.url == f"{site.url}/dlq"
+    assert site.client.dlq_entry(dlq_id)["resolution"] == "retried"
+
+
 def test_dlq_bulk_skip_shows_the_count_and_asks_first(page: Page, site: Site) -> None:
     first, first_dlq = _dead_letter(site, "bulk failure in file 17")
     second, second_dlq = _dead_letter(site, "bulk failure in file 23")
@@ -110,6 +137,47 @@ def test_dlq_bulk_skip_shows_the_count_and_asks_first(page: Page, site: Site) ->
         "SELECT details->>'count' FROM web.audit_log WHERE action = 'dlq.bulk_skip' AND actor = 'olga'"
     ).fetchall()
     assert bulk == [("2",)]
+
+
+def test_a_failed_task_shows_its_log_tail_before_its_traceback(page: Page, site: Site) -> None:
+    task_id = site.client.spawn(
+        "fail", {"fail_attempts": 5, "message": "gave up after logging", "log_lines": 3}, max_attempts=1
+    ).task_id
+    wait_until(lambda: site.client.get_task(task_id)["state"] == "failed", timeout=60, what=f"task {task_id}")
+    login(page, site, VIEWER_TOKEN, f"/tasks/{task_id}")
+    lines = page.locator("#log-1 pre.log .line")
+    expect(lines).to_have_count(4)
+    texts = lines.all_inner_texts()
+    for step, text in enumerate(texts[:3], start=1):
+        assert re.fullmatch(rf"\d\d:\d\d:\d\d\.\d{{3}} INFO working step={step} of=3", text.strip()), text
+    assert texts[3].startswith("Traceback") and "RuntimeError: gave up after logging" in texts[3]
+    expect(page.locator("#log-1 .traceback")).to_have_css("color", "rgb(249, 112, 102)")
+    screenshot(page, "task-log")
+    # The JSON API carries the same tail, with full timestamps.
+    request = urllib.request.Request(
+        f"{site.url}/api/v1/tasks/{task_id}", headers={"Authorization": f"Bearer {VIEWER_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        [run] = json.loads(response.read())["runs"]
+    assert [line["text"] for line in run["log"]["lines"]] == [f"working step={i} of=3" for i in (1, 2, 3)]
+    assert all(line["level"] == "info" and line["at"].endswith("Z") for line in run["log"]["lines"])
+
+
+def test_a_running_tasks_page_follows_its_log_tail(page: Page, site: Site) -> None:
+    task_id = site.client.spawn(
+        "sleep", {"seconds": 6, "heartbeat_every_s": 0.5, "log_progress": True}
+    ).task_id
+    wait_until(lambda: site.client.get_task(task_id)["state"] == "running", timeout=30, what="the sleep")
+    login(page, site, VIEWER_TOKEN, f"/tasks/{task_id}")
+    expect(page.locator("#log-1 p.note")).to_have_text("nothing logged yet")
+    page.evaluate("window.__notReloaded = true")
+    # The run ends and stores its tail; the page fetches it without a reload, then stops asking.
+    expect(page.locator("#log-1 pre.log .line").first).to_contain_text(
+        "INFO sleeping left_s=", timeout=30_000
+    )
+    expect(page.locator("#log-1 .state")).to_have_text("completed")
+    assert page.evaluate("window.__notReloaded") is True
+    expect(page.locator("#run-history")).not_to_have_attribute("hx-get", re.compile(".*"))
 
 
 def test_sky_view_measures_the_injected_source(page: Page, site: Site) -> None:
@@ -179,7 +247,7 @@ def test_a_mosaic_in_the_sky_view(page: Page, site: Site) -> None:
     measured = page.locator("#measured")
     expect(measured).to_be_visible(timeout=30_000)
     flux = float(measured.get_attribute("data-flux-jy") or "nan")
-    truth = site.sky.truth[name][0]
+    truth = site.sky.truth[name][1]  # the mosaic is of the drawn epochs, 1 to 3
     assert abs(flux / truth - 1) < 0.05, f"{name} on the mosaic: {flux:.4f} Jy, truth {truth:.4f} Jy"
     expect(page.locator("#save-measure")).to_be_hidden()  # a viewer, and a mosaic: nothing to save
     screenshot(page, "mosaic")
@@ -212,6 +280,35 @@ def test_the_variable_light_curve_and_its_votable(page: Page, site: Site, tmp_pa
     assert np.all(np.diff(np.asarray(table["mjd"])) > 0)
 
 
+def test_dragging_across_the_light_curve_zooms_to_that_mjd_range(page: Page, site: Site) -> None:
+    login(page, site, VIEWER_TOKEN, f"/sources/{VARIABLE}")
+    points = page.locator("#lc-raw g.pt circle")
+    expect(points).to_have_count(N_EPOCHS)
+    centres = []
+    for i in range(N_EPOCHS):
+        box = points.nth(i).bounding_box()
+        assert box is not None
+        centres.append((box["x"] + box["width"] / 2, box["y"] + box["height"] / 2))
+    assert [c[0] for c in centres] == sorted(c[0] for c in centres)  # plotted in time order
+    # From between the first two epochs to just past the last: the first epoch leaves the plots.
+    y = sum(c[1] for c in centres) / N_EPOCHS
+    page.mouse.move((centres[0][0] + centres[1][0]) / 2, y)
+    page.mouse.down()
+    page.mouse.move(centres[-1][0] + 15, y, steps=8)
+    page.mouse.up()
+    page.wait_for_url("**start_mjd=**")
+    expect(page.locator("#lc-raw g.pt")).to_have_count(N_EPOCHS - 1)
+    expect(page.locator("#lc-norm g.pt")).to_have_count(N_EPOCHS - 1)
+    query = dict(part.split("=") for part in page.url.split("?", 1)[1].split("&"))
+    start, end = float(query["start_mjd"]), float(query["end_mjd"])
+    assert site.sky.mjds[0] < start < site.sky.mjds[1] and end > site.sky.mjds[-1]
+    assert float(page.locator("input[name=start_mjd]").input_value()) == start  # the form shows the range
+    screenshot(page, "source-zoom")
+    page.locator("#lc-raw svg").dblclick()
+    page.wait_for_url(re.compile(r"/sources/[^?]*\??$"))
+    expect(page.locator("#lc-raw g.pt")).to_have_count(N_EPOCHS)
+
+
 def test_main_pages(page: Page, site: Site) -> None:
     """Every main page renders for an operator, with no console error (so nothing broke the CSP)."""
     login(page, site, OPERATOR_TOKEN, "/tasks")
@@ -220,6 +317,10 @@ def test_main_pages(page: Page, site: Site) -> None:
     first = page.locator("#task-list tbody tr td a").first
     first.click()
     expect(page.locator("#runs")).to_be_visible()
+    # The seed's apply-calibration, run by the real worker: its log tail is what the science code logged.
+    page.goto(f"{site.url}/tasks/{site.sky.observed_tasks['apply']}")
+    expect(page.locator("#logs pre.log").first).to_contain_text("applied calibration")  # newest first
+    expect(page.locator("#logs pre.log").last).to_contain_text("no valid caltable yet; waiting")
     screenshot(page, "task")
     for path, name, marker in (
         ("/workflows", "workflows", "#workflows"),
@@ -251,6 +352,60 @@ def test_main_pages(page: Page, site: Site) -> None:
     page.locator("#workflows tbody a").first.click()
     expect(page.locator("svg.dag")).to_be_visible()
     screenshot(page, "workflow")
+
+
+def test_concurrency_limits_are_set_from_the_page_by_operators_only(page: Page, site: Site) -> None:
+    login(page, site, OPERATOR_TOKEN, "/breakers")
+    row = page.locator("#gate-casa")
+    row.locator("input[name=max_running]").fill("2")
+    row.locator(".limit-form button").click()
+    page.wait_for_url(f"{site.url}/breakers")
+    assert site.client.gate("casa")["max_running"] == 2
+    expect(page.locator("#gate-casa input[name=max_running]")).to_have_value("2")
+    screenshot(page, "limits")
+    audited = site.client.conn.execute(
+        "SELECT actor, allowed, details->>'max_running', details->>'previous' FROM web.audit_log "
+        "WHERE action = 'gate.limit' AND target = 'gate:casa' ORDER BY id"
+    ).fetchall()
+    assert audited == [("olga", True, "2", None)]
+    # Out-of-range limits and unknown gates are refused through the API, and nothing changes.
+    api = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    bad = page.request.post(
+        f"{site.url}/api/v1/breakers/limit", data={"key": "casa", "max_running": 0}, headers=api
+    )
+    assert bad.status == 422
+    unknown = page.request.post(
+        f"{site.url}/api/v1/breakers/limit", data={"key": "no-such-gate", "max_running": 3}, headers=api
+    )
+    assert unknown.status == 404 and "no-such-gate" in unknown.text()
+    assert site.client.gate("casa")["max_running"] == 2
+
+    # A viewer sees the limit but no form; posting anyway is refused on the page and the API, and audited.
+    page.context.clear_cookies()
+    login(page, site, VIEWER_TOKEN, "/breakers")
+    expect(page.locator("#gate-casa td.limit")).to_have_text("2")
+    expect(page.locator(".limit-form")).to_have_count(0)
+    form = page.request.post(f"{site.url}/breakers/limit", form={"key": "casa", "max_running": "50"})
+    viewer_api = page.request.post(
+        f"{site.url}/api/v1/breakers/limit",
+        data={"key": "casa", "max_running": 50},
+        headers={"Authorization": f"Bearer {VIEWER_TOKEN}"},
+    )
+    assert form.status == 403 and viewer_api.status == 403 and "viewer" in form.text()
+    assert site.client.gate("casa")["max_running"] == 2
+    refused = site.client.conn.execute(
+        "SELECT count(*) FROM web.audit_log "
+        "WHERE actor = 'victor' AND NOT allowed AND target LIKE '%/breakers/limit'"
+    ).fetchone()
+    assert refused == (2,)
+
+    # The operator clears it: no limit.
+    page.context.clear_cookies()
+    login(page, site, OPERATOR_TOKEN, "/breakers")
+    page.locator("#gate-casa input[name=max_running]").fill("")
+    page.locator("#gate-casa .limit-form button").click()
+    page.wait_for_url(f"{site.url}/breakers")
+    assert site.client.gate("casa")["max_running"] is None
 
 
 def test_submit_a_conversion_from_the_page(page: Page, site: Site, tmp_path: Path) -> None:

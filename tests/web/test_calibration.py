@@ -1,5 +1,5 @@
-"""The calibration wizard in a real browser, on a real Measurement Set: a small calibrator transit is
-simulated and converted by the pipeline's own task, solved from the page by a real worker (CASA), its
+"""The calibration wizard in a real browser, on a real Measurement Set: the seed's calibrator transit,
+simulated and converted by the pipeline's own task, is solved from the page by a real worker (CASA), its
 plots and QA reviewed, and the solve applied; a viewer can do neither."""
 
 from __future__ import annotations
@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from contimg.store import products
-from contimg.tasks.params import ConvertResult
-from science.simulate import calibrator_transit, simulate_observation
-from tests.support.processes import start_worker, stop_worker, wait_until
+from tests.support.processes import wait_until
 from tests.web.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, Site, login, screenshot
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -36,31 +32,11 @@ class Transit:
 
 
 @pytest.fixture(scope="module")
-def transit(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Transit]:
-    """A worker on the convert and calibrate queues, and one small 3C286 transit converted by a task
-    (8 antennas, 4 channels per subband, 6 integrations: the solve takes seconds)."""
-    work = tmp_path_factory.mktemp("calibration")
-    worker = start_worker(
-        site.dsn, "--queue", "convert", "--queue", "calibrate", "--concurrency", "2", "--processes", "1",
-        registry="contimg.tasks.registry:registry",
-    )  # fmt: skip
-    try:
-        config = calibrator_transit(
-            datetime(2025, 6, 1, 4, 0, tzinfo=UTC), seed=7, n_antennas=8, n_channels=4, n_integrations=6
-        )
-        observation = simulate_observation(config, work / "incoming")
-        task_id = site.client.spawn(
-            "convert-uvh5",
-            {
-                "input_dir": str(work / "incoming"),
-                "group_time": observation.start_time.isoformat(),
-                "output_dir": str(work / "night" / "ms"),
-            },
-        ).task_id
-        record = ConvertResult.model_validate(site.client.wait_result(task_id, 180)).record
-        yield Transit(record.ms_path, work / "night" / "caltables")
-    finally:
-        stop_worker(worker)
+def transit(site: Site) -> Transit:
+    """The seed's calibrator transit (16 antennas, 4 channels per subband, 6 integrations), simulated and
+    converted by the pipeline's own task; the site's worker serves the calibrate queue."""
+    ms_path = site.sky.calibrator_ms
+    return Transit(ms_path, ms_path.parent.parent / "caltables")
 
 
 def _audited(site: Site, actor: str, action: str, allowed: bool) -> int:

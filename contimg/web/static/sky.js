@@ -120,7 +120,7 @@
       if (!last) return;
       fetch(api + "/measurements", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": viewer.dataset.csrf },
         body: JSON.stringify(last),
       }).then((r) => r.json().then((body) => ({ ok: r.ok, body: body }))).then(({ ok, body }) => {
         status.textContent = ok ? "saved as measurement " + body.id : "not saved: " + (body.detail || "error");
