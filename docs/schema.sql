@@ -163,6 +163,12 @@ BEGIN
             v_candidates := v_candidates || ARRAY(SELECT absurd.ready_gated_tasks(g.key, p_queue, v_cap));
         END LOOP;
     END IF;
+    IF cardinality(v_candidates) = 0 THEN
+        -- The fast path: ungated candidates only, locked and ordered by the picker.
+        RETURN QUERY SELECT * FROM absurd.start_runs(ARRAY(SELECT absurd.ready_tasks(p_queue, p_limit)),
+                                                     p_worker, p_lease_s);
+        RETURN;
+    END IF;
     v_candidates := v_candidates || ARRAY(SELECT absurd.ready_tasks(p_queue, p_limit));
     v_ids := ARRAY(SELECT t.id FROM absurd.tasks t WHERE t.id = ANY(v_candidates)
                    ORDER BY t.priority DESC, t.available_at, t.id LIMIT p_limit);

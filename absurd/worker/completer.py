@@ -236,7 +236,7 @@ class Completer:
                     (
                         [f.claimed.task_id for f in plain],
                         [f.claimed.run_id for f in plain],
-                        [json.dumps(f.outcome.result) for f in plain],
+                        [f.outcome.result_json or json.dumps(f.outcome.result) for f in plain],
                     ),
                 ).fetchall()
                 accepted = {r[0] for r in rows}
