@@ -9,7 +9,7 @@ import signal
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import psycopg
 import pydantic
@@ -31,9 +31,8 @@ OutcomeKind = Literal["completed", "failed", "suspended", "cancelled", "lease_lo
 log = structlog.get_logger("absurd.worker")
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A run handed to this worker by ``absurd.claim``."""
+class Claimed(NamedTuple):
+    """A run handed to this worker by ``absurd.claim`` (a named tuple: built from each claimed row)."""
 
     task_id: int
     run_id: int

@@ -4,6 +4,7 @@ leases alive, enforces timeouts and cancellations, and shuts down gracefully."""
 from __future__ import annotations
 
 import functools
+import json
 import multiprocessing
 import os
 import socket
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -73,6 +75,16 @@ class WorkerSettings(BaseModel):
     worker_id: str | None = None
     log_level: str = "INFO"
     metrics_port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics here")
+
+
+def _json_loads(data: str | bytes) -> Any:
+    # The server sends UTF-8: decoding it directly skips json.loads' encoding detection on bytes.
+    return json.loads(data.decode() if isinstance(data, bytes) else data)
+
+
+def _configure_connection(conn: psycopg.Connection) -> None:
+    """Every pooled connection parses json and jsonb (a claimed run's params and headers) with _json_loads."""
+    set_json_loads(_json_loads, conn)
 
 
 @dataclass
@@ -155,6 +167,7 @@ class Worker(Daemon):
             open=False,
             name=f"absurd-{self.worker_id}",
             reconnect_timeout=24 * 3600,
+            configure=_configure_connection,
         )
         self.completer = Completer(self.pool, self._recorded)
         self._task_threads: TaskThreads[Running] = TaskThreads(
