@@ -22,6 +22,9 @@ from absurd.errors import (
     TaskTimeoutError,
 )
 
+# One lazy logger for every context: binding returns a new logger, so sharing it is safe.
+_TASK_LOG = structlog.get_logger("absurd.task")
+
 
 class ConnectionSource(Protocol):
     """Anything that lends a connection for a moment (a psycopg pool, or a one-connection holder)."""
@@ -69,7 +72,7 @@ class TaskContext:
         # In a child process the worker cannot reach our memory, so we ask the database instead.
         self._signals = signals
         self._checkpoints: dict[str, Any] | None = None
-        self.log = structlog.get_logger("absurd.task")
+        self.log = _TASK_LOG
 
     def connection(self) -> AbstractContextManager[psycopg.Connection]:
         """Borrow an autocommit connection to the task's database (for reading products, say)."""

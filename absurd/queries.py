@@ -11,6 +11,12 @@ SELECT task_id, created FROM absurd.spawn_many(
 
 CLAIM = "SELECT * FROM absurd.claim(%s, %s, %s, %s)"
 COMPLETE_RUNS = "SELECT task_id FROM absurd.complete_runs(%s, %s, %s::jsonb[])"
+# The same call for the completer's batches, which travel as three text values (two array literals and a
+# JSON array of results) that the driver sends as they are, rather than encoding lists element by element.
+COMPLETE_RUNS_PACKED = """
+SELECT task_id FROM absurd.complete_runs(%s::bigint[], %s::bigint[],
+    ARRAY(SELECT e.r FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS e(r, i) ORDER BY e.i))
+"""
 FAIL_RUN = "SELECT absurd.fail_run(%s, %s, %s, %s, %s)"
 COMPLETED_BY_RUN = (
     "SELECT EXISTS (SELECT 1 FROM absurd.tasks WHERE id = %s AND current_run = %s AND state = 'completed')"

@@ -29,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from absurd.daemon import DATABASE_DOWN, Daemon, default_daemon_id
 from absurd.database import connect
-from absurd.maintenance import EventPruner, EventPrunerSettings, MaintenanceRunner
+from absurd.maintenance import MaintenanceRunner
+from absurd.maintenance.event_pruner import EventPruner, EventPrunerSettings
 from absurd.schedules import queries
 from absurd.schedules.fire import event_context, fire
 from absurd.schedules.sync import from_row

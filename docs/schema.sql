@@ -163,6 +163,12 @@ BEGIN
             v_candidates := v_candidates || ARRAY(SELECT absurd.ready_gated_tasks(g.key, p_queue, v_cap));
         END LOOP;
     END IF;
+    IF cardinality(v_candidates) = 0 THEN
+        -- The fast path: ungated candidates only, locked and ordered by the picker.
+        RETURN QUERY SELECT * FROM absurd.start_runs(ARRAY(SELECT absurd.ready_tasks(p_queue, p_limit)),
+                                                     p_worker, p_lease_s);
+        RETURN;
+    END IF;
     v_candidates := v_candidates || ARRAY(SELECT absurd.ready_tasks(p_queue, p_limit));
     v_ids := ARRAY(SELECT t.id FROM absurd.tasks t WHERE t.id = ANY(v_candidates)
                    ORDER BY t.priority DESC, t.available_at, t.id LIMIT p_limit);
@@ -638,15 +644,18 @@ $$;
 --
 
 CREATE FUNCTION absurd.ready_tasks(p_queue text, p_limit integer) RETURNS SETOF bigint
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+BEGIN
+    RETURN QUERY
     SELECT t.id FROM absurd.tasks t
     WHERE t.queue = p_queue AND t.state IN ('pending', 'sleeping') AND t.gate_key IS NULL
       AND t.available_at <= now()
     ORDER BY t.priority DESC, t.available_at, t.id
     LIMIT p_limit
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE SKIP LOCKED;
+END
 $$;
 
 --
@@ -1087,9 +1096,11 @@ $$;
 --
 
 CREATE FUNCTION absurd.start_runs(p_ids bigint[], p_worker text, p_lease_s double precision) RETURNS TABLE(task_id bigint, run_id bigint, attempt integer, name text, params jsonb, headers jsonb, timeout_s double precision, failures integer, max_attempts integer)
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+BEGIN
+    RETURN QUERY
     WITH claimed AS (
         UPDATE absurd.tasks t
         SET state = 'running', attempts = t.attempts + 1, current_run = nextval('absurd.run_ids'),
@@ -1102,7 +1113,8 @@ CREATE FUNCTION absurd.start_runs(p_ids bigint[], p_worker text, p_lease_s doubl
         INSERT INTO absurd.runs (task_id, attempt, id, worker_id, state)
         SELECT c.id, c.attempts, c.current_run, p_worker, 'running' FROM claimed c
     )
-    SELECT * FROM claimed
+    SELECT * FROM claimed;
+END
 $$;
 
 --
@@ -2983,7 +2995,7 @@ CREATE TRIGGER task_cancelled AFTER UPDATE OF state ON absurd.tasks FOR EACH ROW
 -- Name: tasks tasks_notify_web; Type: TRIGGER; Schema: absurd; Owner: -
 --
 
-CREATE TRIGGER tasks_notify_web AFTER UPDATE OF state ON absurd.tasks FOR EACH ROW WHEN (((new.state = ANY (ARRAY['completed'::text, 'failed'::text, 'cancelled'::text])) AND (old.state IS DISTINCT FROM new.state))) EXECUTE FUNCTION web.notify_change();
+CREATE TRIGGER tasks_notify_web AFTER UPDATE OF state ON absurd.tasks FOR EACH STATEMENT EXECUTE FUNCTION web.notify_change();
 
 --
 -- Name: images images_notify_web; Type: TRIGGER; Schema: products; Owner: -

@@ -1,25 +1,18 @@
-"""``absurd``: the admin CLI of the queue. Its errors and exit codes are those of absurd.cli.toolkit."""
+"""``absurd``: the admin CLI of the queue. Its errors and exit codes are those of absurd.cli.toolkit.
+
+The full app (``app``, built in commands.py) is loaded on first use, so that importing one command's module
+(``absurd.cli.admin``) does not load every other command and its dependencies; ``python -m absurd worker``
+starts from worker_app.py for the same reason.
+"""
 
 from __future__ import annotations
 
-from absurd.cli import admin, breakers, daemons, dlq, events, queues, schedules, tasks, workflows
-from absurd.cli.toolkit import App
+from typing import Any
 
-app = App(
-    name="absurd",
-    help="Administer the absurd task queue: migrations, queues, tasks, workers and events.",
-)
-app.command("migrate")(admin.migrate)
-app.command("worker")(admin.worker)
-app.command("cleanup")(admin.cleanup)
-app.command("workers")(admin.workers)
-app.add_typer(queues.app, name="queue")
-app.add_typer(tasks.app, name="task")
-app.add_typer(events.app, name="events")
-app.add_typer(workflows.app, name="workflow")
-app.add_typer(dlq.app, name="dlq")
-app.add_typer(breakers.breaker_app, name="breaker")
-app.add_typer(breakers.limit_app, name="limit")
-app.command("scheduler")(daemons.scheduler)
-app.command("health")(daemons.health)
-app.add_typer(schedules.app, name="schedule")
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from absurd.cli.commands import app
+
+        return app
+    raise AttributeError(f"module 'absurd.cli' has no attribute {name!r}")

@@ -5,11 +5,11 @@
 - ``Pruner`` (pruner.py): deletes finished tasks past retention; every worker, hourly.
 - ``EventPruner`` (event_pruner.py): deletes event-log rows past retention; every scheduler, hourly.
 
-The retention they share is ``DEFAULT_RETENTION`` (retention.py).
+The retention they share is ``DEFAULT_RETENTION`` (retention.py). The event pruner is imported from its
+module, not from here: it needs the schedules package, which a worker has no use for and should not load.
 """
 
 from absurd.maintenance.duty import MaintenanceDuty
-from absurd.maintenance.event_pruner import EventPruner, EventPrunerSettings
 from absurd.maintenance.pruner import Pruner, PrunerSettings, delete_finished
 from absurd.maintenance.reaper import Reaper, ReaperSettings
 from absurd.maintenance.retention import DEFAULT_RETENTION, DEFAULT_RETENTION_DAYS, DEFAULT_RETENTION_S
@@ -19,8 +19,6 @@ __all__ = [
     "DEFAULT_RETENTION",
     "DEFAULT_RETENTION_DAYS",
     "DEFAULT_RETENTION_S",
-    "EventPruner",
-    "EventPrunerSettings",
     "MaintenanceDuty",
     "MaintenanceRunner",
     "Pruner",

@@ -232,11 +232,13 @@ class Completer:
         with self._pool.connection() as conn:
             if plain:
                 rows = conn.execute(
-                    queries.COMPLETE_RUNS,
+                    queries.COMPLETE_RUNS_PACKED,
                     (
-                        [f.claimed.task_id for f in plain],
-                        [f.claimed.run_id for f in plain],
-                        [json.dumps(f.outcome.result) for f in plain],
+                        "{" + ",".join(str(f.claimed.task_id) for f in plain) + "}",
+                        "{" + ",".join(str(f.claimed.run_id) for f in plain) + "}",
+                        "["
+                        + ",".join(f.outcome.result_json or json.dumps(f.outcome.result) for f in plain)
+                        + "]",
                     ),
                 ).fetchall()
                 accepted = {r[0] for r in rows}

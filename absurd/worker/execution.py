@@ -9,7 +9,7 @@ import signal
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import psycopg
 import pydantic
@@ -29,11 +29,11 @@ from absurd.registry import TaskDefinition
 from absurd.worker import run_log
 
 OutcomeKind = Literal["completed", "failed", "suspended", "cancelled", "lease_lost"]
+log = structlog.get_logger("absurd.worker")
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A run handed to this worker by ``absurd.claim``."""
+class Claimed(NamedTuple):
+    """A run handed to this worker by ``absurd.claim`` (a named tuple: built from each claimed row)."""
 
     task_id: int
     run_id: int
@@ -52,6 +52,8 @@ class Outcome:
 
     kind: OutcomeKind
     result: Any = None
+    # The result as JSON text, when execute() already encoded it to check it.
+    result_json: str | None = None
     error: dict[str, Any] = field(default_factory=dict)
     permanent: bool = False
     reason: str = "error"
@@ -69,7 +71,6 @@ def describe(exc: BaseException, tb: str | None = None) -> dict[str, Any]:
 
 def execute(definition: TaskDefinition, ctx: TaskContext, raw_params: Any) -> Outcome:
     """Run the task function and classify its ending. Never raises."""
-    log = structlog.get_logger("absurd.worker")
     try:
         params = definition.parse_params(raw_params)
     except pydantic.ValidationError as exc:
@@ -84,7 +85,7 @@ def execute(definition: TaskDefinition, ctx: TaskContext, raw_params: Any) -> Ou
             # Found here, naming the task, rather than as a driver error in the completer.
             error = TypeError(f"task {definition.name!r} returned a result that is not JSON: {exc}")
             return Outcome("failed", error=describe(error), permanent=True)
-        return Outcome("completed", result=result)
+        return Outcome("completed", result=result, result_json=text)
     except Suspended:
         return Outcome("suspended")
     except TaskCancelledError:
@@ -150,13 +151,15 @@ def run_claimed(
         db=db,
         signals=signals,
     )
-    with (
-        structlog.contextvars.bound_contextvars(
-            task_id=claimed.task_id, run_id=claimed.run_id, worker_id=worker_id, task=claimed.name
-        ),
-        run_log.captured(claimed.task_id, claimed.run_id, db),
-    ):
-        return execute(definition, ctx, claimed.params)
+    # Bound and reset by token: restores whatever the thread had, without copying its whole context.
+    tokens = structlog.contextvars.bind_contextvars(
+        task_id=claimed.task_id, run_id=claimed.run_id, worker_id=worker_id, task=claimed.name
+    )
+    try:
+        with run_log.captured(claimed.task_id, claimed.run_id, db):
+            return execute(definition, ctx, claimed.params)
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def run_in_child(definition: TaskDefinition, claimed: Claimed, dsn: str, worker_id: str) -> Outcome:

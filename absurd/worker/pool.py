@@ -4,19 +4,20 @@ leases alive, enforces timeouts and cancellations, and shuts down gracefully."""
 from __future__ import annotations
 
 import functools
+import json
 import multiprocessing
 import os
 import socket
 import threading
 import time
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import structlog
-from pebble import ProcessExpired, ProcessPool
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,9 +43,16 @@ from absurd.worker.execution import (
     run_claimed,
     run_in_child,
 )
+from absurd.worker.threads import TaskThreads
 from absurd.worker.wakeup import WakeListener
 
+if TYPE_CHECKING:
+    from pebble import ProcessPool  # imported when the first process-mode task runs
+    from prometheus_client.metrics import Counter, Histogram
+
 log = structlog.get_logger("absurd.worker")
+# How often a worker whose slots are all taken looks again for one freed alone (see _claim_loop).
+FULL_RECHECK_S = 0.02
 
 
 class WorkerSettings(BaseModel):
@@ -69,6 +77,16 @@ class WorkerSettings(BaseModel):
     metrics_port: int | None = Field(None, ge=0, le=65535, description="serve Prometheus metrics here")
 
 
+def _json_loads(data: str | bytes) -> Any:
+    # The server sends UTF-8: decoding it directly skips json.loads' encoding detection on bytes.
+    return json.loads(data.decode() if isinstance(data, bytes) else data)
+
+
+def _configure_connection(conn: psycopg.Connection) -> None:
+    """Every pooled connection parses json and jsonb (a claimed run's params and headers) with _json_loads."""
+    set_json_loads(_json_loads, conn)
+
+
 @dataclass
 class Running:
     """A run this worker holds."""
@@ -80,6 +98,34 @@ class Running:
     future: Future[Any] | None = None
     cancel_seen: float | None = None
     finished: bool = False
+    # A thread-mode run's function has returned (its thread is free again).
+    thread_done: bool = False
+
+    def occupies_a_slot(self) -> bool:
+        """Whether the run still holds a thread or a child process, finished or not."""
+        if self.signals is not None:
+            return not self.thread_done
+        return self.future is not None and not self.future.done()
+
+
+class TaskMetrics:
+    """One task name's metric children, looked up once rather than per run."""
+
+    def __init__(self, metrics: Any, task: str) -> None:
+        self.claimed: Counter = metrics.claimed.labels(task)
+        self.completed: Counter = metrics.completed.labels(task)
+        self.failed: Counter = metrics.failed.labels(task)
+        self.lease_lost: Counter = metrics.lease_lost.labels(task)
+        self._duration = metrics.duration
+        self._task = task
+        self._durations: dict[str, Histogram] = {}
+
+    def duration(self, outcome: str) -> Histogram:
+        """The duration histogram of this task and ``outcome``."""
+        child = self._durations.get(outcome)
+        if child is None:
+            child = self._durations[outcome] = self._duration.labels(self._task, outcome)
+        return child
 
 
 class Worker(Daemon):
@@ -107,7 +153,10 @@ class Worker(Daemon):
         # Keyed by run id: a task reaped and claimed again by this worker may have an old run still recording.
         self._executing: dict[int, Running] = {}
         self._recording: dict[int, Running] = {}
-        self._abandoned: list[Future[Any]] = []
+        self._abandoned: list[Running] = []
+        self._task_metrics: dict[str, TaskMetrics] = {}
+        # Set when the completer's backlog, not the slots, held back the last claim.
+        self._backlogged = False
         self._threads: list[threading.Thread] = []
         self._process_pool: ProcessPool | None = None
         self.pool = ConnectionPool(
@@ -118,9 +167,15 @@ class Worker(Daemon):
             open=False,
             name=f"absurd-{self.worker_id}",
             reconnect_timeout=24 * 3600,
+            configure=_configure_connection,
         )
         self.completer = Completer(self.pool, self._recorded)
-        self._thread_pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="absurd-task")
+        self._task_threads: TaskThreads[Running] = TaskThreads(
+            self.settings.concurrency, self._run_in_thread, "absurd-task"
+        )
+        # The claim loop is woken when this many slots are free, so that one claim fetches a worthwhile
+        # batch instead of one round trip per finished task.
+        self._enough = max(1, min(self.settings.claim_batch, self.settings.concurrency) // 4)
         self._listener = WakeListener(self.dsn, set(self.settings.queues), self._wake, self._stopping)
         self.counters = {"claimed": 0, "completed": 0, "failed": 0, "lease_lost": 0}
         duties: list[MaintenanceDuty] = [Reaper(self.settings.reaper)]
@@ -162,9 +217,7 @@ class Worker(Daemon):
 
     def _claim_loop(self) -> None:
         backoff = 0.1
-        # Under load, wait a moment for a quarter of the slots to free up, so that one claim fetches
-        # a worthwhile batch instead of one round trip per finished task.
-        enough = max(1, min(self.settings.claim_batch, self.settings.concurrency) // 4)
+        enough = self._enough
         while not self._stopping.is_set():
             self._wake.clear()
             free = self._free_slots()
@@ -183,17 +236,29 @@ class Worker(Daemon):
                     self._stopping.wait(backoff)
                     backoff = min(backoff * 2, 10.0)
                     continue
-            if got == 0 or free - got <= 0:
-                self._wake.wait(self.settings.poll_s)
+            if free - got <= 0:
+                # Every slot is taken. A finished run wakes us once a batch of slots is free; a slot
+                # freed alone is picked up at the next look.
+                self._wake.wait(min(self.settings.poll_s, FULL_RECHECK_S))
+            elif got == 0:
+                self._wake.wait(self.settings.poll_s)  # nothing ready: a notification wakes us
 
     def _free_slots(self) -> int:
         """Slots for new claims. Runs whose outcome the completer has not yet written count against a
         second bound, so a lagging database slows claiming instead of letting leases pile up."""
         backlog_room = 2 * max(self.settings.concurrency, self.settings.claim_batch) - len(self._recording)
         # An abandoned thread still holds its place in the thread pool until its function returns.
-        self._abandoned = [f for f in self._abandoned if not f.done()]
-        busy = len(self._executing) + len(self._abandoned)
-        return min(self.settings.concurrency - busy, backlog_room)
+        if self._abandoned:
+            self._abandoned = [r for r in self._abandoned if r.occupies_a_slot()]
+        slots = self.settings.concurrency - len(self._executing) - len(self._abandoned)
+        self._backlogged = backlog_room < min(slots, self._enough)
+        return min(slots, backlog_room)
+
+    def _metrics_of(self, task: str) -> TaskMetrics:
+        found = self._task_metrics.get(task)
+        if found is None:
+            found = self._task_metrics[task] = TaskMetrics(self.metrics, task)
+        return found
 
     def _claim_some(self, free: int) -> int:
         got = 0
@@ -207,7 +272,7 @@ class Worker(Daemon):
                 ).fetchall()
                 for row in rows:
                     claimed = Claimed(*row)
-                    self.metrics.claimed.labels(claimed.name).inc()
+                    self._metrics_of(claimed.name).claimed.inc()
                     self._dispatch(claimed)
                 got += len(rows)
         self.counters["claimed"] += got
@@ -238,10 +303,12 @@ class Worker(Daemon):
             future.add_done_callback(functools.partial(self._process_done, running))
         else:
             running.signals = RunSignals()
-            running.future = self._thread_pool.submit(self._run_in_thread, running)
+            self._task_threads.submit(running)
 
     def _processes(self) -> ProcessPool:
         if self._process_pool is None:
+            from pebble import ProcessPool
+
             self._process_pool = ProcessPool(
                 max_workers=self.settings.processes or self.settings.concurrency,
                 initializer=child_initializer,
@@ -254,10 +321,17 @@ class Worker(Daemon):
 
     def _run_in_thread(self, running: Running) -> None:
         assert running.definition is not None
-        outcome = run_claimed(running.definition, running.claimed, self.worker_id, self.pool, running.signals)
-        self._finish(running, outcome)
+        try:
+            outcome = run_claimed(
+                running.definition, running.claimed, self.worker_id, self.pool, running.signals
+            )
+            self._finish(running, outcome)
+        finally:
+            running.thread_done = True
 
     def _process_done(self, running: Running, future: Future[Any]) -> None:
+        from pebble import ProcessExpired
+
         try:
             outcome: Outcome = future.result()
         except FutureTimeout:
@@ -282,30 +356,34 @@ class Worker(Daemon):
             running.finished = True
             self._executing.pop(run_id, None)
             self._recording[run_id] = running
+            # Wake the claim loop only once a worthwhile batch of slots is free (see _claim_loop).
+            wake = len(self._executing) <= self.settings.concurrency - self._enough
         definition = running.definition
         hook = definition.on_complete if definition else None
         params = None
         if hook is not None and outcome.kind == "completed":
             params = definition.parse_params(running.claimed.params) if definition else None
         self.completer.submit(Finished(running.claimed, outcome, hook, params))
-        self._wake.set()
+        if wake:
+            self._wake.set()
 
     def _recorded(self, finished: Finished, accepted: bool) -> None:
         with self._lock:
             running = self._recording.pop(finished.claimed.run_id, None)
-        # The claim loop may be waiting for the completer to catch up (see _free_slots).
-        self._wake.set()
+        if self._backlogged:
+            # The claim loop is waiting for the completer to catch up (see _free_slots).
+            self._wake.set()
         kind = finished.outcome.kind
-        task = finished.claimed.name
+        metrics = self._metrics_of(finished.claimed.name)
         if running is not None:
             outcome = kind if accepted else "lease_lost"
-            self.metrics.duration.labels(task, outcome).observe(time.monotonic() - running.started)
+            metrics.duration(outcome).observe(time.monotonic() - running.started)
         if kind == "completed" and accepted:
             self.counters["completed"] += 1
-            self.metrics.completed.labels(task).inc()
+            metrics.completed.inc()
         elif kind == "failed" and accepted:
             self.counters["failed"] += 1
-            self.metrics.failed.labels(task).inc()
+            metrics.failed.inc()
             self._log.warning(
                 "task failed",
                 task_id=finished.claimed.task_id,
@@ -316,7 +394,7 @@ class Worker(Daemon):
             )
         if not accepted or kind == "lease_lost":
             self.counters["lease_lost"] += 1
-            self.metrics.lease_lost.labels(task).inc()
+            metrics.lease_lost.inc()
             self._log.warning("lease lost: outcome discarded", task_id=finished.claimed.task_id, outcome=kind)
 
     # Supervision: leases, timeouts, cancellations --------------------------------------------------
@@ -394,8 +472,8 @@ class Worker(Daemon):
         if running.signals is None and running.future is not None and not running.future.done():
             running.future.cancel()  # pebble kills the child; _process_done then finishes the run
             return
-        if running.future is not None and not running.future.done():
-            self._abandoned.append(running.future)
+        if running.occupies_a_slot():
+            self._abandoned.append(running)
         self._finish(running, outcome)
 
     # Maintenance -------------------------------------------------------------------------------
@@ -444,7 +522,7 @@ class Worker(Daemon):
             self._process_pool.stop()
         self.completer.stop()
         self._halted.set()  # every outcome is written: heartbeats may end
-        self._thread_pool.shutdown(wait=False, cancel_futures=True)
+        self._task_threads.stop()
         try:
             with self.pool.connection(timeout=5) as conn:
                 conn.execute(queries.WORKER_STOPPED, (self.worker_id,))

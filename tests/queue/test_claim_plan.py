@@ -1,8 +1,9 @@
 """The claim query must use its partial index and never walk finished tasks.
 
 pgserver has no auto_explain, so the test reads the real body of ``absurd.ready_tasks`` (the
-picker ``absurd.claim`` calls) from the catalogue, prepares it with the function's parameters and
-EXPLAINs it inside a rolled-back transaction: the plan tested is the plan of the code that runs.
+picker ``absurd.claim`` calls) from the catalogue, prepares the statement it returns with the function's
+parameters and EXPLAINs it inside a rolled-back transaction: the plan tested is the plan of the code that
+runs. ``start_runs``, which starts the picked runs, is tested in test_completion_plan.py.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def test_claim_uses_the_claim_index_and_skips_finished_tasks(dsn: str, client: C
         "SELECT prosrc FROM pg_proc WHERE oid = 'absurd.ready_tasks(text, integer)'::regprocedure"
     ).fetchone()
     assert body is not None
-    sql = body[0]
+    # A PL/pgSQL body (0013_queue_hot_path.sql): the statement is what it returns.
+    sql = re.search(r"RETURN QUERY\s+(.*?);\s*END", body[0], re.S).group(1)  # type: ignore[union-attr]
     for i, name in enumerate(PARAMS, start=1):
         sql = re.sub(rf"\b{name}\b", f"${i}", sql)
 

@@ -137,3 +137,16 @@ def test_a_completion_already_committed_counts_as_recorded(client: Client, pool:
         ],
     )
     assert recorder.accepted == {plain.task_id: True, hooked.task_id: True}
+
+
+def test_a_batch_stores_each_result_with_its_own_task(client: Client, pool: ConnectionPool) -> None:
+    # The batch travels packed (COMPLETE_RUNS_PACKED): each result must land on its own task, in any order.
+    claimed = _claim(client, 4)
+    results: list[Any] = [{"n": 1, "text": "a, b"}, None, [2, "}{"], 'quote " and \\ backslash']
+    items = [Finished(c, Outcome("completed", result=r)) for c, r in zip(claimed[::-1], results, strict=True)]
+    recorder = _run(pool, items)
+    assert all(recorder.accepted.values())
+    for c, r in zip(claimed[::-1], results, strict=True):
+        task = client.get_task(c.task_id)
+        assert task["state"] == "completed"
+        assert task["result"] == r

@@ -1,4 +1,5 @@
-"""Completing and renewing a batch of runs must find each task by its primary key, never re-scan the batch.
+"""Starting, completing and renewing a batch of runs must find each task by its primary key, never re-scan
+the batch.
 
 As in test_claim_plan.py, the real body of each function is read from the catalogue, prepared with the
 function's parameters and EXPLAINed inside a rolled-back transaction. The statistics are taken while no task
@@ -94,3 +95,29 @@ def test_renewing_a_batch_of_leases_looks_up_each_task_once(dsn: str, client: Cl
     _assert_flat(nodes)
     renewed = [n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "tasks"]
     assert renewed and renewed[0]["Actual Rows"] == BATCH
+
+
+def test_starting_a_batch_of_runs_looks_up_each_task_once(dsn: str, client: Client) -> None:
+    client.spawn_many("noop", [{}] * 5_000)
+    client.conn.execute("VACUUM ANALYZE absurd.tasks")
+    ids = [
+        int(r[0]) for r in client.conn.execute("SELECT id FROM absurd.tasks ORDER BY id LIMIT %s", (BATCH,))
+    ]
+    body = _body(
+        client,
+        "absurd.start_runs(bigint[], text, double precision)",
+        ["p_ids", "p_worker", "p_lease_s"],
+    )
+    # A PL/pgSQL body (0013_queue_hot_path.sql): the statement is what it returns.
+    found = re.search(r"RETURN QUERY\s+(.*?);\s*END", body, re.S)
+    assert found, "start_runs lost the statement tested here"
+    nodes = _plan(dsn, "bigint[], text, double precision", found.group(1), [ids, "plan-test", 60.0])
+    # One primary-key scan over the id array: it reads the batch's rows and nothing else.
+    on_tasks = [n for n in nodes if n.get("Relation Name") == "tasks" and n["Node Type"] != "ModifyTable"]
+    assert on_tasks and all(n.get("Index Name") == "tasks_pkey" for n in on_tasks), (
+        f"tasks must be read by primary key: {[(n['Node Type'], n.get('Index Name')) for n in on_tasks]}"
+    )
+    assert sum(n["Actual Rows"] * n.get("Actual Loops", 1) for n in on_tasks) == BATCH
+    assert all(n.get("Rows Removed by Filter", 0) == 0 for n in on_tasks)
+    started = [n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "tasks"]
+    assert started and started[0]["Actual Rows"] == BATCH

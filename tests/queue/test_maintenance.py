@@ -14,14 +14,13 @@ from absurd.builtin_tasks import CleanupParams
 from absurd.client import Client, emit_event
 from absurd.maintenance import (
     DEFAULT_RETENTION,
-    EventPruner,
-    EventPrunerSettings,
     MaintenanceRunner,
     Pruner,
     PrunerSettings,
     Reaper,
     ReaperSettings,
 )
+from absurd.maintenance.event_pruner import EventPruner, EventPrunerSettings
 from absurd.metrics import QueueCollector
 from absurd.scheduler import SchedulerSettings
 from absurd.schedules import load_paths

@@ -1,0 +1,128 @@
+"""CPU time per job of a drain, split between the worker processes and the server:
+``python -m bench.cpu [--systems engine,pgqueuer] [--n N] [--workers W] [--rounds R] [--batch-size B]``.
+
+On a fresh embedded Postgres (its processes are the postmaster's children, so only they are counted), N
+no-op jobs are enqueued and drained by W fresh worker processes, as ``bench.peers`` drains them. Reported
+per job: the CPU time (user + system, from /proc) of the worker processes, start-up included, and of the
+server's processes, the benchmark's own polling included (shown apart: its statements' wall time). CPU
+time depends far less on what else runs on the machine than the drain's wall-clock rate does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from absurd.logging import configure_logging
+from bench.postgres import embedded_server, scratch_database
+from bench.processes import stop_workers
+from bench.systems import System, pgq
+from bench.systems.engine import EngineSystem
+from bench.systems.measure import ENQUEUE_BATCH, wait_empty
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of a live process (0 once it has gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def server_cpu_s(postmaster: int) -> float:
+    """CPU seconds of the postmaster and its live children."""
+    total = cpu_s(postmaster)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            total += cpu_s(int(stat.parent.name))
+    return total
+
+
+class TimedPolls:
+    """Wraps a system's ``remaining`` to add up the wall time of the benchmark's polls."""
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.seconds = 0.0
+        self.count = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.system, name)
+
+    def remaining(self) -> int:
+        """The wrapped system's count, timed."""
+        start = time.perf_counter()
+        try:
+            return self.system.remaining()
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.count += 1
+
+
+def drain_cpu(system: System, postmaster: int, n: int, processes: int) -> str:
+    """One drain's figures, as a line."""
+    system.reset()
+    system.enqueue(n, ENQUEUE_BATCH)
+    system.analyze()
+    polls = TimedPolls(system)
+    server_before = server_cpu_s(postmaster)
+    launched = time.monotonic()
+    procs = system.launch(processes)
+    try:
+        wait_empty(polls, procs, timeout_s=max(120.0, n / 50))  # type: ignore[arg-type]
+        seconds = time.monotonic() - launched
+        workers = sum(cpu_s(p.pid) for p in procs)  # read before they exit
+        server = server_cpu_s(postmaster) - server_before
+    finally:
+        stop_workers(procs)
+    per_job = 1e6 / n
+    return (
+        f"{system.label}, W={processes}: {n / seconds:,.0f} jobs/s; CPU per job: workers "
+        f"{workers * per_job:.0f} us, server {server * per_job:.0f} us (of which the benchmark's "
+        f"{polls.count} polls took up to {polls.seconds * per_job:.0f} us)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and print one line per drain."""
+    parser = argparse.ArgumentParser(prog="python -m bench.cpu", description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", default="engine,pgqueuer", help="engine, pgqueuer or both (default)")
+    parser.add_argument("--n", type=int, default=30_000, help="jobs per drain (default 30,000)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--rounds", type=int, default=2, help="drains per system, taking turns (default 2)")
+    parser.add_argument("--concurrency", type=int, default=64, help="this engine's slots per process")
+    parser.add_argument("--batch-size", type=int, default=100, help="PgQueuer's batch size (default 100)")
+    args = parser.parse_args(argv)
+    names = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if "pgqueuer" in names and not pgq.available():
+        raise SystemExit(pgq.MISSING)
+    configure_logging("WARNING")
+    with embedded_server() as server, scratch_database(str(server.get_uri())) as dsn:
+        postmaster = int((Path(server.pgdata) / "postmaster.pid").read_text().split()[0])
+        systems: list[System] = []
+        for name in names:
+            if name == "engine":
+                systems.append(EngineSystem(dsn, args.concurrency))
+            else:
+                pgq.install_schema(dsn)
+                systems.append(pgq.PgQueuerSystem(dsn, args.batch_size))
+        try:
+            for _ in range(args.rounds):
+                for system in systems:
+                    print(drain_cpu(system, postmaster, args.n, args.workers), flush=True)
+        finally:
+            for system in systems:
+                system.close()
+
+
+if __name__ == "__main__":
+    main()
