@@ -13,10 +13,10 @@ At each position this measures:
   ``flux_method`` says which was used;
 - the local rms: the MAD-based, sigma-clipped scatter of pixels in an annulus around the position;
 - the flux error: the rms propagated through the fit with the noise's pixel-to-pixel correlation. The
-  noise of a restored image is that of its residual, correlated like the dirty beam, so the PSF image
-  is used when there is one (``psf_image``; :func:`measure_file` finds ``<name>.psf.fits`` beside
-  ``<name>.image.fits``); without it, the restoring beam stands in (about 1.15 × rms for a large
-  aperture), which overstates the error when the dirty beam's core is narrower than the restoring beam;
+  noise of a restored image is that of its residual, so the correlation is the residual's own
+  autocorrelation when the residual is there (``residual_image``); else the PSF (``psf_image``), which
+  is broader than the noise's correlation under robust weighting and overstates the error; else the
+  restoring beam (about 1.15 × rms for a large aperture);
 - a systematic error, ``systematic_fraction`` of the flux (0.4 %), added in quadrature to both errors: the
   scatter of bright sources that the noise does not explain (deconvolution of the snapshot PSF and
   the calibration), as measured by ``bench/accuracy.py``;
@@ -60,6 +60,8 @@ MAD_TO_SIGMA = 1.4826
 MIN_NOISE_PIXELS = 50
 # Apertures larger than this use the continuum-limit correlation factor instead of the pair sum.
 MAX_PAIR_PIXELS = 3000
+# The noise correlation is measured on at most this square of the residual's centre.
+ACF_MAX_PIXELS = 1024
 
 
 class PeakMode(StrEnum):
@@ -197,23 +199,36 @@ def _primary_beam(image: FitsImage, options: PhotometryOptions) -> Callable[[flo
     return None
 
 
-class PsfCorrelation:
-    """The noise correlation between two pixels of a restored image, read off its PSF at their offset."""
+class NoiseCorrelation:
+    """The noise correlation between two pixels, read at their offset off a correlation image whose
+    peak is zero lag: the residual's autocorrelation, or the PSF when there is no residual."""
 
-    def __init__(self, psf: NDArray[np.float64], path: Path) -> None:
-        peak = np.nanmax(psf)
+    def __init__(self, correlation: NDArray[np.float64], path: Path) -> None:
+        peak = np.nanmax(correlation)
         if not (np.isfinite(peak) and peak > 0):
-            raise ValueError(f"{path}: the PSF image has no positive peak")
-        self.psf = np.nan_to_num(psf / peak)
-        self.cy, self.cx = np.unravel_index(int(np.nanargmax(psf)), psf.shape)
+            raise ValueError(f"{path}: the correlation image has no positive peak")
+        self.rho = np.nan_to_num(correlation / peak)
+        self.cy, self.cx = np.unravel_index(int(np.nanargmax(correlation)), correlation.shape)
 
     def at(self, dx: NDArray[np.float64], dy: NDArray[np.float64]) -> NDArray[np.float64]:
-        """ρ at integer pixel offsets (0 beyond the PSF image)."""
-        ny, nx = self.psf.shape
+        """ρ at integer pixel offsets (0 beyond the correlation image)."""
+        ny, nx = self.rho.shape
         ix = np.rint(dx).astype(int) + int(self.cx)
         iy = np.rint(dy).astype(int) + int(self.cy)
         inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-        return np.where(inside, self.psf[np.clip(iy, 0, ny - 1), np.clip(ix, 0, nx - 1)], 0.0)
+        return np.where(inside, self.rho[np.clip(iy, 0, ny - 1), np.clip(ix, 0, nx - 1)], 0.0)
+
+
+def residual_autocorrelation(residual: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The autocorrelation of the residual's central ``ACF_MAX_PIXELS``² (circular, by FFT), zero lag at
+    the centre. With robust weighting the noise is correlated like the PSF of the squared weights, which
+    is narrower than the PSF: taking the PSF overstated the flux errors by 1.4 (bench/accuracy.py)."""
+    ny, nx = residual.shape
+    half_y, half_x = min(ny, ACF_MAX_PIXELS) // 2, min(nx, ACF_MAX_PIXELS) // 2
+    cut = residual[ny // 2 - half_y : ny // 2 + half_y, nx // 2 - half_x : nx // 2 + half_x]
+    cut = np.nan_to_num(cut - np.nanmedian(cut))
+    power = np.abs(np.fft.rfft2(cut)) ** 2
+    return np.asarray(np.fft.fftshift(np.fft.irfft2(power, s=cut.shape)))
 
 
 def _correlated_error_factor(
@@ -223,7 +238,7 @@ def _correlated_error_factor(
     xs: NDArray[np.float64],
     ys: NDArray[np.float64],
     weights: NDArray[np.float64],
-    psf: PsfCorrelation | None = None,
+    noise: NoiseCorrelation | None = None,
 ) -> float:
     """sqrt(Σ_ij B_i B_j ρ_ij)/Σ B²: the flux error in units of the rms for correlated noise."""
     sum_b2 = float(np.sum(weights**2))
@@ -232,8 +247,8 @@ def _correlated_error_factor(
         return math.sqrt(4.0 / 3.0)
     dx = xs[:, None] - xs[None, :]
     dy = ys[:, None] - ys[None, :]
-    if psf is not None:
-        rho = psf.at(dx, dy)
+    if noise is not None:
+        rho = noise.at(dx, dy)
     else:
         jac = image.pixel_offsets_to_sky(x0, y0)
         east = dx * jac[0, 0] + dy * jac[1, 0]
@@ -247,7 +262,7 @@ def _measure_one(
     position: SkyPosition,
     options: PhotometryOptions,
     pb: Callable[[float, float], float] | None,
-    psf: PsfCorrelation | None = None,
+    noise: NoiseCorrelation | None = None,
     dirty: DirtyBeamFlux | None = None,
 ) -> PhotometryResult:
     result = PhotometryResult(
@@ -331,13 +346,13 @@ def _measure_one(
             result.flux_jy, weights = beam_flux, beam_weights
             result.flux_method = FluxMethod.RESTORED_BEAM
         if result.local_rms_jy is not None:
-            factor = _correlated_error_factor(image, x0, y0, xx[use], yy[use], weights, psf)
+            factor = _correlated_error_factor(image, x0, y0, xx[use], yy[use], weights, noise)
             thermal = result.local_rms_jy * factor
             result.snr = result.flux_jy / thermal
             result.flux_err_jy = math.hypot(thermal, options.systematic_fraction * result.flux_jy)
             if options.fit_position and beam_flux > 0:
                 # The fixed-position fit's independent-pixel error, inflated as the beam-weighted one is.
-                beam_factor = _correlated_error_factor(image, x0, y0, xx[use], yy[use], beam_weights, psf)
+                beam_factor = _correlated_error_factor(image, x0, y0, xx[use], yy[use], beam_weights, noise)
                 independent = 1.0 / math.sqrt(float(np.sum(beam_weights**2)))
                 _fit_gaussian(image, result, options, (box_x, box_y), beam_factor / independent)
     return result
@@ -425,17 +440,23 @@ def measure_many(
     """Forced photometry at each of ``positions`` in one image, in the given order."""
     options = options or PhotometryOptions()
     pb = _primary_beam(image, options)
-    psf = dirty = None
+    noise = dirty = None
+    residual = None
+    if options.residual_image is not None:
+        residual, _, _ = read_plane(options.residual_image)
+        if residual.shape != image.shape:
+            raise ValueError(f"{options.residual_image}: residual {residual.shape}, image {image.shape}")
+        noise = NoiseCorrelation(residual_autocorrelation(residual), options.residual_image)
     if options.psf_image is not None:
         psf_plane, _, _ = read_plane(options.psf_image)
         if psf_plane.shape != image.shape:
             raise ValueError(f"{options.psf_image}: PSF is {psf_plane.shape}, the image {image.shape}")
-        psf = PsfCorrelation(psf_plane, options.psf_image)
-        if options.dirty_psf_flux and options.model_image and options.residual_image:
+        if noise is None:
+            noise = NoiseCorrelation(psf_plane, options.psf_image)
+        if options.dirty_psf_flux and options.model_image and residual is not None:
             model, _, _ = read_plane(options.model_image)
-            residual, _, _ = read_plane(options.residual_image)
             dirty = DirtyBeamFlux(psf_plane, model, residual, source=image.path)
-    results = [_measure_one(image, position, options, pb, psf, dirty) for position in positions]
+    results = [_measure_one(image, position, options, pb, noise, dirty) for position in positions]
     log.info(
         "forced photometry",
         image=str(image.path),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from numpy.typing import NDArray
-from synthetic_images import ImageSpec, make_wcs
+from synthetic_images import ImageSpec, correlated_noise, make_wcs
 
 from science.catalogs import SkyPosition
 from science.dirty_flux import DirtyBeamFlux
@@ -133,3 +133,41 @@ def test_a_neighbour_s_components_stay_subtracted_with_their_sidelobes(image: Pa
 def test_planes_of_different_shapes_are_refused_naming_the_image(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"x\.image\.fits.*differ"):
         DirtyBeamFlux(np.ones((8, 8)), np.zeros((8, 9)), np.zeros((8, 8)), source=tmp_path / "x.image.fits")
+
+
+def test_the_errors_follow_the_residual_s_own_noise_correlation(tmp_path: Path) -> None:
+    """Under robust weighting the noise is correlated more narrowly than the PSF. Measured on pure noise
+    correlated like the restoring beam, with a PSF half as wide again, the stated errors match the
+    scatter of the fluxes; read off the PSF, they would overstate it."""
+    spec = ImageSpec(
+        npix=480, pixel_arcsec=2.0, bmaj_arcsec=24.0, bmin_arcsec=8.0, bpa_deg=30.0, noise_jy=1e-3
+    )
+    noise = correlated_noise(spec, np.random.default_rng(7))
+    n = spec.npix
+    yy, xx = np.mgrid[0:n, 0:n].astype(float)
+    header = make_wcs(spec).to_header()
+    header.update(
+        BMAJ=spec.bmaj_arcsec / 3600, BMIN=spec.bmin_arcsec / 3600, BPA=spec.bpa_deg, BUNIT="Jy/beam"
+    )
+    theta = math.radians(spec.bpa_deg + 90.0)
+    u = (xx - n // 2) * math.cos(theta) + (yy - n // 2) * math.sin(theta)
+    v = -(xx - n // 2) * math.sin(theta) + (yy - n // 2) * math.cos(theta)
+    psf = np.exp(-0.5 * ((u / (1.5 * 12 / 2.3548)) ** 2 + (v / (1.5 * 4 / 2.3548)) ** 2))
+    planes = {"image": noise, "residual": noise, "model": np.zeros((n, n)), "psf": psf}
+    for kind, data in planes.items():
+        fits.PrimaryHDU(data.astype(np.float32), header).writeto(tmp_path / f"x.{kind}.fits")
+    wcs = make_wcs(spec)
+    grid = range(60, n - 60, 30)
+    positions = []
+    for i, (x, y) in enumerate((x, y) for x in grid for y in grid):
+        ra, dec = wcs.pixel_to_world_values(x + 0.3, y + 0.6)
+        positions.append(SkyPosition(name=f"n{i}", ra_deg=float(ra), dec_deg=float(dec)))
+    options = PhotometryOptions(systematic_fraction=0.0, fit_position=False)
+    measured = measure_file(tmp_path / "x.image.fits", positions, options)
+    fluxes = np.array([m.flux_jy for m in measured])
+    errors = np.array([m.flux_err_jy for m in measured])
+    assert np.std(fluxes) / np.median(errors) == pytest.approx(1.0, abs=0.15)
+
+    (tmp_path / "x.residual.fits").unlink()  # only the PSF left to say how the noise is correlated
+    from_psf = measure_file(tmp_path / "x.image.fits", positions, options)
+    assert np.median([m.flux_err_jy for m in from_psf]) > 1.2 * np.median(errors)
