@@ -17,9 +17,9 @@ At each position this measures:
   autocorrelation when the residual is there (``residual_image``); else the PSF (``psf_image``), which
   is broader than the noise's correlation under robust weighting and overstates the error; else the
   restoring beam (about 1.15 × rms for a large aperture);
-- a systematic error, ``systematic_fraction`` of the flux (0.4 %), added in quadrature to both errors: the
-  scatter of bright sources that the noise does not explain (deconvolution of the snapshot PSF and
-  the calibration), as measured by ``bench/accuracy.py``;
+- a systematic error, ``systematic_fraction`` of the flux, added in quadrature to both errors when set:
+  the benchmark (``bench/accuracy.py``) finds none to add on simulated data, where the scatter of the
+  brightest sources is their noise; real calibration may need one;
 - the signal-to-noise ratio, flux over its thermal error (without the systematic part);
 - a fitted position and flux: the restoring beam with free amplitude and centre, least-squares fitted
   to the same aperture (``fit_position``), for where the source really is and how far it is from the
@@ -109,10 +109,10 @@ class PhotometryOptions(BaseModel):
     dirty_psf_flux: bool = Field(
         default=True, description="with PSF, model and residual: flux from the source's own dirty image"
     )
-    # bench/accuracy.py, 40 realisations: 89 sources at 200-2000σ scatter by 0.35 % where the noise
-    # explains about 0.2 %, and 74 at 50-200σ scatter 1.3 times their thermal errors.
+    # None by default: with the flux from the dirty image and errors from the residual's correlation, the
+    # scatter of 200-2000σ sources in bench/accuracy.py (0.2 %) is their noise (docs/flux-accuracy.md).
     systematic_fraction: float = Field(
-        default=0.004, ge=0.0, lt=1.0, description="fractional flux error added in quadrature"
+        default=0.0, ge=0.0, lt=1.0, description="fractional flux error added in quadrature"
     )
 
 
