@@ -54,9 +54,12 @@ def create(
     mgain: Annotated[
         float, typer.Option(help="WSClean: fraction of the peak cleaned per major cycle.")
     ] = _DEFAULT["mgain"],
-    multiterm: Annotated[bool, typer.Option(help="Fit a spectral slope across the band.")] = _DEFAULT[
-        "multiterm"
-    ],
+    multiterm: Annotated[
+        bool, typer.Option(help="Fit a spectral slope across the band (tclean: only with mtmfs).")
+    ] = _DEFAULT["multiterm"],
+    tclean_deconvolver: Annotated[
+        str, typer.Option(help="tclean's minor cycle: hogbom, or mtmfs (diverged on sparse snapshots).")
+    ] = _DEFAULT["tclean_deconvolver"],
     pbcor: Annotated[bool, typer.Option(help="Write primary-beam and pb-corrected images.")] = _DEFAULT[
         "pbcor"
     ],
@@ -82,6 +85,7 @@ def create(
         "auto_mask_sigma": auto_mask,
         "mgain": mgain,
         "multiterm": multiterm,
+        "tclean_deconvolver": tclean_deconvolver,
         "pbcor": pbcor,
     }
     if not direct:

@@ -17,7 +17,15 @@ from science.beam import airy_response
 from science.calibrate import SIDEREAL_DEG_PER_S, solve_calibration
 from science.catalogs import SkyPosition
 from science.constants import INTEGRATION_S
-from science.imaging import ImagingParams, create_image, read_plane, robust_rms, write_pb_images
+from science.imaging import (
+    ImagingError,
+    ImagingParams,
+    check_tclean_summary,
+    create_image,
+    read_plane,
+    robust_rms,
+    write_pb_images,
+)
 from science.photometry import FluxMethod, measure_file
 
 
@@ -57,6 +65,25 @@ def test_image_products_and_header_beam(calibrated_calibrator: Path, tmp_path: P
     assert measured.flux_jy == pytest.approx(result.peak_jy, rel=0.03)
     assert any((tmp_path / "logs").iterdir())
     assert set(os.listdir(Path.cwd())) == cwd_before  # no logs or scratch files in the cwd
+
+
+def test_a_tclean_run_that_diverged_is_refused() -> None:
+    """tclean's mtmfs diverged on the five-source scene (stop code 5) and still wrote an image 15-30 %
+    high at its brightest peaks; its summary is what tells."""
+    ms = Path("/data/target.ms")
+    diverged = {
+        "iterdone": 6398,
+        "nmajordone": 9,
+        "stopcode": 5,
+        "stopDescription": "peak residual increased by more than 3 times from the previous major cycle",
+    }
+    with pytest.raises(ImagingError, match=r"tclean diverged on /data/target.ms after 9 major cycles"):
+        check_tclean_summary(diverged, ms)
+    with pytest.raises(ImagingError, match="stop code 6"):
+        check_tclean_summary({**diverged, "stopcode": 6}, ms)
+    # Converged (n-sigma threshold) and iteration-limited runs stand.
+    for code in (1, 2, 8):
+        check_tclean_summary({**diverged, "stopcode": code}, ms)
 
 
 def test_robust_rms_ignores_bright_pixels() -> None:
