@@ -22,8 +22,7 @@ def default_log_dir() -> Path:
 def configure(log_dir: Path | None = None) -> Path:
     """Configure casaconfig for offline use and return the CASA log file path.
 
-    Safe to call more than once; the first call in a process fixes the log file, later calls
-    move the log with ``casalog.setlogfile`` once casatools is imported.
+    Safe to call more than once; later calls move the log to their directory.
     """
     global _configured_log
     log_dir = Path(log_dir or default_log_dir()).resolve()
@@ -42,8 +41,10 @@ def configure(log_dir: Path | None = None) -> Path:
         config.log2term = False
         _configured_log = logfile
     elif logfile != _configured_log:
-        from casatools import logsink
+        # The tasks log through casatasks' own sink: a new casatools.logsink() moved nothing, and a
+        # failed solve named a log file that stayed empty.
+        from casatasks import casalog
 
-        logsink().setlogfile(str(logfile))
+        casalog.setlogfile(str(logfile))
         _configured_log = logfile
     return logfile
