@@ -424,9 +424,19 @@ def write_calibrator_model(
     )
     cl.rename(str(cl_path))
     cl.close()
-    ft(vis=str(ms), complist=str(cl_path), usescratch=True)
-    if drift_beam:
-        _apply_beam_to_model(ms, summary, cal)
+    # CASA's ft now and then leaves NaN in part of one integration of MODEL_DATA (seen in long runs of
+    # 48-antenna solves, not on a re-run of the same data); a NaN model makes every bandpass channel
+    # fail to converge. ft is redone once; a second bad model is an error.
+    for attempt in (1, 2):
+        ft(vis=str(ms), complist=str(cl_path), usescratch=True)
+        bad_rows = _apply_beam_to_model(ms, summary, cal if drift_beam else None)
+        if not bad_rows:
+            return
+        log.warning("ft wrote non-finite MODEL_DATA", ms=str(ms), rows=bad_rows, attempt=attempt)
+    raise CalibrationError(
+        f"{ms}: CASA's ft wrote non-finite MODEL_DATA in {bad_rows} rows, twice, for {cal.name} "
+        f"({cal.flux_jy} Jy at {cal.ref_freq_hz} Hz); the calibrator model cannot be used"
+    )
 
 
 def beam_centre_ra_deg(summary: MsSummary, time_mjd: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -435,7 +445,9 @@ def beam_centre_ra_deg(summary: MsSummary, time_mjd: NDArray[np.float64]) -> NDA
     return np.asarray((summary.meridian_ra_deg + SIDEREAL_DEG_PER_S * dt_s) % 360.0)
 
 
-def _apply_beam_to_model(ms: Path, summary: MsSummary, cal: Calibrator) -> None:
+def _apply_beam_to_model(ms: Path, summary: MsSummary, cal: Calibrator | None) -> int:
+    """Multiply MODEL_DATA by the primary beam towards ``cal`` per integration and channel (or only
+    read it, when ``cal`` is None); return how many rows hold a non-finite value."""
     tb = _table()
     tb.open(f"{ms}/DATA_DESCRIPTION")
     try:
@@ -447,13 +459,17 @@ def _apply_beam_to_model(ms: Path, summary: MsSummary, cal: Calibrator) -> None:
         spw_freqs = [np.asarray(tb.getcell("CHAN_FREQ", i)) for i in range(tb.nrows())]
     finally:
         tb.close()
-    source = SkyCoord(cal.ra_deg * u.deg, cal.dec_deg * u.deg)
-    tb.open(str(ms), nomodify=False)
+    source = SkyCoord(cal.ra_deg * u.deg, cal.dec_deg * u.deg) if cal is not None else None
+    bad_rows = 0
+    tb.open(str(ms), nomodify=source is None)
     try:
         nrows = tb.nrows()
         for start in range(0, nrows, _ROW_CHUNK):
             n = min(_ROW_CHUNK, nrows - start)
             model = tb.getcol("MODEL_DATA", start, n)
+            bad_rows += int(np.count_nonzero(~np.isfinite(model).all(axis=(0, 1))))
+            if source is None:
+                continue
             times, inverse = np.unique(tb.getcol("TIME", start, n) / SECONDS_PER_DAY, return_inverse=True)
             ddid = tb.getcol("DATA_DESC_ID", start, n)
             centre_ra = beam_centre_ra_deg(summary, times)
@@ -468,6 +484,7 @@ def _apply_beam_to_model(ms: Path, summary: MsSummary, cal: Calibrator) -> None:
             tb.putcol("MODEL_DATA", model, start, n)
     finally:
         tb.close()
+    return bad_rows
 
 
 def _phase_rms_deg(sols: CalSolutions) -> float:
