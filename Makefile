@@ -13,41 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# WSClean is the default imager and the imaging tests run it; systemd-analyze checks the shipped units.
-# Install them when we can (as root).
+# Debian packages the tests need, installed as root (deploy/apt-needs.sh): WSClean, the default imager;
+# systemd-analyze, which checks the shipped units; promtool and amtool for the alerting tests; ip
+# (iproute2) for the multi-host tests' network namespaces; Chromium, which the dashboard's browser tests
+# drive through Playwright (no browser download).
 system-deps:
-	@command -v wsclean >/dev/null 2>&1 && command -v systemd-analyze >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wsclean systemd; \
-	  else \
-	    echo "run 'sudo apt-get install wsclean systemd': the imaging and unit tests need them"; exit 1; \
-	  fi; }
-# The alerting tests run promtool (Debian: prometheus) and amtool (prometheus-alertmanager).
-	@command -v promtool >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	      prometheus prometheus-alertmanager; \
-	  else \
-	    echo "run 'sudo apt-get install prometheus prometheus-alertmanager': the alerting tests need them"; exit 1; \
-	  fi; }
-	@# The multi-host tests make network namespaces and veth pairs with ip (iproute2), as root.
-	@command -v ip >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iproute2; \
-	  else \
-	    echo "run 'sudo apt-get install iproute2': the multi-host tests need it"; exit 1; \
-	  fi; }
-
-# The dashboard's browser tests drive Debian's Chromium through Playwright (no browser download).
-.PHONY: system-deps-chromium
-system-deps: system-deps-chromium
-system-deps-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
-	  else \
-	    echo "run 'sudo apt-get install chromium': the dashboard's browser tests need it"; exit 1; \
-	  fi; }
+	@sh deploy/apt-needs.sh "the imaging, unit, multi-host and browser tests" \
+	  wsclean:wsclean systemd-analyze:systemd ip:iproute2 chromium:chromium
+	@sh deploy/apt-needs.sh --no-recommends "the alerting tests" \
+	  promtool:prometheus amtool:prometheus-alertmanager
 
 # The demo falls back to tclean when WSClean cannot be installed, so a failure here is not fatal.
 demo: $(STAMP)
