@@ -93,6 +93,9 @@ class SourceRow(BaseModel):
     offset_arcmin: float
     position_error_minor: float | None
     beam_minor_arcsec: float
+    spectral_index: float | None = None
+    ra_deg: float | None = None
+    dec_deg: float | None = None
 
 
 class BinSummary(BaseModel):
@@ -272,6 +275,9 @@ def measure(prepared: Prepared, settings: ChainSettings, workdir: Path, label: s
                 offset_arcmin=centre.separation(where).arcmin,
                 position_error_minor=position_error,
                 beam_minor_arcsec=image.beam.bmin_arcsec,
+                spectral_index=truth["spectral_index"],
+                ra_deg=truth["ra_deg"],
+                dec_deg=truth["dec_deg"],
             )
         )
     return rows
