@@ -46,6 +46,7 @@ from science.calibrators import (
 )
 from science.constants import FIRST_OUTRIGGER, N_SUBBANDS, subband_name
 from science.errors import InvalidInputError
+from science.point_model import write_point_model
 from science.pointing import meridian_icrs
 
 log = structlog.get_logger(__name__)
@@ -399,92 +400,31 @@ def _choose_refant(
     return max(pool, key=lambda c: c[0])[1]
 
 
-def write_calibrator_model(
-    ms: Path, summary: MsSummary, cal: Calibrator, workdir: Path, drift_beam: bool = True
-) -> None:
+def write_calibrator_model(ms: Path, summary: MsSummary, cal: Calibrator, drift_beam: bool = True) -> None:
     """Fill MODEL_DATA with ``cal`` as a point source, attenuated by the primary beam.
 
-    ``ft`` of a component list does the geometry; the beam is then applied per integration and
-    channel, because the source drifts through the fixed beam during the transit.
+    The beam is applied per integration and channel, because the source drifts through the fixed beam
+    during the transit. The model is computed here, not by CASA's ``ft`` (``science/point_model.py``).
     """
-    from casatasks import ft
-    from casatools import componentlist
 
-    cl_path = workdir / f"{cal.name}.cl"
-    cl = componentlist()
-    cl.done()
-    cl.addcomponent(
-        dir=f"J2000 {cal.ra_deg}deg {cal.dec_deg}deg",
-        flux=cal.flux_jy,
-        fluxunit="Jy",
-        freq=f"{cal.ref_freq_hz}Hz",
-        shape="point",
-        spectrumtype="spectral index",
-        index=cal.spectral_index,
-    )
-    cl.rename(str(cl_path))
-    cl.close()
-    # CASA's ft now and then leaves NaN in part of one integration of MODEL_DATA (seen in long runs of
-    # 48-antenna solves, not on a re-run of the same data); a NaN model makes every bandpass channel
-    # fail to converge. ft is redone once; a second bad model is an error.
-    for attempt in (1, 2):
-        ft(vis=str(ms), complist=str(cl_path), usescratch=True)
-        bad_rows = _apply_beam_to_model(ms, summary, cal if drift_beam else None)
-        if not bad_rows:
-            return
-        log.warning("ft wrote non-finite MODEL_DATA", ms=str(ms), rows=bad_rows, attempt=attempt)
-    raise CalibrationError(
-        f"{ms}: CASA's ft wrote non-finite MODEL_DATA in {bad_rows} rows, twice, for {cal.name} "
-        f"({cal.flux_jy} Jy at {cal.ref_freq_hz} Hz); the calibrator model cannot be used"
-    )
+    def spectrum(freqs: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray(cal.flux_jy * (freqs / cal.ref_freq_hz) ** cal.spectral_index)
+
+    source = SkyCoord(cal.ra_deg * u.deg, cal.dec_deg * u.deg)
+
+    def drift(times_mjd: NDArray[np.float64], freqs: NDArray[np.float64]) -> NDArray[np.float64]:
+        centres = SkyCoord(
+            beam_centre_ra_deg(summary, times_mjd) * u.deg, summary.phase_centre_dec_deg * u.deg
+        )
+        return airy_response(centres.separation(source).rad[:, None], freqs[None, :])
+
+    write_point_model(ms, cal.ra_deg, cal.dec_deg, spectrum, drift if drift_beam else None)
 
 
 def beam_centre_ra_deg(summary: MsSummary, time_mjd: NDArray[np.float64]) -> NDArray[np.float64]:
     """RA of the fixed (meridian) beam centre at each time: it moves at the sidereal rate."""
     dt_s = (np.asarray(time_mjd) - summary.mid_mjd) * SECONDS_PER_DAY
     return np.asarray((summary.meridian_ra_deg + SIDEREAL_DEG_PER_S * dt_s) % 360.0)
-
-
-def _apply_beam_to_model(ms: Path, summary: MsSummary, cal: Calibrator | None) -> int:
-    """Multiply MODEL_DATA by the primary beam towards ``cal`` per integration and channel (or only
-    read it, when ``cal`` is None); return how many rows hold a non-finite value."""
-    tb = _table()
-    tb.open(f"{ms}/DATA_DESCRIPTION")
-    try:
-        ddid_spw = tb.getcol("SPECTRAL_WINDOW_ID")
-    finally:
-        tb.close()
-    tb.open(f"{ms}/SPECTRAL_WINDOW")
-    try:
-        spw_freqs = [np.asarray(tb.getcell("CHAN_FREQ", i)) for i in range(tb.nrows())]
-    finally:
-        tb.close()
-    source = SkyCoord(cal.ra_deg * u.deg, cal.dec_deg * u.deg) if cal is not None else None
-    bad_rows = 0
-    tb.open(str(ms), nomodify=source is None)
-    try:
-        nrows = tb.nrows()
-        for start in range(0, nrows, _ROW_CHUNK):
-            n = min(_ROW_CHUNK, nrows - start)
-            model = tb.getcol("MODEL_DATA", start, n)
-            bad_rows += int(np.count_nonzero(~np.isfinite(model).all(axis=(0, 1))))
-            if source is None:
-                continue
-            times, inverse = np.unique(tb.getcol("TIME", start, n) / SECONDS_PER_DAY, return_inverse=True)
-            ddid = tb.getcol("DATA_DESC_ID", start, n)
-            centre_ra = beam_centre_ra_deg(summary, times)
-            centres = SkyCoord(centre_ra * u.deg, summary.phase_centre_dec_deg * u.deg)
-            offsets = centres.separation(source).rad
-            for dd in np.unique(ddid):
-                rows = ddid == dd
-                freqs = spw_freqs[int(ddid_spw[dd])]
-                # response is (time, chan); MODEL_DATA is (pol, chan, row).
-                response = airy_response(offsets[:, None], freqs[None, :])
-                model[:, :, rows] *= response[inverse[rows]].T[None, :, :]
-            tb.putcol("MODEL_DATA", model, start, n)
-    finally:
-        tb.close()
-    return bad_rows
 
 
 def _phase_rms_deg(sols: CalSolutions) -> float:
@@ -586,7 +526,7 @@ def solve_calibration(
     try:
         from casatasks import bandpass, gaincal
 
-        write_calibrator_model(ms, summary, cal, workdir, drift_beam=drift_beam)
+        write_calibrator_model(ms, summary, cal, drift_beam=drift_beam)
         scratch = {
             "prior_phase": workdir / f"{prefix}.g0",
             "bandpass": workdir / f"{prefix}.bcal",
