@@ -15,7 +15,6 @@ import psycopg
 import pydantic
 import structlog
 
-from absurd.client import to_json
 from absurd.context import ConnectionSource, RunSignals, TaskContext
 from absurd.database import connect
 from absurd.errors import (
@@ -26,6 +25,7 @@ from absurd.errors import (
     TaskTimeoutError,
 )
 from absurd.registry import TaskDefinition
+from absurd.values import to_json
 from absurd.worker import run_log
 
 OutcomeKind = Literal["completed", "failed", "suspended", "cancelled", "lease_lost"]
