@@ -108,6 +108,17 @@ class Running:
         return self.future is not None and not self.future.done()
 
 
+class _NotCounted:
+    """Stands in for a metric child in a worker that serves no metrics: nothing could read the count, and
+    counting takes a lock per call."""
+
+    def inc(self, amount: float = 1) -> None:
+        """Count nothing."""
+
+    def observe(self, amount: float) -> None:
+        """Observe nothing."""
+
+
 class TaskMetrics:
     """One task name's metric children, looked up once rather than per run."""
 
@@ -126,6 +137,21 @@ class TaskMetrics:
         if child is None:
             child = self._durations[outcome] = self._duration.labels(self._task, outcome)
         return child
+
+
+class _Uncounted:
+    """Metrics whose every child is _NotCounted (see TaskMetrics)."""
+
+    def __init__(self) -> None:
+        self.claimed = self.completed = self.failed = self.lease_lost = self.duration = self
+
+    def labels(self, *values: str) -> _NotCounted:
+        """The one child of every label."""
+        return _NOT_COUNTED
+
+
+_NOT_COUNTED = _NotCounted()
+_UNCOUNTED = _Uncounted()
 
 
 class Worker(Daemon):
@@ -257,7 +283,9 @@ class Worker(Daemon):
     def _metrics_of(self, task: str) -> TaskMetrics:
         found = self._task_metrics.get(task)
         if found is None:
-            found = self._task_metrics[task] = TaskMetrics(self.metrics, task)
+            found = self._task_metrics[task] = TaskMetrics(
+                self.metrics if self.settings.metrics_port is not None else _UNCOUNTED, task
+            )
         return found
 
     def _claim_some(self, free: int) -> int:
