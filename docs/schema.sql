@@ -1080,11 +1080,29 @@ DECLARE
     v_ords bigint[];
     v_ids bigint[];
     v_keys text[];
+    v_id bigint;
 BEGIN
-    PERFORM absurd.ensure_queue(p_queue);
+    IF NOT EXISTS (SELECT 1 FROM absurd.queues q WHERE q.name = p_queue) THEN
+        PERFORM absurd.ensure_queue(p_queue);
+    END IF;
     -- A gated task is only ever claimed through its gate's row, so the row must exist.
     IF p_gate IS NOT NULL THEN
         INSERT INTO absurd.gates (key, max_running) VALUES (p_gate, p_gate_limit) ON CONFLICT DO NOTHING;
+    END IF;
+    IF cardinality(p_names) = 1 THEN
+        INSERT INTO absurd.tasks (queue, name, params, headers, priority, available_at, max_attempts, retry,
+                                  timeout_s, idempotency_key, gate_key)
+        VALUES (p_queue, p_names[1], coalesce(p_params[1], '{}'), coalesce(p_headers, '{}'), p_priority,
+                coalesce(p_available_at, now()), p_max_attempts, p_retry, p_timeout_s, p_keys[1],
+                coalesce(p_gate, (SELECT g.key FROM absurd.gates g WHERE g.key = p_names[1])))
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING id INTO v_id;
+        PERFORM pg_notify('absurd_wake', p_queue);
+        -- A new statement, so a new snapshot: it sees a key committed by a concurrent spawner that won.
+        RETURN QUERY
+        SELECT 1::bigint, coalesce(v_id, (SELECT t.id FROM absurd.tasks t WHERE t.idempotency_key = p_keys[1])),
+               v_id IS NOT NULL;
+        RETURN;
     END IF;
     WITH input AS (
         SELECT u.ord, u.name, u.params, u.key, nextval('absurd.tasks_id_seq') AS id
