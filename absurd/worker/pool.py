@@ -209,7 +209,10 @@ class Worker(Daemon):
         # The claim loop is woken when this many slots are free, so that one claim fetches a worthwhile
         # batch instead of one round trip per finished task.
         self._enough = max(1, min(self.settings.claim_batch, self.settings.concurrency) // 4)
-        self._listener = WakeListener(self.dsn, set(self.settings.queues), self._wake, self._stopping)
+        # One claimer at a time: the claim loop, or the listener when work arrives while the loop waits idle.
+        self._claiming = threading.Lock()
+        self._idle = False
+        self._listener = WakeListener(self.dsn, set(self.settings.queues), self._work_arrived, self._stopping)
         self.counters = {"claimed": 0, "completed": 0, "failed": 0, "lease_lost": 0}
         duties: list[MaintenanceDuty] = [Reaper(self.settings.reaper)]
         if self.settings.pruner is not None:
@@ -260,7 +263,9 @@ class Worker(Daemon):
             got = 0
             if free > 0:
                 try:
-                    got = self._claim_some(free)
+                    with self._claiming:  # the listener may have claimed meanwhile
+                        free = self._free_slots()
+                        got = self._claim_some(free) if free > 0 else 0
                     backoff = 0.1
                 except psycopg.OperationalError as exc:
                     self._log.warning(
@@ -274,7 +279,24 @@ class Worker(Daemon):
                 # freed alone is picked up at the next look.
                 self._wake.wait(min(self.settings.poll_s, FULL_RECHECK_S))
             elif got == 0:
-                self._wake.wait(self.settings.poll_s)  # nothing ready: a notification wakes us
+                # Nothing ready: a notification wakes us, and the listener claims what it announces itself.
+                self._idle = True
+                self._wake.wait(self.settings.poll_s)
+                self._idle = False
+
+    def _work_arrived(self) -> None:
+        """Called by the listener on a notification. While the claim loop waits idle, the listener's thread
+        claims at once: one thread hand-off less between a spawn and its start. The loop is woken anyway."""
+        if self._idle and self._claiming.acquire(blocking=False):
+            try:
+                free = self._free_slots()
+                if free > 0 and not self._stopping.is_set():
+                    self._claim_some(free)
+            except Exception as exc:  # the claim loop, woken below, tries again
+                self._log.warning("claim on notification failed", error=str(exc))
+            finally:
+                self._claiming.release()
+        self._wake.set()
 
     def _free_slots(self) -> int:
         """Slots for new claims. Runs whose outcome the completer has not yet written count against a
@@ -542,6 +564,8 @@ class Worker(Daemon):
                 delay = min(delay * 2, 10.0)
 
     def _shutdown(self) -> None:
+        with self._claiming:  # a claim the listener began is dispatched before the drain; none starts after
+            pass
         self._drain(lambda: bool(self._executing))
         with self._lock:
             leftover = [r for r in self._executing.values() if not r.finished]
