@@ -20,6 +20,7 @@ from absurd.maintenance.pruner import delete_finished
 from absurd.options import GateConfig, SpawnOptions
 from absurd.registry import Registry
 from absurd.states import TERMINAL_TASK_STATES
+from absurd.values import to_json
 from absurd.workflow_spec import SpecError, WorkflowSpec, check_spec, resolve_options, to_submission
 
 
@@ -29,14 +30,6 @@ class Spawned:
 
     task_id: int
     created: bool
-
-
-def to_json(value: Any) -> Any:
-    """Make a task's params or result JSON-ready (pydantic models are dumped in JSON mode)."""
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    return value
 
 
 class Client:

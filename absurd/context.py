@@ -13,7 +13,6 @@ import structlog
 from psycopg.types.json import Jsonb
 
 from absurd import queries
-from absurd.client import to_json
 from absurd.errors import (
     EventTimeoutError,
     LeaseLostError,
@@ -21,6 +20,7 @@ from absurd.errors import (
     TaskCancelledError,
     TaskTimeoutError,
 )
+from absurd.values import to_json
 
 # One lazy logger for every context: binding returns a new logger, so sharing it is safe.
 _TASK_LOG = structlog.get_logger("absurd.task")

@@ -11,6 +11,7 @@ sees that loop hang.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -19,14 +20,16 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from types import FrameType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psycopg
 
 from absurd.database import resolve_dsn
 from absurd.errors import ConfigurationError
-from absurd.metrics import Metrics
 from absurd.sdnotify import SdNotify
+
+if TYPE_CHECKING:
+    from absurd.metrics import Metrics
 
 # Errors that mean the database, not the daemon's work, is the problem: retried with backoff.
 DATABASE_DOWN = (psycopg.OperationalError, psycopg.InterfaceError, ConfigurationError)
@@ -58,8 +61,15 @@ class Daemon:
         self._log = log.bind(**identity)
         self._stopping = threading.Event()
         self._hurry = threading.Event()
-        self.metrics = Metrics()
         self.sd = SdNotify.from_env()
+
+    @functools.cached_property
+    def metrics(self) -> Metrics:
+        """The daemon's Prometheus metrics, made on first use: prometheus_client is imported only by a daemon
+        that counts something or serves ``metrics_port``."""
+        from absurd.metrics import Metrics
+
+        return Metrics()
 
     # To fill in ------------------------------------------------------------------------------------
 
@@ -111,7 +121,8 @@ class Daemon:
             try:
                 self._shutdown()
             finally:
-                self.metrics.close()
+                if "metrics" in self.__dict__:  # made (cached_property)
+                    self.metrics.close()
                 self.sd.close()
                 for signum, handler in previous.items():
                     signal.signal(signum, handler)

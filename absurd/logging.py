@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -19,6 +19,21 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 log_tap: ContextVar[Callable[[str, MutableMapping[str, Any]], None] | None] = ContextVar(
     "absurd_log_tap", default=None
 )
+
+# The run a thread executes, set once per run by the worker (absurd/worker/execution.py): its fields
+# (task_id, run_id, worker_id, task) go into every line logged meanwhile. One variable set per run, where
+# structlog's bind_contextvars sets one per field.
+run_context: ContextVar[Mapping[str, Any] | None] = ContextVar("absurd_run_context", default=None)
+
+
+def _add_run_context(
+    logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    fields = run_context.get()
+    if fields is not None:
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+    return event_dict
 
 
 def _tap(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -68,6 +83,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     )
     structlog.configure(
         processors=[
+            _add_run_context,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -52,7 +52,7 @@ SAVE_RUN_LOG = "SELECT absurd.save_run_log(%s, %s, %s::jsonb, %s)"
 RUN_LOGS_OF_TASK = "SELECT run_id, lines, dropped, updated_at FROM absurd.run_logs WHERE task_id = %s"
 RUNS_OF_TASK = """
 SELECT task_id, attempt, id, worker_id, state, started_at, finished_at, failure_reason, error
-FROM absurd.runs WHERE task_id = %s ORDER BY attempt
+FROM absurd.attempts WHERE task_id = %s ORDER BY attempt
 """
 LIST_TASKS = """
 SELECT id, queue, name, state, priority, attempts, failures, created_at, started_at, finished_at, last_error

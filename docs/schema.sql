@@ -240,21 +240,22 @@ BEGIN
     WITH input AS (
         SELECT * FROM unnest(p_task_ids, p_run_ids, p_results) AS u(task_id, run_id, result)
     ), done AS (
+        -- Completion leaves current_run, worker_id and run_started_at as the run had them.
         UPDATE absurd.tasks t
         SET state = 'completed', result = i.result, finished_at = now(), lease_expires_at = NULL
         FROM input i
         WHERE t.id = i.task_id AND t.current_run = i.run_id AND t.state = 'running' COLLATE "C"
           AND t.lease_expires_at > now()
-        RETURNING t.id, t.attempts, t.workflow_id, t.gate_key
+        RETURNING t.id, t.attempts, t.current_run, t.worker_id, t.run_started_at, t.workflow_id, t.gate_key
     ), ended AS (
-        UPDATE absurd.runs r SET state = 'completed', finished_at = now()
-        FROM done WHERE r.task_id = done.id AND r.attempt = done.attempts
+        INSERT INTO absurd.runs (task_id, attempt, id, worker_id, state, started_at, finished_at)
+        SELECT done.id, done.attempts, done.current_run, coalesce(done.worker_id, ''), 'completed',
+               coalesce(done.run_started_at, now()), now()
+        FROM done
     )
     SELECT array_agg(done.id) FILTER (WHERE done.workflow_id IS NOT NULL),
            array_agg(done.gate_key ORDER BY done.gate_key, done.id) FILTER (WHERE done.gate_key IS NOT NULL),
-           array_agg((SELECT r.started_at FROM absurd.runs r
-                      WHERE r.task_id = done.id AND r.attempt = done.attempts)
-                     ORDER BY done.gate_key, done.id) FILTER (WHERE done.gate_key IS NOT NULL),
+           array_agg(done.run_started_at ORDER BY done.gate_key, done.id) FILTER (WHERE done.gate_key IS NOT NULL),
            array_agg(done.id)
     INTO v_done, v_gates, v_started, p_task_ids
     FROM done;
@@ -415,6 +416,7 @@ CREATE TABLE absurd.tasks (
     gate_key text,
     lease_expiries integer DEFAULT 0 NOT NULL,
     max_lease_expiries integer DEFAULT 10 NOT NULL,
+    run_started_at timestamp with time zone,
     CONSTRAINT tasks_max_attempts_check CHECK ((max_attempts >= 1)),
     CONSTRAINT tasks_max_lease_expiries_check CHECK ((max_lease_expiries >= 1)),
     CONSTRAINT tasks_state_check CHECK ((state = ANY (ARRAY['waiting'::text, 'pending'::text, 'running'::text, 'sleeping'::text, 'completed'::text, 'failed'::text, 'cancelled'::text]))),
@@ -436,8 +438,7 @@ DECLARE
     v_expiries integer := t.lease_expiries + CASE WHEN v_crash THEN 1 ELSE 0 END;
     v_state text;
 BEGIN
-    UPDATE absurd.runs SET state = 'failed', finished_at = now(), failure_reason = p_reason, error = p_error
-    WHERE task_id = t.id AND attempt = t.attempts;
+    PERFORM absurd.end_run(t, 'failed', p_reason, p_error);
     IF t.cancel_requested_at IS NOT NULL THEN
         v_state := 'cancelled';
     ELSIF p_permanent OR t.retry->>'kind' = 'none'
@@ -466,14 +467,26 @@ BEGIN
     END IF;
     -- Invalid input, cancellations and dead workers say nothing about the health of what the breaker guards.
     IF t.gate_key IS NOT NULL AND NOT p_permanent AND NOT v_crash AND v_state <> 'cancelled' THEN
-        PERFORM absurd.record_gate_outcome(t.gate_key, false,
-            (SELECT r.started_at FROM absurd.runs r WHERE r.task_id = t.id AND r.attempt = t.attempts));
+        PERFORM absurd.record_gate_outcome(t.gate_key, false, t.run_started_at);
     END IF;
     IF t.gate_key IS NOT NULL THEN
         PERFORM pg_notify('absurd_wake', '');
     END IF;
     RETURN v_state;
 END
+$$;
+
+--
+-- Name: end_run(absurd.tasks, text, text, jsonb); Type: FUNCTION; Schema: absurd; Owner: -
+--
+
+CREATE FUNCTION absurd.end_run(t absurd.tasks, p_state text, p_reason text, p_error jsonb) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    INSERT INTO absurd.runs (task_id, attempt, id, worker_id, state, started_at, finished_at, failure_reason, error)
+    VALUES (t.id, t.attempts, t.current_run, coalesce(t.worker_id, ''), p_state, coalesce(t.run_started_at, now()),
+            now(), p_reason, p_error)
 $$;
 
 --
@@ -544,18 +557,17 @@ CREATE FUNCTION absurd.finish_cancelled(p_task_id bigint, p_run_id bigint) RETUR
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_attempt integer;
+    t absurd.tasks;
 BEGIN
     UPDATE absurd.tasks
     SET state = 'cancelled', finished_at = now(), lease_expires_at = NULL
     WHERE id = p_task_id AND current_run = p_run_id AND state = 'running' AND lease_expires_at > now()
       AND cancel_requested_at IS NOT NULL
-    RETURNING attempts INTO v_attempt;
+    RETURNING * INTO t;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    UPDATE absurd.runs SET state = 'cancelled', finished_at = now(), failure_reason = 'cancelled'
-    WHERE task_id = p_task_id AND attempt = v_attempt;
+    PERFORM absurd.end_run(t, 'cancelled', 'cancelled', NULL);
     RETURN true;
 END
 $$;
@@ -814,16 +826,23 @@ CREATE FUNCTION absurd.release_runs(p_task_ids bigint[], p_run_ids bigint[]) RET
 DECLARE
     n integer;
 BEGIN
-    WITH released AS (
+    -- Locked first: the run rows need the worker the update clears.
+    WITH held AS (
+        SELECT t.* FROM absurd.tasks t
+        JOIN unnest(p_task_ids, p_run_ids) AS u(task_id, run_id) ON t.id = u.task_id AND t.current_run = u.run_id
+        WHERE t.state = 'running' AND t.lease_expires_at > now()
+        ORDER BY t.id
+        FOR UPDATE OF t
+    ), released AS (
         UPDATE absurd.tasks t
         SET state = 'pending', available_at = now(), lease_expires_at = NULL, worker_id = NULL
-        FROM unnest(p_task_ids, p_run_ids) AS u(task_id, run_id)
-        WHERE t.id = u.task_id AND t.current_run = u.run_id AND t.state = 'running' COLLATE "C"
-          AND t.lease_expires_at > now()
-        RETURNING t.id, t.attempts
+        FROM held WHERE t.id = held.id
+        RETURNING held.id, held.attempts, held.current_run, held.worker_id, held.run_started_at
     ), ended AS (
-        UPDATE absurd.runs r SET state = 'released', finished_at = now()
-        FROM released WHERE r.task_id = released.id AND r.attempt = released.attempts
+        INSERT INTO absurd.runs (task_id, attempt, id, worker_id, state, started_at, finished_at)
+        SELECT r.id, r.attempts, r.current_run, coalesce(r.worker_id, ''), 'released',
+               coalesce(r.run_started_at, now()), now()
+        FROM released r
     )
     SELECT count(*) INTO n FROM released;
     PERFORM pg_notify('absurd_wake', '');
@@ -905,7 +924,9 @@ CREATE FUNCTION absurd.save_run_log(p_task_id bigint, p_run_id bigint, p_lines j
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     INSERT INTO absurd.run_logs AS l (run_id, task_id, lines, dropped)
-    SELECT r.id, r.task_id, p_lines, p_dropped FROM absurd.runs r WHERE r.task_id = p_task_id AND r.id = p_run_id
+    SELECT p_run_id, p_task_id, p_lines, p_dropped
+    WHERE EXISTS (SELECT 1 FROM absurd.tasks t WHERE t.id = p_task_id AND t.current_run = p_run_id)
+       OR EXISTS (SELECT 1 FROM absurd.runs r WHERE r.task_id = p_task_id AND r.id = p_run_id)
     ON CONFLICT (run_id) DO UPDATE SET lines = excluded.lines, dropped = excluded.dropped, updated_at = now()
     RETURNING true
 $$;
@@ -1059,11 +1080,29 @@ DECLARE
     v_ords bigint[];
     v_ids bigint[];
     v_keys text[];
+    v_id bigint;
 BEGIN
-    PERFORM absurd.ensure_queue(p_queue);
+    IF NOT EXISTS (SELECT 1 FROM absurd.queues q WHERE q.name = p_queue) THEN
+        PERFORM absurd.ensure_queue(p_queue);
+    END IF;
     -- A gated task is only ever claimed through its gate's row, so the row must exist.
     IF p_gate IS NOT NULL THEN
         INSERT INTO absurd.gates (key, max_running) VALUES (p_gate, p_gate_limit) ON CONFLICT DO NOTHING;
+    END IF;
+    IF cardinality(p_names) = 1 THEN
+        INSERT INTO absurd.tasks (queue, name, params, headers, priority, available_at, max_attempts, retry,
+                                  timeout_s, idempotency_key, gate_key)
+        VALUES (p_queue, p_names[1], coalesce(p_params[1], '{}'), coalesce(p_headers, '{}'), p_priority,
+                coalesce(p_available_at, now()), p_max_attempts, p_retry, p_timeout_s, p_keys[1],
+                coalesce(p_gate, (SELECT g.key FROM absurd.gates g WHERE g.key = p_names[1])))
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING id INTO v_id;
+        PERFORM pg_notify('absurd_wake', p_queue);
+        -- A new statement, so a new snapshot: it sees a key committed by a concurrent spawner that won.
+        RETURN QUERY
+        SELECT 1::bigint, coalesce(v_id, (SELECT t.id FROM absurd.tasks t WHERE t.idempotency_key = p_keys[1])),
+               v_id IS NOT NULL;
+        RETURN;
     END IF;
     WITH input AS (
         SELECT u.ord, u.name, u.params, u.key, nextval('absurd.tasks_id_seq') AS id
@@ -1105,13 +1144,10 @@ BEGIN
         UPDATE absurd.tasks t
         SET state = 'running', attempts = t.attempts + 1, current_run = nextval('absurd.run_ids'),
             worker_id = p_worker, lease_expires_at = now() + make_interval(secs => p_lease_s),
-            started_at = coalesce(t.started_at, now()), wait_event = NULL
+            started_at = coalesce(t.started_at, now()), run_started_at = now(), wait_event = NULL
         WHERE t.id = ANY(p_ids)
         RETURNING t.id, t.current_run, t.attempts, t.name, t.params, t.headers, t.timeout_s, t.failures,
                   t.max_attempts
-    ), started AS (
-        INSERT INTO absurd.runs (task_id, attempt, id, worker_id, state)
-        SELECT c.id, c.attempts, c.current_run, p_worker, 'running' FROM claimed c
     )
     SELECT * FROM claimed;
 END
@@ -1170,18 +1206,19 @@ CREATE FUNCTION absurd.suspend_run(p_task_id bigint, p_run_id bigint, p_until ti
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
-    v_attempt integer;
+    t absurd.tasks;
 BEGIN
-    UPDATE absurd.tasks
-    SET state = 'sleeping', available_at = p_until, wait_event = p_event, lease_expires_at = NULL,
-        worker_id = NULL
+    SELECT * INTO t FROM absurd.tasks
     WHERE id = p_task_id AND current_run = p_run_id AND state = 'running' AND lease_expires_at > now()
-    RETURNING attempts INTO v_attempt;
+    FOR UPDATE;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    UPDATE absurd.runs SET state = 'suspended', finished_at = now()
-    WHERE task_id = p_task_id AND attempt = v_attempt;
+    UPDATE absurd.tasks
+    SET state = 'sleeping', available_at = p_until, wait_event = p_event, lease_expires_at = NULL,
+        worker_id = NULL
+    WHERE id = p_task_id;
+    PERFORM absurd.end_run(t, 'suspended', NULL, NULL);
     RETURN true;
 END
 $$;
@@ -1198,6 +1235,70 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+
+--
+-- Name: notify_tasks_changed(); Type: FUNCTION; Schema: web; Owner: -
+--
+
+CREATE FUNCTION web.notify_tasks_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_last text := current_setting('web.tasks_notified_at', true);
+BEGIN
+    IF v_last IS NULL OR v_last = '' OR clock_timestamp() - v_last::timestamptz >= interval '100 milliseconds' THEN
+        PERFORM pg_notify('contimg_web', 'absurd.tasks');
+        PERFORM set_config('web.tasks_notified_at', clock_timestamp()::text, false);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: runs; Type: TABLE; Schema: absurd; Owner: -
+--
+
+CREATE TABLE absurd.runs (
+    task_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    id bigint NOT NULL,
+    worker_id text NOT NULL,
+    state text NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    failure_reason text,
+    error jsonb,
+    CONSTRAINT runs_state_check CHECK ((state = ANY (ARRAY['running'::text, 'completed'::text, 'failed'::text, 'suspended'::text, 'released'::text, 'cancelled'::text])))
+)
+WITH (fillfactor='90');
+
+--
+-- Name: attempts; Type: VIEW; Schema: absurd; Owner: -
+--
+
+CREATE VIEW absurd.attempts AS
+ SELECT runs.task_id,
+    runs.attempt,
+    runs.id,
+    runs.worker_id,
+    runs.state,
+    runs.started_at,
+    runs.finished_at,
+    runs.failure_reason,
+    runs.error
+   FROM absurd.runs
+UNION ALL
+ SELECT t.id AS task_id,
+    t.attempts AS attempt,
+    t.current_run AS id,
+    COALESCE(t.worker_id, ''::text) AS worker_id,
+    'running'::text AS state,
+    COALESCE(t.run_started_at, now()) AS started_at,
+    NULL::timestamp with time zone AS finished_at,
+    NULL::text AS failure_reason,
+    NULL::jsonb AS error
+   FROM absurd.tasks t
+  WHERE (t.state = 'running'::text);
 
 --
 -- Name: checkpoints; Type: TABLE; Schema: absurd; Owner: -
@@ -1407,24 +1508,6 @@ CREATE TABLE absurd.run_logs (
     CONSTRAINT run_logs_dropped_check CHECK ((dropped >= 0)),
     CONSTRAINT run_logs_lines_check CHECK ((jsonb_typeof(lines) = 'array'::text))
 );
-
---
--- Name: runs; Type: TABLE; Schema: absurd; Owner: -
---
-
-CREATE TABLE absurd.runs (
-    task_id bigint NOT NULL,
-    attempt integer NOT NULL,
-    id bigint NOT NULL,
-    worker_id text NOT NULL,
-    state text NOT NULL,
-    started_at timestamp with time zone DEFAULT now() NOT NULL,
-    finished_at timestamp with time zone,
-    failure_reason text,
-    error jsonb,
-    CONSTRAINT runs_state_check CHECK ((state = ANY (ARRAY['running'::text, 'completed'::text, 'failed'::text, 'suspended'::text, 'released'::text, 'cancelled'::text])))
-)
-WITH (fillfactor='90');
 
 --
 -- Name: schedule_fires; Type: TABLE; Schema: absurd; Owner: -
@@ -2995,7 +3078,7 @@ CREATE TRIGGER task_cancelled AFTER UPDATE OF state ON absurd.tasks FOR EACH ROW
 -- Name: tasks tasks_notify_web; Type: TRIGGER; Schema: absurd; Owner: -
 --
 
-CREATE TRIGGER tasks_notify_web AFTER UPDATE OF state ON absurd.tasks FOR EACH STATEMENT EXECUTE FUNCTION web.notify_change();
+CREATE TRIGGER tasks_notify_web AFTER UPDATE OF state ON absurd.tasks FOR EACH STATEMENT EXECUTE FUNCTION web.notify_tasks_changed();
 
 --
 -- Name: images images_notify_web; Type: TRIGGER; Schema: products; Owner: -
@@ -3230,6 +3313,12 @@ GRANT SELECT ON TABLE absurd.tasks TO absurd_readonly;
 REVOKE ALL ON FUNCTION absurd.end_failed_run(t absurd.tasks, p_reason text, p_error jsonb, p_permanent boolean) FROM PUBLIC;
 
 --
+-- Name: FUNCTION end_run(t absurd.tasks, p_state text, p_reason text, p_error jsonb); Type: ACL; Schema: absurd; Owner: -
+--
+
+REVOKE ALL ON FUNCTION absurd.end_run(t absurd.tasks, p_state text, p_reason text, p_error jsonb) FROM PUBLIC;
+
+--
 -- Name: FUNCTION ensure_queue(p_queue text); Type: ACL; Schema: absurd; Owner: -
 --
 
@@ -3398,6 +3487,28 @@ GRANT ALL ON FUNCTION absurd.suspend_run(p_task_id bigint, p_run_id bigint, p_un
 REVOKE ALL ON FUNCTION web.notify_change() FROM PUBLIC;
 
 --
+-- Name: FUNCTION notify_tasks_changed(); Type: ACL; Schema: web; Owner: -
+--
+
+REVOKE ALL ON FUNCTION web.notify_tasks_changed() FROM PUBLIC;
+
+--
+-- Name: TABLE runs; Type: ACL; Schema: absurd; Owner: -
+--
+
+GRANT SELECT ON TABLE absurd.runs TO absurd_worker;
+GRANT SELECT ON TABLE absurd.runs TO absurd_scheduler;
+GRANT SELECT ON TABLE absurd.runs TO absurd_readonly;
+
+--
+-- Name: TABLE attempts; Type: ACL; Schema: absurd; Owner: -
+--
+
+GRANT SELECT ON TABLE absurd.attempts TO absurd_readonly;
+GRANT SELECT ON TABLE absurd.attempts TO absurd_worker;
+GRANT SELECT ON TABLE absurd.attempts TO absurd_scheduler;
+
+--
 -- Name: TABLE checkpoints; Type: ACL; Schema: absurd; Owner: -
 --
 
@@ -3471,14 +3582,6 @@ GRANT SELECT ON TABLE absurd.queues TO absurd_readonly;
 GRANT SELECT ON TABLE absurd.run_logs TO absurd_readonly;
 GRANT SELECT ON TABLE absurd.run_logs TO absurd_worker;
 GRANT SELECT ON TABLE absurd.run_logs TO absurd_scheduler;
-
---
--- Name: TABLE runs; Type: ACL; Schema: absurd; Owner: -
---
-
-GRANT SELECT ON TABLE absurd.runs TO absurd_worker;
-GRANT SELECT ON TABLE absurd.runs TO absurd_scheduler;
-GRANT SELECT ON TABLE absurd.runs TO absurd_readonly;
 
 --
 -- Name: TABLE schedule_fires; Type: ACL; Schema: absurd; Owner: -

@@ -27,24 +27,24 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import psycopg
 import psycopg.errors
 import typer
-import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from absurd.client import Client
 from absurd.database import DSN_ENV, redact
 from absurd.errors import AbsurdError, ConfigurationError, NotFoundError, UnknownTaskError, UsageError
 from absurd.logging import LOG_LEVEL_ENV, LOG_LEVELS
 from absurd.registry import BUILTIN_REGISTRY, REGISTRY_ENV, Registry, load_registry, unknown_task_message
-from absurd.workflow_spec import SpecError, yaml_problem
+
+if TYPE_CHECKING:
+    from absurd.client import Client
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -213,6 +213,8 @@ def check_dsn(dsn: str | None) -> None:
 @contextmanager
 def client(dsn: str | None, registry: Registry | None = None) -> Iterator[Client]:
     """A client for one command."""
+    from absurd.client import Client  # not at import: a worker's command line has no use for it
+
     c = Client(dsn, registry=registry)
     try:
         yield c
@@ -269,11 +271,17 @@ def describe(exc: BaseException, dsn: str | None, known: KnownErrors | None = No
         return EXIT_USAGE, str(exc)
     if isinstance(exc, psycopg.Error):
         return _database_error(exc, dsn)
-    if isinstance(exc, yaml.YAMLError):
+    # YAML and workflow files are read by the commands that need them: if their modules were never
+    # imported, the error cannot come from them (and a worker starts without them).
+    yaml = sys.modules.get("yaml")
+    if yaml is not None and isinstance(exc, yaml.YAMLError):
+        from absurd.workflow_spec import yaml_problem
+
         line, problem = yaml_problem(exc)
         mark = getattr(exc, "problem_mark", None)
         return EXIT_FAILED, f"{getattr(mark, 'name', 'YAML')}:{line}: {problem}"
-    if isinstance(exc, SpecError):
+    spec = sys.modules.get("absurd.workflow_spec")
+    if spec is not None and isinstance(exc, spec.SpecError):
         return EXIT_FAILED, f"{exc}; nothing was submitted"
     if isinstance(exc, ValidationError):
         return EXIT_USAGE, _validation(exc)

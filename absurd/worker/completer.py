@@ -121,10 +121,13 @@ class Completer:
                     stopping = True
                     continue
                 batch.append(item)
-            deadline = time.monotonic() + self._linger_s
+            # Linger once, then take what arrived: waiting in get() for each outcome would wake this thread
+            # (and hand it the GIL) once per finished run.
+            if not stopping:
+                time.sleep(self._linger_s)
             while len(batch) < self._batch_size:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:

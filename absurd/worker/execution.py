@@ -15,7 +15,6 @@ import psycopg
 import pydantic
 import structlog
 
-from absurd.client import to_json
 from absurd.context import ConnectionSource, RunSignals, TaskContext
 from absurd.database import connect
 from absurd.errors import (
@@ -25,7 +24,9 @@ from absurd.errors import (
     TaskCancelledError,
     TaskTimeoutError,
 )
+from absurd.logging import run_context
 from absurd.registry import TaskDefinition
+from absurd.values import to_json
 from absurd.worker import run_log
 
 OutcomeKind = Literal["completed", "failed", "suspended", "cancelled", "lease_lost"]
@@ -151,15 +152,15 @@ def run_claimed(
         db=db,
         signals=signals,
     )
-    # Bound and reset by token: restores whatever the thread had, without copying its whole context.
-    tokens = structlog.contextvars.bind_contextvars(
-        task_id=claimed.task_id, run_id=claimed.run_id, worker_id=worker_id, task=claimed.name
+    # Reset by token: restores whatever the thread had, without copying its whole context.
+    token = run_context.set(
+        {"task_id": claimed.task_id, "run_id": claimed.run_id, "worker_id": worker_id, "task": claimed.name}
     )
     try:
         with run_log.captured(claimed.task_id, claimed.run_id, db):
             return execute(definition, ctx, claimed.params)
     finally:
-        structlog.contextvars.reset_contextvars(**tokens)
+        run_context.reset(token)
 
 
 def run_in_child(definition: TaskDefinition, claimed: Claimed, dsn: str, worker_id: str) -> Outcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import psycopg
 import structlog
@@ -14,12 +15,15 @@ CHANNEL = "absurd_wake"
 
 
 class WakeListener:
-    """Sets ``wake`` whenever work may have arrived on one of ``queues``; reconnects on failure."""
+    """Calls ``on_work`` whenever work may have arrived on one of ``queues`` (and once after each connect);
+    reconnects on failure."""
 
-    def __init__(self, dsn: str, queues: set[str], wake: threading.Event, stopping: threading.Event) -> None:
+    def __init__(
+        self, dsn: str, queues: set[str], on_work: Callable[[], None], stopping: threading.Event
+    ) -> None:
         self.dsn = dsn
         self.queues = queues
-        self.wake = wake
+        self.on_work = on_work
         self.stopping = stopping
 
     def run(self) -> None:
@@ -31,12 +35,12 @@ class WakeListener:
                     conn.execute(f"LISTEN {CHANNEL}")
                     delay = 0.5
                     # Something may have arrived while we were not listening.
-                    self.wake.set()
+                    self.on_work()
                     while not self.stopping.is_set():
                         for note in conn.notifies(timeout=1.0):
                             # An empty payload means "any queue" (reaped or released runs).
                             if not note.payload or note.payload in self.queues:
-                                self.wake.set()
+                                self.on_work()
             except (psycopg.OperationalError, Exception) as exc:
                 if self.stopping.is_set():
                     return

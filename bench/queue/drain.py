@@ -17,7 +17,8 @@ from bench.queue.plan import Run, Sizes
 from bench.queue.workload import spawn_noops
 
 COMPLETED_UP_TO = "SELECT count(*) FROM absurd.runs WHERE state = 'completed'"
-# Two probes of the runs primary key: an estimate of runs started that costs the same at any size.
+# Two probes of the runs primary key: an estimate of runs ended (a run's row is written when it ends) that
+# costs the same at any size.
 CLAIMED_SO_FAR = "SELECT coalesce(max(task_id) - min(task_id) + 1, 0) FROM absurd.runs"
 DRAIN_WINDOW = """
 WITH firsts AS (

@@ -11,7 +11,7 @@ from bench.processes import check_alive, workers
 
 SPAWN_TO_START_MS = """
 SELECT extract(epoch FROM r.started_at - t.created_at) * 1000
-FROM absurd.tasks t JOIN absurd.runs r ON r.task_id = t.id AND r.attempt = 1
+FROM absurd.tasks t JOIN absurd.attempts r ON r.task_id = t.id AND r.attempt = 1
 WHERE t.id = ANY(%s)
 """
 

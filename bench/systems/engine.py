@@ -25,7 +25,7 @@ COMPLETED = "SELECT count(*) FROM absurd.tasks WHERE state = 'completed'"
 # A run's start is its claim (the claim transaction's now()); the first attempt's run is the one timed.
 SPAWN_TO_START_MS = """
 SELECT extract(epoch FROM r.started_at - t.created_at) * 1000
-FROM absurd.tasks t JOIN absurd.runs r ON r.task_id = t.id AND r.attempt = 1
+FROM absurd.tasks t JOIN absurd.attempts r ON r.task_id = t.id AND r.attempt = 1
 WHERE t.created_at >= to_timestamp(%s)
 """
 

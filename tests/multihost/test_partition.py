@@ -63,7 +63,8 @@ def _runs(conn: psycopg.Connection, task_id: int) -> list[tuple[str, str, str | 
     return [
         (str(w), str(s), r)
         for w, s, r in conn.execute(
-            "SELECT worker_id, state, failure_reason FROM absurd.runs WHERE task_id = %s ORDER BY attempt",
+            "SELECT worker_id, state, failure_reason FROM absurd.attempts WHERE task_id = %s "
+            "ORDER BY attempt",
             (task_id,),
         ).fetchall()
     ]

@@ -1,5 +1,5 @@
 """Starting, completing and renewing a batch of runs must find each task by its primary key, never re-scan
-the batch.
+the batch; a task spawned alone is inserted without reading any task.
 
 As in test_claim_plan.py, the real body of each function is read from the catalogue, prepared with the
 function's parameters and EXPLAINed inside a rolled-back transaction. The statistics are taken while no task
@@ -121,3 +121,37 @@ def test_starting_a_batch_of_runs_looks_up_each_task_once(dsn: str, client: Clie
     assert all(n.get("Rows Removed by Filter", 0) == 0 for n in on_tasks)
     started = [n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "tasks"]
     assert started and started[0]["Actual Rows"] == BATCH
+
+
+SPAWN_MANY = (
+    "absurd.spawn_many(text, text[], jsonb[], text[], integer, timestamp with time zone, integer, jsonb, "
+    "double precision, jsonb, text, integer)"
+)
+SPAWN_PARAMS = [
+    "p_queue", "p_names", "p_params", "p_keys", "p_priority", "p_available_at", "p_max_attempts", "p_retry",
+    "p_timeout_s", "p_headers", "p_gate", "p_gate_limit",
+]  # fmt: skip
+
+
+def test_a_single_spawn_inserts_its_row_and_reads_no_task(dsn: str, client: Client) -> None:
+    client.spawn_many("noop", [{}] * 5_000)
+    client.conn.execute("INSERT INTO absurd.gates (key) SELECT 'gate-' || g FROM generate_series(1, 2000) g")
+    client.conn.execute("VACUUM ANALYZE absurd.tasks")
+    client.conn.execute("VACUUM ANALYZE absurd.gates")
+    body = _body(client, SPAWN_MANY, SPAWN_PARAMS)
+    # A batch of one (0017_single_spawn.sql): a plain INSERT, planned once per session.
+    found = re.search(
+        r"IF cardinality\(\$2\) = 1 THEN\s+(INSERT INTO absurd\.tasks .*?RETURNING id)", body, re.S
+    )
+    assert found, "spawn_many lost the single-task statement tested here"
+    types = (
+        "text, text[], jsonb[], text[], integer, timestamptz, integer, jsonb, double precision, jsonb, "
+        "text, integer"
+    )
+    args = ["default", ["noop"], ["{}"], [None], 0, None, 3, '{"kind": "none"}', None, "{}", None, None]
+    nodes = _plan(dsn, types, found.group(1), args)
+    inserted = [n for n in nodes if n["Node Type"] == "ModifyTable" and n.get("Relation Name") == "tasks"]
+    assert inserted and inserted[0]["Actual Rows"] == 1
+    # The only lookup is the gate named like the task, by the gates' primary key; no task row is read.
+    reads = [n for n in nodes if n.get("Relation Name") and n["Node Type"] != "ModifyTable"]
+    assert [(n["Relation Name"], n.get("Index Name")) for n in reads] == [("gates", "gates_pkey")], reads

@@ -240,7 +240,8 @@ def test_a_run_whose_failure_cannot_be_recorded_does_not_block_the_reaper(client
             END IF;
             RETURN NEW;
         END $$;
-        CREATE TRIGGER test_refuse BEFORE UPDATE ON absurd.runs FOR EACH ROW EXECUTE FUNCTION test_refuse();
+        CREATE TRIGGER test_refuse BEFORE INSERT OR UPDATE ON absurd.runs
+            FOR EACH ROW EXECUTE FUNCTION test_refuse();
         UPDATE absurd.tasks SET lease_expires_at = now() - interval '1 s';
         """
     )
