@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpy.typing import NDArray
 
-SECONDS_PER_DAY = 86_400.0
+from science.constants import SECONDS_PER_DAY
 
 
 @dataclass(frozen=True)

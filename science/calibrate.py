@@ -44,7 +44,7 @@ from science.calibrators import (
     load_catalogue,
     nearest_calibrator,
 )
-from science.constants import FIRST_OUTRIGGER, N_SUBBANDS, subband_name
+from science.constants import FIRST_OUTRIGGER, N_SUBBANDS, SECONDS_PER_DAY, subband_name
 from science.errors import InvalidInputError
 from science.point_model import write_point_model
 from science.pointing import meridian_icrs
@@ -54,7 +54,6 @@ log = structlog.get_logger(__name__)
 # A solve is valid this long either side of its mid-time: long enough to cover a night between transits.
 VALIDITY_HOURS = 12.0
 
-SECONDS_PER_DAY = 86_400.0
 SIDEREAL_DEG_PER_S = 360.0 / 86_164.0905
 # Rows of MODEL_DATA handled at a time when applying the beam, to bound memory on full-size sets.
 _ROW_CHUNK = 20_000

@@ -18,9 +18,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from science.beam import SPEED_OF_LIGHT_M_S
+from science.constants import SECONDS_PER_DAY
 from science.errors import InvalidInputError
 
-SECONDS_PER_DAY = 86_400.0
 _ROW_CHUNK = 20_000
 # CORR_TYPE (casacore Stokes enum) of the parallel hands: RR, LL, XX, YY. Cross hands stay 0.
 PARALLEL_HANDS = frozenset({5, 8, 9, 12})
