@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from absurd.logging import configure_logging
@@ -48,7 +49,7 @@ def server_cpu_s(postmaster: int) -> float:
 
 
 class TimedPolls:
-    """Wraps a system's ``remaining`` to add up the wall time of the benchmark's polls."""
+    """Wraps a system's polls to add up their wall time."""
 
     def __init__(self, system: System) -> None:
         self.system = system
@@ -58,11 +59,18 @@ class TimedPolls:
     def __getattr__(self, name: str) -> object:
         return getattr(self.system, name)
 
-    def remaining(self) -> int:
-        """The wrapped system's count, timed."""
+    def unfinished(self) -> bool:
+        """The wrapped system's answer, timed."""
+        return self._timed(self.system.unfinished)
+
+    def any_done(self) -> bool:
+        """The wrapped system's answer, timed."""
+        return self._timed(self.system.any_done)
+
+    def _timed(self, poll: Callable[[], bool]) -> bool:
         start = time.perf_counter()
         try:
-            return self.system.remaining()
+            return poll()
         finally:
             self.seconds += time.perf_counter() - start
             self.count += 1
@@ -99,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=30_000, help="jobs per drain (default 30,000)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--rounds", type=int, default=2, help="drains per system, taking turns (default 2)")
-    parser.add_argument("--concurrency", type=int, default=64, help="this engine's slots per process")
+    parser.add_argument(
+        "--concurrency", type=int, default=256, help="this engine's slots per process (default 256)"
+    )
     parser.add_argument("--batch-size", type=int, default=100, help="PgQueuer's batch size (default 100)")
     args = parser.parse_args(argv)
     names = [s.strip() for s in args.systems.split(",") if s.strip()]

@@ -46,7 +46,7 @@ class Settings:
     workers: tuple[int, ...] = (1, 2, 4)
     rounds: int = 2
     batch_sizes: tuple[int, ...] = (10, 100)
-    concurrency: int = 64
+    concurrency: int = 256
     rate: float = 200.0
     seconds: float = 10.0
     systems: tuple[str, ...] = SYSTEMS
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=d.rounds, help="rounds, best of (default 2)")
     parser.add_argument("--batch-sizes", default="10,100", help="PgQueuer batch sizes (default 10,100)")
     parser.add_argument(
-        "--concurrency", type=int, default=d.concurrency, help="this engine's slots per process (default 64)"
+        "--concurrency", type=int, default=d.concurrency, help="this engine's slots per process (default 256)"
     )
     parser.add_argument("--rate", type=float, default=d.rate, help="latency load, spawns/s (default 200)")
     parser.add_argument("--seconds", type=float, default=d.seconds, help="latency load length (default 10)")

@@ -81,6 +81,12 @@ def count(conn: psycopg.Connection, sql: str, params: tuple[object, ...] = ()) -
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def truth(conn: psycopg.Connection, sql: str) -> bool:
+    """The single boolean a ``SELECT EXISTS ...`` returns."""
+    row = conn.execute(sql).fetchone()
+    return bool(row and row[0])
+
+
 def epoch(conn: psycopg.Connection) -> float:
     """The server's clock (``clock_timestamp()``) as a Unix epoch."""
     row = conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()

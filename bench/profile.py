@@ -307,7 +307,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--system", choices=("engine", "pgqueuer"), default="engine")
     parser.add_argument("--n", type=int, default=10_000, help="jobs per drain (default 10,000)")
     parser.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
-    parser.add_argument("--concurrency", type=int, default=64, help="this engine's slots per process")
+    parser.add_argument(
+        "--concurrency", type=int, default=256, help="this engine's slots per process (default 256)"
+    )
     parser.add_argument("--batch-size", type=int, default=100, help="PgQueuer's batch size (default 100)")
     parser.add_argument("--py-spy", action="store_true", help="record the first worker with py-spy")
     parser.add_argument(

@@ -30,8 +30,12 @@ class System(Protocol):
     def launch(self, processes: int) -> list[subprocess.Popen[bytes]]:
         """Start ``processes`` worker processes the way an operator would."""
 
-    def remaining(self) -> int:
-        """How many jobs are not yet done."""
+    def unfinished(self) -> bool:
+        """Whether any job is not yet done. Polled every 50 ms through a drain, so it must cost the same
+        however many jobs are queued or done: it reads one index entry, not a count."""
+
+    def any_done(self) -> bool:
+        """Whether any job has been done since the last reset (as cheap as ``unfinished``)."""
 
     def completed(self) -> int:
         """How many jobs have been done successfully since the last reset."""

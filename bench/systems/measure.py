@@ -50,17 +50,15 @@ class Latency:
 
 def wait_empty(system: System, procs: list[subprocess.Popen[bytes]], timeout_s: float) -> float | None:
     """Poll until the system has no job left; fail if a worker dies or the deadline passes. Returns when
-    (``time.monotonic``) the first poll saw fewer jobs left than the first poll did, if one did."""
+    (``time.monotonic``) a poll first saw a job done, if one did."""
     deadline = time.monotonic() + timeout_s
-    first = left = system.remaining()
     first_done = None
-    while left > 0:
+    while system.unfinished():
         check_alive(procs)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{system.label}: {left} jobs left after {timeout_s:.0f} s")
+            raise TimeoutError(f"{system.label}: jobs left after {timeout_s:.0f} s")
         time.sleep(POLL_S)
-        left = system.remaining()
-        if first_done is None and left < first:
+        if first_done is None and system.any_done():
             first_done = time.monotonic()
     return first_done
 

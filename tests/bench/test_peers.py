@@ -11,7 +11,10 @@ import pytest
 from rich.console import Console
 
 from bench import peers
-from bench.systems import pgq
+from bench.processes import stop_workers
+from bench.systems import System, pgq
+from bench.systems.engine import ANY_DONE, UNFINISHED, EngineSystem
+from bench.systems.measure import wait_empty
 
 TINY = peers.Settings(n=200, workers=(1,), rounds=1, batch_sizes=(10,), rate=50.0, seconds=1.0)
 NO_PGQUEUER = "PgQueuer is not installed (the 'bench' extra, which '.[dev]' includes)"
@@ -73,3 +76,45 @@ def test_worker_counts_and_batch_sizes_are_checked() -> None:
     for bad in ("0", "a,b", ""):
         with pytest.raises(SystemExit, match="--workers"):
             peers.parse_ints(bad, "--workers")
+
+
+def check_polls(system: System) -> None:
+    """``unfinished`` and ``any_done`` through a drain's life: empty, queued, drained."""
+    system.reset()
+    assert (system.unfinished(), system.any_done()) == (False, False)
+    system.enqueue(50, 10_000)
+    system.analyze()
+    assert (system.unfinished(), system.any_done()) == (True, False)
+    procs = system.launch(1)
+    try:
+        wait_empty(system, procs, timeout_s=120.0)
+    finally:
+        stop_workers(procs)
+    assert (system.unfinished(), system.any_done()) == (False, True)
+    assert system.completed() == 50
+
+
+def test_this_engines_polls_follow_the_drain_and_read_indexes_only(dsn: str) -> None:
+    engine = EngineSystem(dsn, 8)
+    try:
+        check_polls(engine)
+        for sql in (UNFINISHED, ANY_DONE):
+            plan = "\n".join(r[0] for r in engine.poll.execute("EXPLAIN " + sql).fetchall())
+            assert "Seq Scan" not in plan, plan
+    finally:
+        engine.close()
+
+
+@pytest.mark.skipif(
+    not (importlib.util.find_spec("pgqueuer") and importlib.util.find_spec("asyncpg")), reason=NO_PGQUEUER
+)
+def test_pgqueuers_polls_follow_the_drain_and_read_indexes_only(dsn: str) -> None:
+    pgq.install_schema(dsn)
+    peer = pgq.PgQueuerSystem(dsn, 10)
+    try:
+        check_polls(peer)
+        for sql in (pgq.UNFINISHED, pgq.ANY_DONE):
+            plan = "\n".join(r[0] for r in peer.poll.execute("EXPLAIN " + sql).fetchall())
+            assert "Seq Scan" not in plan, plan
+    finally:
+        peer.close()
