@@ -226,6 +226,7 @@ class Worker(Daemon):
 
     def _start(self) -> None:
         self.pool.open(wait=False)
+        self._task_threads.start()  # in the background, while the worker registers
         self._register()
         self.completer.start()
         for target, name in (
