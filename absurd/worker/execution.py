@@ -29,6 +29,8 @@ from absurd.registry import TaskDefinition
 from absurd.values import to_json
 from absurd.worker import run_log
 
+# json.dumps(value, allow_nan=False) builds a new encoder at every call; one made once does the same.
+_encode_strict = json.JSONEncoder(allow_nan=False).encode
 OutcomeKind = Literal["completed", "failed", "suspended", "cancelled", "lease_lost"]
 log = structlog.get_logger("absurd.worker")
 
@@ -79,7 +81,7 @@ def execute(definition: TaskDefinition, ctx: TaskContext, raw_params: Any) -> Ou
     try:
         result = to_json(definition.fn(ctx, params))
         try:
-            text = json.dumps(result, allow_nan=False)
+            text = _encode_strict(result)
             if "\\u0000" in text:
                 raise ValueError("it contains a NUL character (U+0000), which Postgres jsonb cannot store")
         except (TypeError, ValueError) as exc:

@@ -182,7 +182,6 @@ class Worker(Daemon):
         # Heartbeats and maintenance outlive _stopping: leases must hold through the graceful drain.
         self._halted = threading.Event()
         self._wake = threading.Event()
-        self._lock = threading.Lock()
         # Keyed by run id: a task reaped and claimed again by this worker may have an old run still recording.
         self._executing: dict[int, Running] = {}
         self._recording: dict[int, Running] = {}
@@ -342,15 +341,13 @@ class Worker(Daemon):
         except UnknownTaskError as exc:
             definition = None
             running = Running(claimed, None, time.monotonic())
-            with self._lock:
-                self._executing[claimed.run_id] = running
+            self._executing[claimed.run_id] = running
             error = UnknownTaskError(f"{exc} (worker {self.worker_id})")
             self._finish(running, Outcome("failed", error=describe(error), permanent=True))
             return
         assert definition is not None
         running = Running(claimed, definition, time.monotonic())
-        with self._lock:
-            self._executing[claimed.run_id] = running
+        self._executing[claimed.run_id] = running
         if definition.mode == "process":
             future = self._processes().schedule(
                 run_in_child,
@@ -408,32 +405,32 @@ class Worker(Daemon):
     def _finish(self, running: Running, outcome: Outcome) -> None:
         """Hand a run's outcome to the completer, once."""
         run_id = running.claimed.run_id
-        with self._lock:
-            if running.finished:
-                return
-            running.finished = True
-            self._executing.pop(run_id, None)
-            self._recording[run_id] = running
-            # Wake the claim loop only once a worthwhile batch of slots is free (see _claim_loop).
-            wake = len(self._executing) <= self.settings.concurrency - self._enough
+        # Whoever takes the run out of _executing finishes it: its thread, the supervisor abandoning it, or
+        # the shutdown releasing it. One dict operation, atomic under the GIL, where a shared lock here
+        # and in _dispatch and _recorded made every run's thread wait for the claim loop and the completer.
+        if self._executing.pop(run_id, None) is None:
+            return
+        running.finished = True
+        self._recording[run_id] = running
+        # Wake the claim loop only once a worthwhile batch of slots is free (see _claim_loop).
+        wake = len(self._executing) <= self.settings.concurrency - self._enough
         definition = running.definition
         hook = definition.on_complete if definition else None
         params = None
         if hook is not None and outcome.kind == "completed":
             params = definition.parse_params(running.claimed.params) if definition else None
         self.completer.submit(Finished(running.claimed, outcome, hook, params))
-        if wake:
+        if wake and not self._wake.is_set():  # set() takes the event's lock even when it is set
             self._wake.set()
 
     def _recorded(self, finished: Finished, accepted: bool) -> None:
-        with self._lock:
-            running = self._recording.pop(finished.claimed.run_id, None)
+        running = self._recording.pop(finished.claimed.run_id, None)
         if self._backlogged:
             # The claim loop is waiting for the completer to catch up (see _free_slots).
             self._wake.set()
         kind = finished.outcome.kind
         metrics = self._metrics_of(finished.claimed.name)
-        if running is not None:
+        if running is not None and self.settings.metrics_port is not None:
             outcome = kind if accepted else "lease_lost"
             metrics.duration(outcome).observe(time.monotonic() - running.started)
         if kind == "completed" and accepted:
@@ -476,8 +473,9 @@ class Worker(Daemon):
                     next_beat = time.monotonic() + min(1.0, heartbeat_s)
 
     def _heartbeat(self) -> None:
-        with self._lock:
-            held = {**self._recording, **self._executing}
+        # Each copy is one C-level operation, atomic under the GIL; a run passing from one dict to the
+        # other between them is missed by this beat only.
+        held = {**self._recording, **self._executing}
         with self.pool.connection() as conn:
             conn.execute(queries.WORKER_HEARTBEAT, (self.worker_id,))
             if not held:
@@ -511,9 +509,7 @@ class Worker(Daemon):
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
-        with self._lock:
-            executing = list(self._executing.values())
-        for running in executing:
+        for running in list(self._executing.values()):
             timeout = running.claimed.timeout_s
             # Process runs are killed by the pool at their timeout; threads cannot be killed, so the
             # run is failed now and the thread's eventual result discarded.
@@ -568,14 +564,17 @@ class Worker(Daemon):
         with self._claiming:  # a claim the listener began is dispatched before the drain; none starts after
             pass
         self._drain(lambda: bool(self._executing))
-        with self._lock:
-            leftover = [r for r in self._executing.values() if not r.finished]
-            for running in leftover:
-                running.finished = True
-                # Released runs may be claimed elsewhere at once: a thread must stop at its next heartbeat.
-                if running.signals is not None:
-                    running.signals.lease_lost = True
-            self._executing.clear()
+        leftover = []
+        for run_id in list(self._executing):
+            # Taken out one by one, as _finish takes a run: each run is either finished or released.
+            running = self._executing.pop(run_id, None)
+            if running is None:
+                continue
+            running.finished = True
+            # Released runs may be claimed elsewhere at once: a thread must stop at its next heartbeat.
+            if running.signals is not None:
+                running.signals.lease_lost = True
+            leftover.append(running)
         if leftover:
             self._release(leftover)
         if self._process_pool is not None:
