@@ -81,7 +81,7 @@ def execute(definition: TaskDefinition, ctx: TaskContext, raw_params: Any) -> Ou
     try:
         result = to_json(definition.fn(ctx, params))
         try:
-            text = _encode_strict(result)
+            text = "null" if result is None else _encode_strict(result)
             if "\\u0000" in text:
                 raise ValueError("it contains a NUL character (U+0000), which Postgres jsonb cannot store")
         except (TypeError, ValueError) as exc:
