@@ -22,9 +22,9 @@ def _structlog_without_extras() -> None:
 
 if sys.argv[1:2] == ["worker"]:
     _structlog_without_extras()
-    from absurd.cli.worker_app import app as worker_app
+    from absurd.cli.worker_start import main as worker_main
 
-    worker_app()
+    worker_main(sys.argv[2:])
 else:
     from absurd.cli import app
 
