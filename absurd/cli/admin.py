@@ -16,7 +16,7 @@ from absurd.cli.toolkit import (
     console,
     print_rows,
 )
-from absurd.cli.worker_start import METRICS_PORT_ENV, run_worker
+from absurd.cli.worker_run import METRICS_PORT_ENV, run_worker
 from absurd.database import connect, redact, resolve_dsn
 from absurd.maintenance.retention import DEFAULT_RETENTION_DAYS
 from absurd.migrate import migrate as apply_migrations

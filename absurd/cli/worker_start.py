@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from absurd.cli.exits import check_dsn, describe
+from absurd.cli.worker_run import METRICS_PORT_ENV, run_worker
 from absurd.database import DSN_ENV
-from absurd.logging import LOG_LEVEL_ENV, LOG_LEVELS, configure_logging
-from absurd.registry import BUILTIN_REGISTRY, REGISTRY_ENV, load_registry
+from absurd.logging import LOG_LEVEL_ENV, LOG_LEVELS
+from absurd.registry import REGISTRY_ENV
 
-METRICS_PORT_ENV = "ABSURD_METRICS_PORT"
 # Exit code of a command ended by Ctrl-C before the worker handles SIGINT itself, as typer gives it.
 EXIT_INTERRUPTED = 130
 
@@ -29,37 +29,6 @@ EXIT_INTERRUPTED = 130
 # left to it.
 _INT = re.compile(r"[0-9]{1,9}")
 _FLOAT = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
-
-
-def run_worker(
-    dsn: str | None = None,
-    queue: list[str] | None = None,
-    concurrency: int = 8,
-    processes: int | None = None,
-    registry: list[str] | None = None,
-    lease_s: float = 30.0,
-    claim_batch: int = 256,
-    poll_s: float = 1.0,
-    shutdown_grace_s: float = 30.0,
-    log_level: str = "INFO",
-    metrics_port: int | None = None,
-) -> None:
-    """The body of ``absurd worker`` (admin.worker declares its options to typer)."""
-    from absurd.worker import Worker, WorkerSettings
-
-    configure_logging(log_level)
-    settings = WorkerSettings(
-        queues=queue or ["default"],
-        concurrency=concurrency,
-        processes=processes,
-        lease_s=lease_s,
-        claim_batch=claim_batch,
-        poll_s=poll_s,
-        shutdown_grace_s=shutdown_grace_s,
-        log_level=log_level,
-        metrics_port=metrics_port,
-    )
-    Worker(load_registry(registry or [BUILTIN_REGISTRY]), settings, dsn).run()
 
 
 @dataclass(frozen=True)

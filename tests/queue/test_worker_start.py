@@ -15,7 +15,8 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from absurd.cli import admin, worker_app
-from absurd.cli.worker_start import OPTIONS, parse, run_worker
+from absurd.cli.worker_run import run_worker
+from absurd.cli.worker_start import OPTIONS, parse
 from absurd.client import Client
 from tests.support.processes import REPO, wait_until
 
