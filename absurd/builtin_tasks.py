@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from absurd.context import TaskContext
 from absurd.maintenance.pruner import delete_finished
@@ -14,6 +14,8 @@ from absurd.maintenance.retention import DEFAULT_RETENTION_DAYS
 from absurd.registry import Registry
 
 builtin = Registry()
+# Params models are built when a task first needs one (defer_build): most workers never run most tasks.
+_LAZY = ConfigDict(defer_build=True)
 
 
 @builtin.task("noop")
@@ -25,6 +27,7 @@ def noop(ctx: TaskContext, params: Any) -> None:
 class SleepParams(BaseModel):
     """Params of ``sleep``."""
 
+    model_config = _LAZY
     seconds: float = Field(1.0, ge=0)
     heartbeat_every_s: float = Field(0.5, gt=0)
     log_progress: bool = Field(False, description="log a line at INFO after each heartbeat")
@@ -51,6 +54,7 @@ def echo(ctx: TaskContext, params: Any) -> Any:
 class FailParams(BaseModel):
     """Params of ``fail``."""
 
+    model_config = _LAZY
     fail_attempts: int = Field(1, ge=0, description="fail this many attempts, then succeed")
     message: str = "deliberate failure"
     log_lines: int = Field(0, ge=0, le=10_000, description="log this many progress lines first, at INFO")
@@ -69,6 +73,7 @@ def fail(ctx: TaskContext, params: FailParams) -> dict[str, int]:
 class CleanupParams(BaseModel):
     """Params of ``cleanup``."""
 
+    model_config = _LAZY
     older_than_days: float = Field(
         DEFAULT_RETENTION_DAYS, gt=0, description="delete finished tasks older than this"
     )
@@ -88,6 +93,7 @@ def cleanup(ctx: TaskContext, params: CleanupParams) -> dict[str, int]:
 class FanOutParams(BaseModel):
     """Params of ``fan-out``."""
 
+    model_config = _LAZY
     n: int = Field(100, ge=0, le=1_000_000)
     child: str = "noop"
     queue: str = "default"

@@ -11,7 +11,6 @@ import os
 import warnings
 from pathlib import Path
 
-import platformdirs
 import psycopg
 
 from absurd.errors import ConfigurationError
@@ -25,6 +24,8 @@ def embedded_data_dir() -> Path:
     override = os.environ.get(PGDATA_ENV)
     if override:
         return Path(override).expanduser().resolve()
+    import platformdirs  # only for the embedded server: a worker given a DSN starts without it
+
     return Path(platformdirs.user_data_dir("dsa110-contimg")) / "pgdata"
 
 

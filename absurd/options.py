@@ -7,11 +7,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Each model here is built when first used (defer_build), not at import: a worker uses only the defaults
+# of SpawnOptions, and builds neither the gate config nor a validator of its own for each retry policy.
+# (Inline configs, so that pydantic's mypy plugin sees which models are frozen.)
+
 
 class ExponentialBackoff(BaseModel):
     """Delay before retry n is uniform in [0, min(cap_s, base_s·2^(n−1))] (full jitter)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     kind: Literal["exponential"] = "exponential"
     base_s: float = Field(1.0, gt=0)
     cap_s: float = Field(300.0, gt=0)
@@ -20,7 +24,7 @@ class ExponentialBackoff(BaseModel):
 class FixedDelay(BaseModel):
     """The same delay before every retry."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     kind: Literal["fixed"] = "fixed"
     base_s: float = Field(5.0, ge=0)
 
@@ -28,7 +32,7 @@ class FixedDelay(BaseModel):
 class NoRetry(BaseModel):
     """The first failure is final."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     kind: Literal["none"] = "none"
 
 
@@ -41,7 +45,7 @@ RetryPolicy = Annotated[ExponentialBackoff | FixedDelay | NoRetry, Field(discrim
 class SpawnOptions(BaseModel):
     """How a task is queued and retried. Every field has a default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     queue: str = Field("default", pattern=QUEUE_NAME)
     priority: int = 0
     not_before: datetime | None = None
@@ -65,7 +69,7 @@ class SpawnOptions(BaseModel):
 class GateConfig(BaseModel):
     """A gate: a concurrency limit and/or a circuit breaker on one key (a task name or a resource)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     key: str = Field(min_length=1)
     max_running: int | None = Field(None, ge=1, description="at most this many running at once")
     breaker_enabled: bool = False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +120,8 @@ def load_registry(specs: Sequence[str]) -> Registry:
 
 def closest_first(name: str, known: Collection[str]) -> list[str]:
     """``known`` sorted with the names closest to ``name`` first."""
+    import difflib  # only for this message: a worker starts without it
+
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
     return close + sorted(set(known) - set(close))
 

@@ -15,10 +15,9 @@ from absurd.cli.toolkit import (
     client,
     console,
     print_rows,
-    registry_or_builtin,
 )
+from absurd.cli.worker_run import METRICS_PORT_ENV, run_worker
 from absurd.database import connect, redact, resolve_dsn
-from absurd.logging import configure_logging
 from absurd.maintenance.retention import DEFAULT_RETENTION_DAYS
 from absurd.migrate import migrate as apply_migrations
 
@@ -50,7 +49,7 @@ def worker(
     log_level: LogLevel = "INFO",
     metrics_port: Annotated[
         int | None,
-        typer.Option(envvar="ABSURD_METRICS_PORT", help="Serve Prometheus metrics on this local port."),
+        typer.Option(envvar=METRICS_PORT_ENV, help="Serve Prometheus metrics on this local port."),
     ] = None,
 ) -> None:
     """Run a worker until SIGTERM or Ctrl-C; running tasks then get a grace period.
@@ -58,13 +57,12 @@ def worker(
     It serves the tasks of --registry (or ABSURD_REGISTRY; default: the built-in tasks).
     `contimg worker` is this command with the science registry and queues as defaults.
     """
-    from absurd.worker import Worker, WorkerSettings
-
-    configure_logging(log_level)
-    settings = WorkerSettings(
-        queues=queue or ["default"],
+    run_worker(
+        dsn=dsn,
+        queue=queue,
         concurrency=concurrency,
         processes=processes,
+        registry=registry,
         lease_s=lease_s,
         claim_batch=claim_batch,
         poll_s=poll_s,
@@ -72,7 +70,6 @@ def worker(
         log_level=log_level,
         metrics_port=metrics_port,
     )
-    Worker(registry_or_builtin(registry), settings, dsn).run()
 
 
 def cleanup(

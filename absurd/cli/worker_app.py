@@ -1,5 +1,6 @@
-"""The ``absurd`` app with only its ``worker`` command, which ``python -m absurd worker`` runs: a worker
-process starts without importing the other commands and their dependencies (schedules, the scheduler)."""
+"""The ``absurd`` app with only its ``worker`` command: what ``python -m absurd worker`` hands a command
+line that worker_start.py does not read itself (``--help``, bad input), without importing the other
+commands and their dependencies (schedules, the scheduler)."""
 
 from __future__ import annotations
 

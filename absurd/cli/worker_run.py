@@ -1,0 +1,43 @@
+"""The body of ``absurd worker``: a worker built from the command's options, run until it is stopped.
+
+Both ways in call it: the typer command (admin.worker, which declares the options and their help) and
+``python -m absurd worker`` (worker_start.py), which reads the command line without typer.
+"""
+
+from __future__ import annotations
+
+from absurd.logging import configure_logging
+from absurd.registry import BUILTIN_REGISTRY, load_registry
+
+METRICS_PORT_ENV = "ABSURD_METRICS_PORT"
+
+
+def run_worker(
+    dsn: str | None = None,
+    queue: list[str] | None = None,
+    concurrency: int = 8,
+    processes: int | None = None,
+    registry: list[str] | None = None,
+    lease_s: float = 30.0,
+    claim_batch: int = 256,
+    poll_s: float = 1.0,
+    shutdown_grace_s: float = 30.0,
+    log_level: str = "INFO",
+    metrics_port: int | None = None,
+) -> None:
+    """Build a worker from the options of ``absurd worker`` and run it until it is stopped."""
+    from absurd.worker import Worker, WorkerSettings
+
+    configure_logging(log_level)
+    settings = WorkerSettings(
+        queues=queue or ["default"],
+        concurrency=concurrency,
+        processes=processes,
+        lease_s=lease_s,
+        claim_batch=claim_batch,
+        poll_s=poll_s,
+        shutdown_grace_s=shutdown_grace_s,
+        log_level=log_level,
+        metrics_port=metrics_port,
+    )
+    Worker(load_registry(registry or [BUILTIN_REGISTRY]), settings, dsn).run()
