@@ -1,4 +1,5 @@
-"""``python -m absurd`` runs the admin CLI; ``python -m absurd worker`` starts without it (worker_start)."""
+"""``absurd`` (and ``python -m absurd``) runs the admin CLI; ``absurd worker`` starts without it
+(worker_start), as the systemd units start workers."""
 
 import gc
 import sys
@@ -21,18 +22,24 @@ def _structlog_without_extras() -> None:
             del sys.modules[name]
 
 
-if sys.argv[1:2] == ["worker"]:
-    # Importing the worker makes some 75,000 objects that live as long as it does: collecting meanwhile
-    # costs about 20 ms of CPU and finds some 750 garbage objects; frozen, no later collection scans them.
-    gc.disable()
-    _structlog_without_extras()
-    import absurd.worker  # noqa: F401  # what run_worker imports first
-    from absurd.cli.worker_start import main as worker_main
+def main() -> None:
+    """The ``absurd`` command (and ``python -m absurd``): ``absurd worker`` starts without the admin CLI."""
+    if sys.argv[1:2] == ["worker"]:
+        # Importing the worker makes some 75,000 objects that live as long as it does: collecting meanwhile
+        # costs about 20 ms of CPU and finds some 750 garbage objects; frozen, no later collection scans them.
+        gc.disable()
+        _structlog_without_extras()
+        import absurd.worker  # noqa: F401  # what run_worker imports first
+        from absurd.cli.worker_start import main as worker_main
 
-    gc.freeze()
-    gc.enable()
-    worker_main(sys.argv[2:])
-else:
-    from absurd.cli import app
+        gc.freeze()
+        gc.enable()
+        worker_main(sys.argv[2:])
+    else:
+        from absurd.cli import app
 
-    app()
+        app()
+
+
+if __name__ == "__main__":
+    main()
