@@ -233,19 +233,24 @@ CREATE FUNCTION absurd.complete_runs(p_task_ids bigint[], p_run_ids bigint[], p_
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
+    v_ids bigint[];
+    v_runs bigint[];
+    v_results jsonb[];
     v_done bigint[];
     v_gates text[];
     v_started timestamptz[];
 BEGIN
-    WITH input AS (
-        SELECT * FROM unnest(p_task_ids, p_run_ids, p_results) AS u(task_id, run_id, result)
-    ), done AS (
+    SELECT array_agg(u.id ORDER BY u.id, u.run), array_agg(u.run ORDER BY u.id, u.run),
+           array_agg(u.result ORDER BY u.id, u.run)
+    INTO v_ids, v_runs, v_results
+    FROM unnest(p_task_ids, p_run_ids, p_results) AS u(id, run, result);
+    WITH done AS (
         -- Completion leaves current_run, worker_id and run_started_at as the run had them.
         UPDATE absurd.tasks t
-        SET state = 'completed', result = i.result, finished_at = now(), lease_expires_at = NULL
-        FROM input i
-        WHERE t.id = i.task_id AND t.current_run = i.run_id AND t.state = 'running' COLLATE "C"
-          AND t.lease_expires_at > now()
+        SET state = 'completed', result = v_results[width_bucket(t.id, v_ids)], finished_at = now(),
+            lease_expires_at = NULL
+        WHERE t.id = ANY(v_ids) AND t.current_run = v_runs[width_bucket(t.id, v_ids)]
+          AND t.state = 'running' COLLATE "C" AND t.lease_expires_at > now()
         RETURNING t.id, t.attempts, t.current_run, t.worker_id, t.run_started_at, t.workflow_id, t.gate_key
     ), ended AS (
         INSERT INTO absurd.runs (task_id, attempt, id, worker_id, state, started_at, finished_at)
@@ -505,27 +510,36 @@ $$;
 --
 
 CREATE FUNCTION absurd.extend_leases(p_task_ids bigint[], p_run_ids bigint[], p_lease_s double precision) RETURNS TABLE(task_id bigint, cancel_requested boolean)
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    WITH input AS (
-        SELECT * FROM unnest(p_task_ids, p_run_ids) AS u(task_id, run_id)
-    ), free AS (
-        SELECT t.id FROM absurd.tasks t JOIN input i ON t.id = i.task_id AND t.current_run = i.run_id
-        WHERE t.state = 'running' COLLATE "C" AND t.lease_expires_at > now()
+DECLARE
+    v_ids bigint[];
+    v_runs bigint[];
+BEGIN
+    SELECT array_agg(u.id ORDER BY u.id, u.run), array_agg(u.run ORDER BY u.id, u.run)
+    INTO v_ids, v_runs
+    FROM unnest(p_task_ids, p_run_ids) AS u(id, run);
+    RETURN QUERY
+    WITH free AS (
+        SELECT t.id FROM absurd.tasks t
+        WHERE t.id = ANY(v_ids) AND t.current_run = v_runs[width_bucket(t.id, v_ids)]
+          AND t.state = 'running' COLLATE "C" AND t.lease_expires_at > now()
         FOR UPDATE OF t SKIP LOCKED
     ), renewed AS (
         UPDATE absurd.tasks t SET lease_expires_at = now() + make_interval(secs => p_lease_s)
         FROM free WHERE t.id = free.id
         RETURNING t.id, t.cancel_requested_at IS NOT NULL AS cancel
     ), busy AS (
-        SELECT t.id FROM absurd.tasks t JOIN input i ON t.id = i.task_id AND t.current_run = i.run_id
-        WHERE t.state = 'running' COLLATE "C" AND t.lease_expires_at > now()
+        SELECT t.id FROM absurd.tasks t
+        WHERE t.id = ANY(v_ids) AND t.current_run = v_runs[width_bucket(t.id, v_ids)]
+          AND t.state = 'running' COLLATE "C" AND t.lease_expires_at > now()
           AND t.id NOT IN (SELECT free.id FROM free)
     )
-    SELECT id, cancel FROM renewed
+    SELECT renewed.id, renewed.cancel FROM renewed
     UNION ALL
-    SELECT id, false FROM busy
+    SELECT busy.id, false FROM busy;
+END
 $$;
 
 --
@@ -824,13 +838,18 @@ CREATE FUNCTION absurd.release_runs(p_task_ids bigint[], p_run_ids bigint[]) RET
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 DECLARE
+    v_ids bigint[];
+    v_runs bigint[];
     n integer;
 BEGIN
+    SELECT array_agg(u.id ORDER BY u.id, u.run), array_agg(u.run ORDER BY u.id, u.run)
+    INTO v_ids, v_runs
+    FROM unnest(p_task_ids, p_run_ids) AS u(id, run);
     -- Locked first: the run rows need the worker the update clears.
     WITH held AS (
         SELECT t.* FROM absurd.tasks t
-        JOIN unnest(p_task_ids, p_run_ids) AS u(task_id, run_id) ON t.id = u.task_id AND t.current_run = u.run_id
-        WHERE t.state = 'running' AND t.lease_expires_at > now()
+        WHERE t.id = ANY(v_ids) AND t.current_run = v_runs[width_bucket(t.id, v_ids)]
+          AND t.state = 'running' COLLATE "C" AND t.lease_expires_at > now()
         ORDER BY t.id
         FOR UPDATE OF t
     ), released AS (
