@@ -51,6 +51,16 @@ def worker(
         int | None,
         typer.Option(envvar=METRICS_PORT_ENV, help="Serve Prometheus metrics on this local port."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Worker processes, forked from this one once it has started up, each with these options "
+            "(worker i serves metrics on --metrics-port + i).",
+        ),
+    ] = 1,
 ) -> None:
     """Run a worker until SIGTERM or Ctrl-C; running tasks then get a grace period.
 
@@ -69,6 +79,7 @@ def worker(
         shutdown_grace_s=shutdown_grace_s,
         log_level=log_level,
         metrics_port=metrics_port,
+        workers=workers,
     )
 
 

@@ -24,8 +24,10 @@ def run_worker(
     shutdown_grace_s: float = 30.0,
     log_level: str = "INFO",
     metrics_port: int | None = None,
+    workers: int = 1,
 ) -> None:
-    """Build a worker from the options of ``absurd worker`` and run it until it is stopped."""
+    """Build a worker from the options of ``absurd worker`` and run it until it is stopped; with
+    ``workers`` above 1, that many, forked from this process once it has loaded the registry."""
     from absurd.worker import Worker, WorkerSettings
 
     configure_logging(log_level)
@@ -40,4 +42,21 @@ def run_worker(
         log_level=log_level,
         metrics_port=metrics_port,
     )
-    Worker(load_registry(registry or [BUILTIN_REGISTRY]), settings, dsn).run()
+    tasks = load_registry(registry or [BUILTIN_REGISTRY])
+    if workers == 1:
+        Worker(tasks, settings, dsn).run()
+        return
+    from absurd.database import resolve_dsn
+    from absurd.worker.prefork import Prefork
+
+    # Resolved once, here: an embedded server is started by the parent, not by each worker.
+    resolved = resolve_dsn(dsn)
+
+    def serve(slot: int) -> None:
+        # Each worker serves its own metrics, on the port after the previous worker's.
+        port = None if metrics_port is None else metrics_port + slot
+        Worker(tasks, settings.model_copy(update={"metrics_port": port}), resolved).run()
+
+    code = Prefork(workers, serve).run()
+    if code:
+        raise SystemExit(code)

@@ -76,6 +76,7 @@ OPTIONS = (
     Option("shutdown_grace_s", ("--shutdown-grace-s",), "float"),
     Option("log_level", ("--log-level",), "level", envvar=LOG_LEVEL_ENV),
     Option("metrics_port", ("--metrics-port",), "int", envvar=METRICS_PORT_ENV),
+    Option("workers", ("--workers", "-w"), "int", minimum=1),
 )
 _BY_FLAG = {flag: option for option in OPTIONS for flag in option.flags}
 
