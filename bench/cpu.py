@@ -1,5 +1,6 @@
 """CPU time per job of a drain, split between the worker processes and the server:
-``python -m bench.cpu [--systems engine,pgqueuer] [--n N] [--workers W] [--rounds R] [--batch-size B]``.
+``python -m bench.cpu [--systems engine,engine-forked,pgqueuer] [--n N] [--workers W] [--rounds R]
+[--batch-size B]``.
 
 On a fresh embedded Postgres (its processes are the postmaster's children, so only they are counted), N
 no-op jobs are enqueued and drained by W fresh worker processes, as ``bench.peers`` drains them. Reported
@@ -103,7 +104,12 @@ def drain_cpu(system: System, postmaster: int, n: int, processes: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line and print one line per drain."""
     parser = argparse.ArgumentParser(prog="python -m bench.cpu", description=__doc__.splitlines()[0])
-    parser.add_argument("--systems", default="engine,pgqueuer", help="engine, pgqueuer or both (default)")
+    parser.add_argument(
+        "--systems",
+        default="engine,pgqueuer",
+        help="any of engine, engine-forked (one absurd worker --workers W), pgqueuer (default: the first "
+        "and the last)",
+    )
     parser.add_argument("--n", type=int, default=30_000, help="jobs per drain (default 30,000)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--rounds", type=int, default=2, help="drains per system, taking turns (default 2)")
@@ -120,8 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         postmaster = int((Path(server.pgdata) / "postmaster.pid").read_text().split()[0])
         systems: list[System] = []
         for name in names:
-            if name == "engine":
-                systems.append(EngineSystem(dsn, args.concurrency))
+            if name in ("engine", "engine-forked"):
+                systems.append(EngineSystem(dsn, args.concurrency, forked=name == "engine-forked"))
             else:
                 pgq.install_schema(dsn)
                 systems.append(pgq.PgQueuerSystem(dsn, args.batch_size))

@@ -1,5 +1,6 @@
 """This engine side by side with PgQueuer: ``python -m bench.peers [--n N] [--workers 1,2,4] [--rounds R]
-[--batch-sizes 10,100] [--concurrency C] [--rate R] [--seconds S] [--systems engine,pgqueuer] [--dsn DSN]
+[--batch-sizes 10,100] [--concurrency C] [--rate R] [--seconds S] [--systems engine,engine-forked,pgqueuer]
+[--dsn DSN]
 [--json]``.
 
 Both systems run on the same Postgres (one embedded pgserver, durability settings as the server has them,
@@ -8,7 +9,9 @@ install``). Each round gives every configuration its turn, the order reversed fr
 a figure is the best of the rounds. Jobs are no-ops. For each N and W:
 
 - enqueue: N jobs through the system's bulk API in batches of 10,000, jobs per second;
-- drain: N / the wall clock from launching W worker processes (start-up included) until no job is left;
+- drain: N / the wall clock from launching W worker processes (start-up included) until no job is left.
+  This engine is run both ways an operator may start W workers: W commands, and one command that forks W
+  (``absurd worker --workers W``); PgQueuer has no such option and is started as W commands;
 - latency: spawn-to-start p50 and p99 on the database clock under a light steady load (``--rate`` single
   spawns per second for ``--seconds``) on one worker process.
 
@@ -35,7 +38,8 @@ from bench.systems import System, pgq
 from bench.systems.engine import EngineSystem
 from bench.systems.measure import Drain, Latency, measure_drain, measure_latency
 
-SYSTEMS = ("engine", "pgqueuer")
+# engine: W commands `absurd worker`; engine-forked: one `absurd worker --workers W`, which forks W.
+SYSTEMS = ("engine", "engine-forked", "pgqueuer")
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,10 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
 def build(dsn: str, settings: Settings) -> list[tuple[Contender, System]]:
     """The configurations to compare, each with the system that runs it."""
     out: list[tuple[Contender, System]] = []
-    if "engine" in settings.systems:
-        engine = EngineSystem(dsn, settings.concurrency)
-        out.append((Contender(engine.label, "engine"), engine))
+    for name in ("engine", "engine-forked"):
+        if name in settings.systems:
+            engine = EngineSystem(dsn, settings.concurrency, forked=name == "engine-forked")
+            out.append((Contender(engine.label, "engine"), engine))
     if "pgqueuer" in settings.systems:
         pgq.install_schema(dsn)
         for batch in settings.batch_sizes:
@@ -214,8 +219,10 @@ def render(report: Report, console: Console) -> None:
         f"latency: {s.rate:g} single spawns/s for {s.seconds:g} s on 1 worker process, database clock."
     )
     console.print(
-        f"this engine: python -m absurd worker --concurrency {s.concurrency}; PgQueuer: QueueManager "
-        "over asyncpg in uvloop, async no-op entrypoint, no concurrency limit, pgq install (durable)."
+        f"this engine: W commands python -m absurd worker --concurrency {s.concurrency}, or one with "
+        "--workers W, which forks W worker processes once it has started up; PgQueuer: W commands, "
+        "QueueManager over asyncpg in uvloop, async no-op entrypoint, no concurrency limit, pgq install "
+        "(durable)."
     )
     console.print(f"load average before: {report.loadavg_before}; after: {report.loadavg_after}")
 
@@ -253,7 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--rate", type=float, default=d.rate, help="latency load, spawns/s (default 200)")
     parser.add_argument("--seconds", type=float, default=d.seconds, help="latency load length (default 10)")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="engine, pgqueuer or both (default)")
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help="any of engine, engine-forked, pgqueuer (default: all)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args(argv)
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())

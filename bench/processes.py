@@ -30,12 +30,15 @@ def compile_engine() -> None:
 
 
 def start_workers(
-    dsn: str, count: int, concurrency: int, registry: str = BUILTIN_REGISTRY
+    dsn: str, count: int, concurrency: int, registry: str = BUILTIN_REGISTRY, forked: bool = False
 ) -> list[subprocess.Popen[bytes]]:
     """Start ``count`` ``absurd worker`` processes with ``concurrency`` task slots each, from compiled
-    bytecode (``compile_engine``)."""
+    bytecode (``compile_engine``): ``count`` commands, or with ``forked`` one ``absurd worker --workers
+    count``, which forks them once it has started up."""
     compile_engine()
     options = ["--concurrency", str(concurrency), "--log-level", "WARNING", "--shutdown-grace-s", "5"]
+    if forked:
+        return [start_worker(dsn, *options, "--workers", str(count), registry=registry)]
     return [start_worker(dsn, *options, registry=registry) for _ in range(count)]
 
 

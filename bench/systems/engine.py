@@ -32,12 +32,15 @@ WHERE t.created_at >= to_timestamp(%s)
 
 
 class EngineSystem:
-    """This engine in a migrated database, with ``concurrency`` task slots per worker process."""
+    """This engine in a migrated database, with ``concurrency`` task slots per worker process; with
+    ``forked``, W worker processes are forked by one ``absurd worker --workers W`` rather than started
+    as W commands."""
 
-    def __init__(self, dsn: str, concurrency: int):
+    def __init__(self, dsn: str, concurrency: int, forked: bool = False):
         self.dsn = dsn
         self.concurrency = concurrency
-        self.label = f"this engine, {concurrency} slots"
+        self.forked = forked
+        self.label = f"this engine, {concurrency} slots" + (", --workers W" if forked else "")
         self.client = Client(dsn)
         self.poll = psycopg.connect(dsn, autocommit=True, options="-c enable_seqscan=off")
 
@@ -63,7 +66,7 @@ class EngineSystem:
 
     def launch(self, processes: int) -> list[subprocess.Popen[bytes]]:
         """``absurd worker`` processes serving the built-in tasks."""
-        return start_workers(self.dsn, processes, self.concurrency)
+        return start_workers(self.dsn, processes, self.concurrency, forked=self.forked)
 
     def unfinished(self) -> bool:
         """Whether a task is pending, running or sleeping."""
