@@ -27,25 +27,30 @@ from bench.systems.measure import ENQUEUE_BATCH, wait_empty
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_s(pid: int) -> float:
-    """User plus system CPU seconds of a live process (0 once it has gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def server_cpu_s(postmaster: int) -> float:
-    """CPU seconds of the postmaster and its live children."""
-    total = cpu_s(postmaster)
+def _stats() -> dict[int, list[str]]:
+    """The fields of /proc/PID/stat after the command name, for every live process."""
+    out: dict[int, list[str]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            out[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == postmaster:
-            total += cpu_s(int(stat.parent.name))
+    return out
+
+
+def tree_cpu_s(root: int) -> float:
+    """User plus system CPU seconds of a process and all its descendants: the live ones, and those that
+    exited and were waited for (their time is in their parent's cutime and cstime). 0 once it has gone.
+    For the postmaster, every backend; for ``absurd worker --workers W``, the worker processes it forked."""
+    stats = _stats()
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        fields = stats.get(pid)
+        if fields is None:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / TICKS
+        todo.extend(child for child, f in stats.items() if int(f[1]) == pid)
     return total
 
 
@@ -83,14 +88,14 @@ def drain_cpu(system: System, postmaster: int, n: int, processes: int) -> str:
     system.enqueue(n, ENQUEUE_BATCH)
     system.analyze()
     polls = TimedPolls(system)
-    server_before = server_cpu_s(postmaster)
+    server_before = tree_cpu_s(postmaster)
     launched = time.monotonic()
     procs = system.launch(processes)
     try:
         wait_empty(polls, procs, timeout_s=max(120.0, n / 50))  # type: ignore[arg-type]
         seconds = time.monotonic() - launched
-        workers = sum(cpu_s(p.pid) for p in procs)  # read before they exit
-        server = server_cpu_s(postmaster) - server_before
+        workers = sum(tree_cpu_s(p.pid) for p in procs)  # read before they exit
+        server = tree_cpu_s(postmaster) - server_before
     finally:
         stop_workers(procs)
     per_job = 1e6 / n
