@@ -26,6 +26,12 @@ def worker(
     processes: Annotated[
         int | None, typer.Option(min=1, help="Child processes for the science tasks (default: concurrency).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", "-w", min=1, help="Worker processes, forked from this one once it has started."
+        ),
+    ] = 1,
     dsn: Dsn = None,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -38,4 +44,5 @@ def worker(
         processes=processes,
         registry=[REGISTRY],
         log_level=log_level,
+        workers=workers,
     )
