@@ -41,8 +41,9 @@ def test_forked_workers_share_the_queue_and_stop_together(dsn: str, client: Clie
         # Two workers, each registered under its own pid, both forked by the command's process.
         assert parent.pid not in pids
         assert [_parent_of(pid) for pid in pids] == [parent.pid, parent.pid]
-        # Eight tasks of 0.5 s on 2 + 2 slots: both workers take some.
-        tasks = [client.spawn("sleep", {"seconds": 0.5}).task_id for _ in range(8)]
+        # Twelve tasks of 0.5 s on 2 + 2 slots: one worker alone would take 3 s, so both take some unless
+        # one of them, though registered and listening, stalls for more than 2.5 s.
+        tasks = [client.spawn("sleep", {"seconds": 0.5}).task_id for _ in range(12)]
         wait_until(
             lambda: all(client.get_task(t)["state"] == "completed" for t in tasks), what="the tasks to finish"
         )
