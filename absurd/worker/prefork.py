@@ -24,7 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 import structlog
@@ -52,7 +52,6 @@ class Slot:
     last_ping: float = 0.0
     delay_s: float = 1.0
     restart_at: float | None = None
-    exits: list[int] = field(default_factory=list)
 
 
 def exit_code(status: int) -> int:
@@ -151,7 +150,6 @@ class Prefork:
                 continue
             code = exit_code(status)
             slot.pid, slot.ready = None, False
-            slot.exits.append(code)
             if self._stopping:
                 if code not in (0, EXIT_INTERRUPTED) and self._failed is None:
                     self._failed = code
