@@ -53,19 +53,19 @@ def test_this_engine_drains_every_job_and_reports_sane_figures(dsn: str) -> None
     not (importlib.util.find_spec("pgqueuer") and importlib.util.find_spec("asyncpg")), reason=NO_PGQUEUER
 )
 def test_pgqueuer_and_this_engine_side_by_side(dsn: str) -> None:
-    contenders = peers.run_peers(dsn, TINY, quiet())
-    # This engine started as W commands and as one that forks W, then PgQueuer.
-    assert [c.kind for c in contenders] == ["engine", "engine", "pgqueuer"]
-    assert contenders[1].label.endswith("--workers W")
+    # This engine as one command that forks its workers (the test above starts it as W commands).
+    settings = peers.Settings(**{**TINY.__dict__, "systems": ("engine-forked", "pgqueuer")})
+    contenders = peers.run_peers(dsn, settings, quiet())
+    assert [c.kind for c in contenders] == ["engine", "pgqueuer"]
+    assert contenders[0].label.endswith("--workers W")
     for contender in contenders:
-        check_sane(contender, TINY)
-    figures = peers.Report(TINY, contenders).figures()
-    # One PgQueuer configuration: it is its own best, and each engine's ratio is its value over PgQueuer's.
-    *engines, peer = (figures[c.label]["drain_per_s_1w"] for c in contenders)
-    assert peer["ratio"] == 1.0 and peer["value"] is not None
-    for engine in engines:
-        assert engine["value"] is not None
-        assert engine["ratio"] == pytest.approx(engine["value"] / peer["value"])
+        check_sane(contender, settings)
+    figures = peers.Report(settings, contenders).figures()
+    # One PgQueuer configuration: it is its own best, and the engine's ratio is its value over PgQueuer's.
+    engine, peer = (figures[c.label]["drain_per_s_1w"] for c in contenders)
+    assert peer["ratio"] == 1.0
+    assert engine["value"] is not None and peer["value"] is not None
+    assert engine["ratio"] == pytest.approx(engine["value"] / peer["value"])
 
 
 def test_a_missing_pgqueuer_is_reported_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
