@@ -159,7 +159,7 @@ def run_claimed(
         {"task_id": claimed.task_id, "run_id": claimed.run_id, "worker_id": worker_id, "task": claimed.name}
     )
     try:
-        with run_log.captured(claimed.task_id, claimed.run_id, db):
+        with run_log.captured(claimed.task_id, claimed.run_id, db, claimed.timeout_s):
             return execute(definition, ctx, claimed.params)
     finally:
         run_context.reset(token)

@@ -6,8 +6,9 @@ the standard library's at its root logger's) is appended to the run's buffer, wh
 :data:`MAX_LINES` lines and :data:`MAX_BYTES` of text. The buffer is written when the run ends, however it
 ends, and while it runs by a thread of the process that writes every buffer with new lines once they are
 :data:`FLUSH_EVERY_S` seconds old, so a long run shows its progress even while it is silent. A run that
-logs nothing writes nothing, and a process whose runs never log starts no thread. A child process killed
-at its timeout keeps the lines of its last write.
+logs nothing writes nothing, and a process whose runs never log starts no thread. Past the run's
+timeout its new lines are written at once (within a second): a child process killed at its timeout, 3 s
+after the pool's SIGTERM (which children ignore), keeps what it logged until then.
 """
 
 from __future__ import annotations
@@ -56,14 +57,18 @@ class RunLog:
     """
 
     __slots__ = (
-        "_bytes", "_db", "_dirty", "_lock", "_token", "_write_lock", "_written_at", "dropped", "lines",
-        "run_id", "task_id",
+        "_bytes", "_db", "_dirty", "_lock", "_token", "_write_lock", "_written_at", "deadline", "dropped",
+        "lines", "run_id", "task_id",
     )  # fmt: skip
 
-    def __init__(self, task_id: int, run_id: int, db: ConnectionSource) -> None:
+    def __init__(
+        self, task_id: int, run_id: int, db: ConnectionSource, deadline: float | None = None
+    ) -> None:
         self.task_id = task_id
         self.run_id = run_id
         self._db = db
+        # time.monotonic() at the run's timeout, if it has one.
+        self.deadline = deadline
         self.lines: deque[dict[str, str]] | None = None
         self.dropped = 0
         self._bytes = 0
@@ -108,8 +113,11 @@ class RunLog:
             self._dirty = True
 
     def due(self, now: float) -> bool:
-        """Whether it has lines not yet written, and its last write is FLUSH_EVERY_S old."""
-        return self._dirty and now - self._written_at >= FLUSH_EVERY_S
+        """Whether it has lines not yet written, and its last write is FLUSH_EVERY_S old or its run is past
+        its timeout (and may be killed at any moment)."""
+        if not self._dirty:
+            return False
+        return now - self._written_at >= FLUSH_EVERY_S or (self.deadline is not None and now >= self.deadline)
 
     def write(self) -> None:
         """Store the tail if it changed; a failure is logged (to the process log) and never raised."""
@@ -132,10 +140,10 @@ class RunLog:
                 self._written_at = time.monotonic()
 
 
-def captured(task_id: int, run_id: int, db: ConnectionSource) -> RunLog:
+def captured(task_id: int, run_id: int, db: ConnectionSource, timeout_s: float | None = None) -> RunLog:
     """Capture the lines logged in this context as the run's tail, and store them when it ends:
-    ``with captured(task_id, run_id, db) as tail: ...``."""
-    return RunLog(task_id, run_id, db)
+    ``with captured(task_id, run_id, db, timeout_s) as tail: ...``."""
+    return RunLog(task_id, run_id, db, time.monotonic() + timeout_s if timeout_s else None)
 
 
 # The flusher: one thread per process, started by the first line any run logs -----------------------
@@ -161,9 +169,17 @@ def _forget(run_log: RunLog) -> None:
 
 def _flush_forever() -> None:
     while True:
-        time.sleep(min(FLUSH_EVERY_S / 4, 1.0))
+        time.sleep(_pause(time.monotonic()))
         now = time.monotonic()
         with _live_lock:
             due = [r for r in _live if r.due(now)]
         for run_log in due:
             run_log.write()
+
+
+def _pause(now: float) -> float:
+    """Until the next look: a quarter of FLUSH_EVERY_S, at most a second, or less to wake at a deadline."""
+    pause = min(FLUSH_EVERY_S / 4, 1.0)
+    with _live_lock:
+        ahead = [r.deadline - now for r in _live if r.deadline is not None and r.deadline > now]
+    return min([pause, *ahead])

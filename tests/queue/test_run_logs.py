@@ -98,6 +98,20 @@ def test_a_child_process_run_keeps_its_tail(client: Client, start_worker: StartW
     assert log is not None and _texts(log) == ["line 1 of 2", "line 2 of 2"]
 
 
+def test_a_child_killed_at_its_timeout_keeps_what_it_logged(
+    client: Client, start_worker: StartWorker
+) -> None:
+    # The child (started by forkserver, so FLUSH_EVERY_S is its default 10 s) logs two lines, then stays
+    # quiet past its 1 s timeout; the pool kills it (SIGTERM, which children ignore, then SIGKILL 3 s later)
+    # long before a periodic write would come. Past its deadline the tail is written at once.
+    start_worker(processes=1)
+    task_id = client.spawn("chatty-process", {"lines": 2, "quiet_s": 60}, timeout_s=1.0).task_id
+    wait_until(lambda: client.get_task(task_id)["state"] == "failed", timeout=60, what="the timeout")
+    [run] = client.runs(task_id, logs=True)
+    assert run["failure_reason"] == "timeout"
+    assert run["log"] is not None and _texts(run["log"]) == ["line 1 of 2", "line 2 of 2"]
+
+
 def test_a_silent_long_run_shows_what_it_logged_and_a_cancelled_run_keeps_it(
     client: Client, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
