@@ -65,10 +65,13 @@ def create_app(settings: WebSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.pool = open_pool(settings.dsn)
+        app.state.notifications = live.Notifications(settings.dsn)
+        app.state.notifications.start()
         log.info("dashboard started", users=[t.name for t in settings.tokens])
         try:
             yield
         finally:
+            await app.state.notifications.stop()
             app.state.pool.close()
 
     app = FastAPI(

@@ -1,15 +1,18 @@
 """Live pages: server-sent events fed by Postgres LISTEN/NOTIFY, with polling as the fallback.
 
 Migration 0010's triggers send ``NOTIFY contimg_web`` when a task finishes or a product lands, and the
-engine sends ``absurd_wake`` when work is spawned or released. Each event stream listens on its own
-connection, re-renders its fragment when told (or every ``poll_s`` regardless, and always when LISTEN
-is unavailable), and sends it only when it changed. The htmx SSE extension swaps it into the page.
+engine sends ``absurd_wake`` when work is spawned or released. One connection per web process listens
+(:class:`Notifications`, started with the app) and wakes every open event stream, so twenty open pages
+hold one connection, not twenty. Each stream re-renders its fragment when woken (or every ``poll_s``
+regardless, and only so while the listener is reconnecting) and sends it only when it changed. The htmx
+SSE extension swaps it into the page.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import psycopg
 import structlog
@@ -31,6 +34,10 @@ CHANNELS = ("contimg_web", "absurd_wake")
 # A burst of notifications (a batch of completions) becomes one re-render.
 SETTLE_S = 0.2
 KEEPALIVE_EVERY = 3
+# The listener's connection, by this name in pg_stat_activity; how soon it is opened again once lost.
+LISTENER = "contimg-web-listener"
+RETRY_FIRST_S = 1.0
+RETRY_LAST_S = 30.0
 
 
 def sse_message(event: str, html: str) -> str:
@@ -39,30 +46,74 @@ def sse_message(event: str, html: str) -> str:
     return f"event: {event}\n{lines}\n"
 
 
-async def _listen(dsn: str) -> psycopg.AsyncConnection | None:
-    try:
-        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-        for channel in CHANNELS:
-            await conn.execute(f"LISTEN {channel}")
-        return conn
-    except psycopg.Error as exc:
-        log.warning("LISTEN unavailable; the live page polls", error=str(exc))
-        return None
+class Notifications:
+    """The web process's one LISTEN connection: every live stream waits on it. A lost connection is
+    opened again (after 1 s, doubling to 30 s); meanwhile the streams fall back to their poll."""
 
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._waiting: set[asyncio.Event] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.listening = False
 
-async def _wait(conn: psycopg.AsyncConnection | None, poll_s: float) -> psycopg.AsyncConnection | None:
-    """Until a notification or ``poll_s``; returns the connection, or None once it has failed."""
-    if conn is None:
-        await asyncio.sleep(poll_s)
-        return None
-    try:
-        async for _ in conn.notifies(timeout=poll_s, stop_after=1):
+    def start(self) -> None:
+        """Begin listening, in a task of the running event loop."""
+        self._task = asyncio.create_task(self._listen(), name=LISTENER)
+
+    async def stop(self) -> None:
+        """Stop listening and close the connection."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @contextlib.contextmanager
+    def subscription(self) -> Iterator[asyncio.Event]:
+        """An event set by every notification, for as long as the block runs."""
+        event = asyncio.Event()
+        self._waiting.add(event)
+        try:
+            yield event
+        finally:
+            self._waiting.discard(event)
+
+    @staticmethod
+    async def wait(event: asyncio.Event, timeout_s: float) -> None:
+        """Until a notification since the last wait (then SETTLE_S more, so that a burst is one wake-up),
+        or ``timeout_s``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout_s)
+        if event.is_set():
             await asyncio.sleep(SETTLE_S)
-        return conn
-    except psycopg.Error as exc:
-        log.warning("LISTEN connection lost; polling", error=str(exc))
-        await conn.close()
-        return None
+            event.clear()
+
+    def _wake_all(self) -> None:
+        for event in self._waiting:
+            event.set()
+
+    async def _listen(self) -> None:
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._dsn, autocommit=True, application_name=LISTENER
+                ) as conn:
+                    for channel in CHANNELS:
+                        await conn.execute(f"LISTEN {channel}")  # fixed names, never input
+                    self.listening, delay = True, RETRY_FIRST_S
+                    log.info("listening for changes", channels=list(CHANNELS))
+                    self._wake_all()  # whatever changed while no one listened
+                    async for _ in conn.notifies():
+                        self._wake_all()
+            except psycopg.Error as exc:
+                log.warning(
+                    "LISTEN unavailable; live pages poll until it is back", error=str(exc), retry_in_s=delay
+                )
+            except Exception:  # the listener must outlive any bug, or every page would only poll
+                log.exception("listener failed; live pages poll until it is back", retry_in_s=delay)
+            self.listening = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_LAST_S)
 
 
 def _overview_html(request: Request, who: Principal) -> str:
@@ -85,11 +136,12 @@ def live_stream(
     settings = request.app.state.settings
     every = min(settings.poll_s, poll_s) if poll_s else settings.poll_s
 
+    notifications: Notifications = request.app.state.notifications
+
     async def stream() -> AsyncIterator[str]:
-        conn = await _listen(settings.dsn)
         last = None
         quiet = 0
-        try:
+        with notifications.subscription() as changed:
             while not await request.is_disconnected():
                 html = await run_in_threadpool(render)
                 if html != last:
@@ -100,10 +152,7 @@ def live_stream(
                     if quiet >= KEEPALIVE_EVERY:  # a comment keeps proxies from closing an idle stream
                         yield ": keep-alive\n\n"
                         quiet = 0
-                conn = await _wait(conn, every)
-        finally:
-            if conn is not None:
-                await conn.close()
+                await notifications.wait(changed, every)
 
     return StreamingResponse(
         stream(),

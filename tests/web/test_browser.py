@@ -16,6 +16,7 @@ from astropy.io.votable import parse_single_table
 from playwright.sync_api import Page, expect
 
 from contimg.store import products
+from contimg.web import live
 from science.catalogs import MonitoringSource
 from science.fits_image import read_plane
 from science.sky_render import View, window
@@ -40,6 +41,8 @@ def _dead_letter(site: Site, message: str) -> tuple[int, int]:
 
 def test_overview_updates_without_a_reload(page: Page, site: Site) -> None:
     login(page, site, OPERATOR_TOKEN)
+    second = page.context.new_page()  # another operator's tab: its own live stream, no connection of its own
+    second.goto(f"{site.url}/")
     completed = page.locator("#hour-completed")
     before = int(completed.inner_text())
     page.evaluate("window.__notReloaded = true")
@@ -48,6 +51,12 @@ def test_overview_updates_without_a_reload(page: Page, site: Site) -> None:
     # Other tasks may finish meanwhile: the count must grow, with no navigation.
     wait_until(lambda: int(completed.inner_text()) > before, timeout=30, interval=0.2, what="the overview")
     assert page.evaluate("window.__notReloaded") is True
+    with psycopg.connect(site.dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (live.LISTENER,)
+        )
+        assert row.fetchone() == (1,)
+    second.close()
     screenshot(page, "overview")
 
 
