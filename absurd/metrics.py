@@ -27,12 +27,16 @@ GROUP BY q.name, s.state
 """
 BREAKER_STATES = "SELECT key, breaker_state FROM absurd.gates WHERE breaker_enabled"
 DLQ_OPEN = "SELECT queue, reason, count(*) FROM absurd.dlq WHERE resolved_at IS NULL GROUP BY queue, reason"
-# Pending tasks whose time has come: how long the oldest has waited for a worker (0 when none waits).
+# Pending tasks whose time has come: how long the oldest has waited for a worker (0 when none waits), in
+# each queue for each band. Background work (a negative priority: an archive's reprocessing) waits behind
+# the rest by design, often for hours, so that an alert on the foreground's wait does not fire for it.
 OLDEST_PENDING = """
-SELECT q.name, coalesce(extract(epoch FROM now() - min(t.available_at)), 0)
+SELECT q.name, b.band, coalesce(extract(epoch FROM now() - min(t.available_at)), 0)
 FROM absurd.queues q
+CROSS JOIN (VALUES ('foreground'), ('background')) AS b(band)
 LEFT JOIN absurd.tasks t ON t.queue = q.name AND t.state = 'pending' AND t.available_at <= now()
-GROUP BY q.name
+     AND (t.priority < 0) = (b.band = 'background')
+GROUP BY q.name, b.band
 """
 # Registered daemons that have not said they stopped: one that died silently keeps ageing here.
 HEARTBEAT_AGES = """
@@ -73,8 +77,9 @@ class QueueCollector(Collector):
         )
         waiting = GaugeMetricFamily(
             "absurd_queue_oldest_pending_age_seconds",
-            "how long the oldest pending task whose time has come has waited (0 when none)",
-            labels=["queue"],
+            "how long the oldest pending task whose time has come has waited (0 when none), by queue and"
+            " band: background for a negative priority, foreground otherwise",
+            labels=["queue", "band"],
         )
         heartbeat = GaugeMetricFamily(
             "absurd_heartbeat_age_seconds",
@@ -95,8 +100,8 @@ class QueueCollector(Collector):
             with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
                 for queue, state, n in conn.execute(QUEUE_DEPTHS).fetchall():
                     depth.add_metric([queue, state], n)
-                for queue, age in conn.execute(OLDEST_PENDING).fetchall():
-                    waiting.add_metric([queue], float(age))
+                for queue, band, age in conn.execute(OLDEST_PENDING).fetchall():
+                    waiting.add_metric([queue, band], float(age))
                 for kind, daemon_id, age in conn.execute(HEARTBEAT_AGES).fetchall():
                     heartbeat.add_metric([kind, daemon_id], float(age))
                 for name, due, fired in conn.execute(SCHEDULE_FIRES).fetchall():

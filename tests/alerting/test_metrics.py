@@ -78,6 +78,11 @@ def test_scheduler_serves_heartbeats_oldest_wait_and_schedule_times(dsn: str) ->
         conn.execute(
             "UPDATE absurd.tasks SET available_at = now() - interval '20 minutes' WHERE id = %s", (waiting,)
         )
+        # Background work (an archive's reprocessing, at a negative priority) behind it for three hours.
+        behind = client.spawn("echo", {"i": 3}, queue="imaging", priority=-5).task_id
+        conn.execute(
+            "UPDATE absurd.tasks SET available_at = now() - interval '3 hours' WHERE id = %s", (behind,)
+        )
         client.spawn("echo", {"i": 2}, queue="later", not_before=datetime(2100, 1, 1, tzinfo=UTC))
         # A worker that died without deregistering: its heartbeat stopped 10 minutes ago.
         conn.execute(
@@ -99,10 +104,14 @@ def test_scheduler_serves_heartbeats_oldest_wait_and_schedule_times(dsn: str) ->
             what="the scheduler's heartbeat",
         )
     assert value(samples, "absurd_database_up") == 1
-    # The one pending task whose time has come waited 20 min; a task not due yet is not late.
-    imaging = value(samples, "absurd_queue_oldest_pending_age_seconds", queue="imaging")
+    # The foreground task whose time has come waited 20 min, the background one 3 h; a task not due yet is
+    # not late.
+    imaging = value(samples, "absurd_queue_oldest_pending_age_seconds", queue="imaging", band="foreground")
     assert imaging is not None and 1200 <= imaging < 1500
-    assert value(samples, "absurd_queue_oldest_pending_age_seconds", queue="later") == 0
+    behind_s = value(samples, "absurd_queue_oldest_pending_age_seconds", queue="imaging", band="background")
+    assert behind_s is not None and 10800 <= behind_s < 11100
+    for band in ("foreground", "background"):
+        assert value(samples, "absurd_queue_oldest_pending_age_seconds", queue="later", band=band) == 0
     dead = value(samples, "absurd_heartbeat_age_seconds", kind="worker", id="dead:1:abc")
     assert dead is not None and 600 <= dead < 900
     scheduler_ages = [

@@ -64,6 +64,7 @@ def test_every_rule_has_a_summary_a_runbook_and_tests_that_fire_and_stay_quiet()
     [
         ('{kind="worker"}) > 120', '{kind="worker"}) > 1200'),  # a dead worker would go unnoticed
         ("< 0.10", "< 0.01"),  # a filling disk would warn too late
+        ('{band="foreground"}) > 900', ") > 900"),  # every reprocessing would raise a latency alert
     ],
 )
 def test_a_wrong_rule_fails_its_unit_tests(tmp_path: Path, original: str, broken: str) -> None:
