@@ -31,6 +31,7 @@ AWAIT_EVENT = "SELECT status, payload FROM absurd.await_event(%s, %s, %s, %s)"
 EMIT_EVENT = "SELECT absurd.emit_event(%s, %s)"
 CANCEL_TASK = "SELECT absurd.cancel_task(%s)"
 REAP_EXPIRED = "SELECT absurd.reap_expired(%s)"
+RETIRE_REPLACED = "SELECT kind, id FROM absurd.retire_replaced_daemons(%s)"
 CLEANUP = "SELECT absurd.cleanup(make_interval(secs => %s), %s)"
 
 CHECKPOINTS = "SELECT name, value FROM absurd.checkpoints WHERE task_id = %s"
@@ -89,7 +90,13 @@ INSERT INTO absurd.workers (id, hostname, pid, queues, concurrency, task_names)
 VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL, task_names = excluded.task_names
 """
-WORKER_HEARTBEAT = "UPDATE absurd.workers SET heartbeat_at = now() WHERE id = %s"
+# A row retired as replaced (stopped_at = its last heartbeat, 0019_replaced_daemons.sql) is live again if the
+# daemon beats after all; one that stopped itself stays stopped.
+WORKER_HEARTBEAT = """
+UPDATE absurd.workers
+SET heartbeat_at = now(), stopped_at = CASE WHEN stopped_at = heartbeat_at THEN NULL ELSE stopped_at END
+WHERE id = %s
+"""
 WORKER_STOPPED = "UPDATE absurd.workers SET stopped_at = now() WHERE id = %s"
 LIST_WORKERS = """
 SELECT id, hostname, pid, queues, concurrency, started_at, heartbeat_at, stopped_at

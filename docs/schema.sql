@@ -919,6 +919,32 @@ END
 $_$;
 
 --
+-- Name: retire_replaced_daemons(double precision); Type: FUNCTION; Schema: absurd; Owner: -
+--
+
+CREATE FUNCTION absurd.retire_replaced_daemons(p_silent_s double precision) RETURNS TABLE(kind text, id text)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH workers AS (
+        UPDATE absurd.workers d SET stopped_at = d.heartbeat_at
+        WHERE d.stopped_at IS NULL AND d.heartbeat_at < now() - make_interval(secs => p_silent_s)
+          AND EXISTS (SELECT 1 FROM absurd.workers n
+                      WHERE n.hostname = d.hostname AND n.started_at > d.heartbeat_at AND n.stopped_at IS NULL)
+        RETURNING d.id
+    ), schedulers AS (
+        UPDATE absurd.schedulers d SET stopped_at = d.heartbeat_at
+        WHERE d.stopped_at IS NULL AND d.heartbeat_at < now() - make_interval(secs => p_silent_s)
+          AND EXISTS (SELECT 1 FROM absurd.schedulers n
+                      WHERE n.hostname = d.hostname AND n.started_at > d.heartbeat_at AND n.stopped_at IS NULL)
+        RETURNING d.id
+    )
+    SELECT 'worker', w.id FROM workers w
+    UNION ALL
+    SELECT 'scheduler', s.id FROM schedulers s
+$$;
+
+--
 -- Name: retry_delay(jsonb, integer); Type: FUNCTION; Schema: absurd; Owner: -
 --
 
@@ -3433,6 +3459,13 @@ GRANT ALL ON FUNCTION absurd.release_runs(p_task_ids bigint[], p_run_ids bigint[
 --
 
 REVOKE ALL ON FUNCTION absurd.resolve_refs(p_value jsonb, p_workflow bigint) FROM PUBLIC;
+
+--
+-- Name: FUNCTION retire_replaced_daemons(p_silent_s double precision); Type: ACL; Schema: absurd; Owner: -
+--
+
+REVOKE ALL ON FUNCTION absurd.retire_replaced_daemons(p_silent_s double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION absurd.retire_replaced_daemons(p_silent_s double precision) TO absurd_worker;
 
 --
 -- Name: FUNCTION retry_delay(p_policy jsonb, p_failures integer); Type: ACL; Schema: absurd; Owner: -

@@ -1,4 +1,5 @@
-"""The reaper: reclaims runs whose lease expired, because the worker holding them died or stalled.
+"""The reaper: reclaims runs whose lease expired, because the worker holding them died or stalled, and
+marks stopped a worker or scheduler that died and has been replaced on its host.
 
 Each expired run fails with reason ``lease_expired`` and its task goes back to ``pending`` (or to
 ``failed`` at ``max_lease_expiries``); see ``absurd.reap_expired`` and docs/state-machine.md. Every
@@ -23,6 +24,9 @@ class ReaperSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     interval_s: float = Field(5.0, gt=0, description="seconds between passes")
     batch: int = Field(1000, ge=1, description="most runs reclaimed per pass")
+    retire_after_s: float = Field(
+        120.0, gt=0, description="a daemon silent this long, replaced on its host since, is marked stopped"
+    )
 
 
 class Reaper:
@@ -40,9 +44,14 @@ class Reaper:
         return self.settings.interval_s
 
     def run_once(self, conn: psycopg.Connection) -> int:
-        """Reclaim up to ``batch`` expired runs; return how many."""
+        """Reclaim up to ``batch`` expired runs, and retire the daemons that died and were replaced on their
+        host (0019_replaced_daemons.sql); return how many runs were reclaimed."""
         row = conn.execute(queries.REAP_EXPIRED, (self.settings.batch,)).fetchone()
         reclaimed = int(row[0]) if row and row[0] else 0
         if reclaimed:
             log.warning("reclaimed runs with expired leases", count=reclaimed)
+        for kind, daemon_id in conn.execute(
+            queries.RETIRE_REPLACED, (self.settings.retire_after_s,)
+        ).fetchall():
+            log.info("a daemon that died was replaced on its host; marked stopped", kind=kind, id=daemon_id)
         return reclaimed

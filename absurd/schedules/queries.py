@@ -71,7 +71,12 @@ REGISTER_SCHEDULER = """
 INSERT INTO absurd.schedulers (id, hostname, pid) VALUES (%s, %s, %s)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL
 """
-SCHEDULER_HEARTBEAT = "UPDATE absurd.schedulers SET heartbeat_at = now() WHERE id = %s"
+# As WORKER_HEARTBEAT (absurd/queries.py): a scheduler retired as replaced is live again if it beats.
+SCHEDULER_HEARTBEAT = """
+UPDATE absurd.schedulers
+SET heartbeat_at = now(), stopped_at = CASE WHEN stopped_at = heartbeat_at THEN NULL ELSE stopped_at END
+WHERE id = %s
+"""
 SCHEDULER_STOPPED = "UPDATE absurd.schedulers SET stopped_at = now() WHERE id = %s"
 DB_NOW = "SELECT clock_timestamp()"
 FIRE_WORKFLOW = "SELECT workflow_id FROM absurd.schedule_fires WHERE id = %s"

@@ -10,6 +10,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from absurd import queries
 from absurd.builtin_tasks import CleanupParams
 from absurd.client import Client, emit_event
 from absurd.maintenance import (
@@ -69,6 +70,39 @@ def test_the_reaper_reclaims_expired_runs_and_leaves_live_leases(client: Client)
 
 
 # The pruner ------------------------------------------------------------------------------------
+
+
+def test_the_reaper_marks_stopped_a_daemon_that_died_once_its_host_has_started_another(
+    client: Client,
+) -> None:
+    # h1: a worker that died 10 min ago and was restarted (a new id) 5 min ago; an older worker that is
+    # alive; a scheduler that died and was restarted. h2: a worker that died and whose host never came back.
+    conn = client.conn
+    conn.execute(
+        """INSERT INTO absurd.workers (id, hostname, pid, queues, concurrency, started_at, heartbeat_at)
+        VALUES ('h1:1:dead', 'h1', 1, '{default}', 1, now() - interval '1 hour', now() - interval '10 min'),
+               ('h1:2:new', 'h1', 2, '{default}', 1, now() - interval '5 min', now()),
+               ('h1:3:old', 'h1', 3, '{default}', 1, now() - interval '2 hours', now()),
+               ('h2:1:dead', 'h2', 1, '{default}', 1, now() - interval '1 hour', now() - interval '10 min')"""
+    )
+    conn.execute(
+        """INSERT INTO absurd.schedulers (id, hostname, pid, started_at, heartbeat_at)
+        VALUES ('h1:7:dead', 'h1', 7, now() - interval '1 hour', now() - interval '10 min'),
+               ('h1:8:new', 'h1', 8, now() - interval '5 min', now())"""
+    )
+    Reaper(ReaperSettings()).run_once(conn)
+    stopped = dict(
+        conn.execute("SELECT id, stopped_at = heartbeat_at FROM absurd.workers WHERE stopped_at IS NOT NULL")
+    )
+    assert stopped == {"h1:1:dead": True}  # stopped as of its last heartbeat; h2's stays, and is paged for
+    [scheduler] = conn.execute("SELECT id FROM absurd.schedulers WHERE stopped_at IS NOT NULL").fetchall()
+    assert scheduler == ("h1:7:dead",)
+    # It was stalled, not dead: its next beat makes it live again. One that stopped itself stays stopped.
+    conn.execute(queries.WORKER_STOPPED, ("h1:3:old",))
+    for worker_id in ("h1:1:dead", "h1:3:old"):
+        conn.execute(queries.WORKER_HEARTBEAT, (worker_id,))
+    live = {r[0] for r in conn.execute("SELECT id FROM absurd.workers WHERE stopped_at IS NULL")}
+    assert live == {"h1:1:dead", "h1:2:new", "h2:1:dead"}
 
 
 def test_the_pruner_deletes_finished_tasks_past_retention_only(client: Client) -> None:

@@ -139,6 +139,9 @@ ACTIONS: dict[str, list[Step]] = {
     "reap expired runs, clean up": _sql(
         "SELECT absurd.reap_expired(10)", "SELECT absurd.cleanup('7 days', 10)"
     ),
+    "mark stopped the daemons replaced on their host (`retire_replaced_daemons`)": _sql(
+        "SELECT * FROM absurd.retire_replaced_daemons(120)"
+    ),
     "register in `workers`": _sql(
         "INSERT INTO absurd.workers (id, hostname, pid, queues, concurrency) "
         "VALUES ('me', 'h', 1, '{{q}}', 1)",
