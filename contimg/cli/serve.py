@@ -33,9 +33,8 @@ def serve(
     Who may log in comes from CONTIMG_WEB_TOKENS: comma-separated name:role:token entries, the role
     viewer (read only) or operator (may retry, skip, reset, trigger, triage and save).
     """
-    import uvicorn
-
     from contimg.web.app import create_app
+    from contimg.web.server import serve as run_server
     from contimg.web.settings import WebSettings
 
     tokens = os.environ.get(TOKENS_ENV, "")
@@ -52,4 +51,4 @@ def serve(
     except ValidationError as exc:
         raise UsageError("; ".join(str(e["msg"]) for e in exc.errors())) from None
     err_console.print(f"dashboard on http://{host}:{port}/ (API: /api/v1, OpenAPI: /api/v1/openapi.json)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", proxy_headers=True)
+    run_server(create_app(settings), host, port)

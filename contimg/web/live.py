@@ -54,11 +54,24 @@ class Notifications:
         self._dsn = dsn
         self._waiting: set[asyncio.Event] = set()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.listening = False
+        # Set when the server is asked to stop: every stream then ends, since the server waits for them.
+        self.closing = False
 
     def start(self) -> None:
         """Begin listening, in a task of the running event loop."""
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._listen(), name=LISTENER)
+
+    def end_streams(self) -> None:
+        """Make every stream end now; safe to call from a signal handler or another thread."""
+        if self._loop is not None and not self.closing:
+            self._loop.call_soon_threadsafe(self._close)
+
+    def _close(self) -> None:
+        self.closing = True
+        self._wake_all()
 
     async def stop(self) -> None:
         """Stop listening and close the connection."""
@@ -77,13 +90,12 @@ class Notifications:
         finally:
             self._waiting.discard(event)
 
-    @staticmethod
-    async def wait(event: asyncio.Event, timeout_s: float) -> None:
+    async def wait(self, event: asyncio.Event, timeout_s: float) -> None:
         """Until a notification since the last wait (then SETTLE_S more, so that a burst is one wake-up),
-        or ``timeout_s``."""
+        or ``timeout_s``, or the server's stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout_s)
-        if event.is_set():
+        if event.is_set() and not self.closing:
             await asyncio.sleep(SETTLE_S)
             event.clear()
 
@@ -142,7 +154,7 @@ def live_stream(
         last = None
         quiet = 0
         with notifications.subscription() as changed:
-            while not await request.is_disconnected():
+            while not notifications.closing and not await request.is_disconnected():
                 html = await run_in_threadpool(render)
                 if html != last:
                     yield sse_message(event, html)

@@ -55,13 +55,13 @@ class Site:
     external: list[str] = field(default_factory=list)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
@@ -84,7 +84,7 @@ def site(pg_server: ServerUnderTest, tmp_path_factory: pytest.TempPathFactory) -
         try:
             sky = seed_sky(dsn, work)
             seed_operations(dsn)
-            port = _free_port()
+            port = free_port()
             env = {**os.environ, "PYTHONPATH": str(REPO), "CONTIMG_WEB_TOKENS": TOKENS}
             log = (work / "serve.log").open("wb")
             command = [sys.executable, "-m", "contimg.cli", "serve", "--dsn", dsn, "--port", str(port)]
@@ -92,7 +92,7 @@ def site(pg_server: ServerUnderTest, tmp_path_factory: pytest.TempPathFactory) -
             command += ["--poll-s", "60", "--stall-after-s", "3600"]
             server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
             url = f"http://127.0.0.1:{port}"
-            wait_until(lambda: _answers(url + "/login"), timeout=60, what="the dashboard to answer")
+            wait_until(lambda: answers(url + "/login"), timeout=60, what="the dashboard to answer")
             with Client(dsn, registry=registry) as client:
                 yield Site(url, dsn, sky, client)
         finally:

@@ -1,15 +1,23 @@
 """The web process's one LISTEN connection (``contimg.web.live.Notifications``): it wakes every live stream
-that waits on it, and opens its connection again when it is lost."""
+that waits on it, and opens its connection again when it is lost; and ``contimg serve`` stops at once with
+a live page open."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
 import psycopg
 
 from contimg.web import live
+from tests.support.processes import REPO, wait_until
+from tests.web.conftest import OPERATOR_TOKEN, TOKENS, answers, free_port
 
 COUNT_LISTENERS = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
 TERMINATE_LISTENERS = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s"
@@ -68,3 +76,28 @@ def test_many_streams_share_one_connection_that_comes_back_when_lost(dsn: str) -
         assert listeners() == 0
     finally:
         admin.close()
+
+
+def test_the_dashboard_stops_at_once_with_a_live_page_open(dsn: str) -> None:
+    # uvicorn waits for every open response before it stops, and an event stream never ends by itself: the
+    # dashboard used to sit out systemd's TimeoutStopSec and be SIGKILLed.
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CONTIMG_WEB_TOKENS": TOKENS}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "contimg.cli", "serve", "--dsn", dsn, "--port", str(port)], cwd=REPO, env=env
+    )
+    stream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/login"), timeout=60, what="the dashboard")
+        stream.request("GET", "/events/overview", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+        response = stream.getresponse()
+        assert response.status == 200
+        assert response.read1(7) == b"event: "  # the overview, live
+        server.send_signal(signal.SIGTERM)
+        # A stop that waited for the stream would never come; 30 s is for a loaded machine.
+        assert server.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        stream.close()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
