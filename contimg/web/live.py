@@ -3,8 +3,8 @@
 Migration 0010's triggers send ``NOTIFY contimg_web`` when a task finishes or a product lands, and the
 engine sends ``absurd_wake`` when work is spawned or released. One connection per web process listens
 (:class:`Notifications`, started with the app) and wakes every open event stream, so twenty open pages
-hold one connection, not twenty. Each stream re-renders its fragment when woken (or every ``poll_s``
-regardless, and only so while the listener is reconnecting) and sends it only when it changed. The htmx
+hold one connection, not twenty. Each stream re-renders its fragment when woken, and every ``poll_s``
+regardless (the only wake-up while the listener reconnects), and sends it only when it changed. The htmx
 SSE extension swaps it into the page.
 """
 
