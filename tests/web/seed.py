@@ -36,6 +36,7 @@ from science.imaging import BeamShape, ImageResult, ImagingParams
 from science.simulate import GainModel, ObservationConfig, calibrator_transit, simulate_observation
 from science.sky_model import SkySource
 from tests.science.synthetic_images import ImageSpec, Source, make_image, offset_position
+from tests.support.processes import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 N_EPOCHS = 4
@@ -155,11 +156,16 @@ def _observe(
         kind: ConvertResult.model_validate(client.wait_result(tasks[f"convert-{kind}"], 300)).record.ms_path
         for kind in observations
     }
+    # The apply comes first and waits for the solve's event, as in streaming when a field arrives before its
+    # calibrator is solved; the task page test reads both of its runs. Spawned together, the solve could end
+    # before the apply looked (a busy machine), and the apply would never wait.
+    tasks["apply"] = client.spawn("apply-calibration", {"ms_path": str(ms["field"])}).task_id
+    wait_until(
+        lambda: client.get_task(tasks["apply"])["state"] == "sleeping", timeout=300, what="the apply to wait"
+    )
     tasks["solve"] = client.spawn(
         "solve-calibration", {"ms_path": str(ms["calibrator"]), "caltable_dir": str(work / "caltables")}
     ).task_id
-    # The apply waits for the solve by itself (its event), as in streaming.
-    tasks["apply"] = client.spawn("apply-calibration", {"ms_path": str(ms["field"])}).task_id
     client.wait_result(tasks["solve"], 300)
     client.wait_result(tasks["apply"], 300)
     tasks["image"] = client.spawn(

@@ -53,7 +53,9 @@ def test_overview_updates_without_a_reload(page: Page, site: Site) -> None:
     assert page.evaluate("window.__notReloaded") is True
     with psycopg.connect(site.dsn) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (live.LISTENER,)
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE application_name = %s AND datname = current_database()",
+            (live.LISTENER,),
         )
         assert row.fetchone() == (1,)
     second.close()
