@@ -578,7 +578,10 @@ class Worker(Daemon):
         if leftover:
             self._release(leftover)
         if self._process_pool is not None:
+            # Joined here: left to pebble's exit hook, each child (they ignore SIGTERM) took its 3 s grace
+            # before SIGKILL, one after another, so stopping a worker with N children took 3N s.
             self._process_pool.stop()
+            self._process_pool.join()
         self.completer.stop()
         self._halted.set()  # every outcome is written: heartbeats may end
         self._task_threads.stop()

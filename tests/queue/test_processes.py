@@ -100,6 +100,21 @@ def test_sigterm_lets_running_tasks_finish(dsn: str, client: Client) -> None:
     assert client.get_task(task.task_id)["state"] == "completed"
 
 
+def test_a_worker_with_child_processes_stops_without_waiting_out_their_grace(
+    dsn: str, client: Client
+) -> None:
+    # The children ignore SIGTERM (their parent drains first). Left to pebble's exit hook, each took its 3 s
+    # grace before SIGKILL, one after another: four children held a worker's stop for 12 s.
+    worker = start_worker(dsn, "--processes", "4", "--concurrency", "4")
+    try:
+        task_id = client.spawn("chatty-process", {"lines": 1}).task_id
+        client.wait_result(task_id, 60)  # the pool and its four children are up
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(8) == 0  # well short of 12 s, with room for a loaded machine
+    finally:
+        stop_worker(worker)
+
+
 def test_sigterm_past_the_grace_releases_the_run_at_once(dsn: str, client: Client) -> None:
     worker = start_worker(dsn, "--shutdown-grace-s", "0.5", "--lease-s", "600")
     task = client.spawn("sleep", {"seconds": 5})
