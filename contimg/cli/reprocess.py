@@ -66,13 +66,17 @@ def _submit(dsn: str | None, request: Any, run_id: int | None, wait: bool) -> No
         console.print(
             f"run {outcome.run_id} {verb}: {outcome.observations} observations found, "
             f"{outcome.submitted} submitted, {outcome.skipped} already submitted, "
-            f"{len(outcome.deferred)} deferred, {outcome.mosaics} mosaic(s) submitted"
+            f"{len(outcome.deferred)} deferred, {len(outcome.missing)} missing earlier steps, "
+            f"{outcome.mosaics} mosaic(s) submitted"
         )
         if outcome.deferred:
             console.print(
                 "deferred (their earlier steps are still running; run again once they finish): "
                 + ", ".join(outcome.deferred)
             )
+        missing = _missing(outcome.missing)
+        if missing:
+            console.print(missing)
         if wait:
             final = watch(client.conn, outcome.run_id, console)
             if final.failed or final.mosaics_failed:
@@ -80,6 +84,23 @@ def _submit(dsn: str | None, request: Any, run_id: int | None, wait: bool) -> No
                     f"run {outcome.run_id}: {final.failed} observation(s) and {final.mosaics_failed} "
                     "mosaic(s) failed; see `absurd dlq list`"
                 )
+        if missing:
+            raise fail(f"run {outcome.run_id}: {len(outcome.missing)} observation(s) not submitted (above)")
+
+
+def _missing(missing: dict[str, dict[str, str]]) -> str:
+    """The observations left out because earlier steps they need did not complete, and what to do."""
+    if not missing:
+        return ""
+    lines = [
+        f"not submitted: {len(missing)} observation(s) need earlier steps that did not complete "
+        "(retry failed ones from `absurd dlq list` and run again, or make new versions with --force):"
+    ]
+    lines += [
+        f"  {unit}: " + "; ".join(f"{step} {why}" for step, why in steps.items())
+        for unit, steps in missing.items()
+    ]
+    return "\n".join(lines)
 
 
 def _reprocess(

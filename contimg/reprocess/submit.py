@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -87,6 +88,8 @@ class Submission:
     submitted: int = 0
     skipped: int = 0
     deferred: list[str] = field(default_factory=list)
+    # Observations not submitted because earlier steps they need did not complete: unit → step → why.
+    missing: dict[str, dict[str, str]] = field(default_factory=dict)
     mosaics: int = 0
 
 
@@ -132,27 +135,61 @@ def _version(conn: Any, run_id: int, unit: str, force: bool) -> int:
     return (latest or 0) + 1 if force else (latest or 1)
 
 
+# Results a later step may refer to, rebuilt from the product store once the step's task has been pruned
+# (finished tasks are deleted after the pruner's retention): by task type.
+RECOVERABLE: dict[str, Callable[[Any, str, int], Any]] = {"create-image": products.image_outcome_of}
+
+
+@dataclass
+class Earlier:
+    """What the wanted steps of one observation need of its recorded steps."""
+
+    results: dict[str, Any] = field(default_factory=dict)
+    # Recorded steps whose tasks have not finished.
+    unfinished: list[str] = field(default_factory=list)
+    # Steps that failed or were cancelled, or whose result a wanted step refers to and that were pruned
+    # with nothing recorded to rebuild it from: step → why.
+    missing: dict[str, str] = field(default_factory=dict)
+
+
 def _earlier(
-    conn: Any, wanted: list[str], recorded: dict[str, int], base: workflow.WorkflowSpec
-) -> tuple[dict[str, Any], list[str]]:
-    """Results of recorded steps the wanted ones need, and the recorded ones not yet completed."""
+    conn: Any,
+    unit: str,
+    version: int,
+    wanted: list[str],
+    recorded: dict[str, int],
+    base: workflow.WorkflowSpec,
+) -> Earlier:
+    """Results of recorded steps the wanted ones need, the recorded ones not yet completed, and the results
+    that are gone."""
     by_name = {t.name: t for t in base.tasks}
     needed: set[str] = set()
+    referenced: set[str] = set()
     for name in wanted:
         task = by_name.get(name)
         if task is not None:
+            referenced |= workflow.referenced_steps(task)
             needed |= {d.task for d in task.depends_on} | workflow.referenced_steps(task)
     if workflow.CONVERT not in wanted:
         needed.add(workflow.CONVERT)  # every step reads the MS
-    results: dict[str, Any] = {}
-    unfinished: list[str] = []
+    earlier = Earlier()
     for step in sorted(needed & recorded.keys()):
         found = reprocess.step_task(conn, recorded[step], step)
-        if found is None or found[0] == "completed":
-            results[step] = found[1] if found else None
+        if found is not None and found[0] in ("failed", "cancelled"):
+            earlier.missing[step] = found[0]
+        elif found is not None and found[0] != "completed":
+            earlier.unfinished.append(step)
+        elif found is not None:
+            earlier.results[step] = found[1]
+        elif step in referenced:
+            recover = RECOVERABLE.get(by_name[step].type)
+            result = recover(conn, unit, version) if recover else None
+            if result is None:
+                earlier.missing[step] = "pruned from the queue, and no product of it is recorded"
+            earlier.results[step] = result
         else:
-            unfinished.append(step)
-    return results, unfinished
+            earlier.results[step] = None  # pruned: it finished long ago, and nothing refers to its result
+    return earlier
 
 
 def submit_observation(
@@ -179,10 +216,14 @@ def submit_observation(
         if not wanted:
             outcome.skipped += 1
             return
-        results, unfinished = _earlier(conn, wanted, recorded, base)
-        if unfinished:
+        earlier = _earlier(conn, unit, version, wanted, recorded, base)
+        if earlier.unfinished:
             # Its earlier steps are still running in another workflow, which this one cannot wait on.
             outcome.deferred.append(unit)
+            return
+        if earlier.missing:
+            outcome.missing[unit] = earlier.missing
+            log.warning("earlier steps did not complete", group=unit, version=version, steps=earlier.missing)
             return
         spec = workflow.observation_workflow(
             base,
@@ -190,7 +231,7 @@ def submit_observation(
             _convert_params(group, request, version),
             request.priority,
             request.overrides,
-            results,
+            earlier.results,
         )
         dirs = layout(request.output_dir)
         params: dict[str, Any] = {"caltable_dir": str(dirs["caltables"]), "image_dir": str(dirs["images"])}

@@ -287,6 +287,14 @@ ORDER BY i.mid_mjd, i.id
 
 _IMAGE_PB = "SELECT pb_path FROM products.images WHERE path = %s"
 
+# The newest image of one observation's MS at one version (the MS index holds one row per group and version).
+_IMAGE_OF_OBSERVATION = """
+SELECT i.* FROM products.images i
+JOIN products.ms_index m ON m.path = i.ms_path
+WHERE m.group_id = %s AND m.version = %s
+ORDER BY i.id DESC LIMIT 1
+"""
+
 _SAVE_PLAN = """
 INSERT INTO products.mosaic_plans (name, start_mjd, end_mjd, image_ids, plan)
 VALUES (%s, %s, %s, %s, %s)
@@ -372,6 +380,40 @@ def image_pb_path(conn: psycopg.Connection, image_path: Path | str) -> Path | No
     """The primary-beam image recorded with ``image_path``, or None."""
     row = conn.execute(_IMAGE_PB, (str(image_path),)).fetchone()
     return Path(row[0]) if row and row[0] else None
+
+
+def image_outcome_of(conn: psycopg.Connection, group_id: str, version: int) -> dict[str, Any] | None:
+    """What ``create-image`` returned for observation ``group_id`` at ``version``, rebuilt from the image it
+    recorded, for a step whose task was pruned from the queue; None if it recorded none. The imager's log
+    is not kept with the image, so ``log_path`` is missing."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(_IMAGE_OF_OBSERVATION, (group_id, version)).fetchone()
+    if row is None:
+        return None
+    image = {
+        "ms_path": row["ms_path"],
+        "imager": row["imager"],
+        "image": row["path"],
+        "residual": row["residual_path"],
+        "psf": row["psf_path"],
+        "model": row["model_path"],
+        "pb": row["pb_path"],
+        "pbcor": row["pbcor_path"],
+        "preview": row["preview_path"],
+        "noise_jy": row["noise_jy"],
+        "beam": {
+            "bmaj_arcsec": row["bmaj_arcsec"],
+            "bmin_arcsec": row["bmin_arcsec"],
+            "bpa_deg": row["bpa_deg"],
+        },
+        "peak_jy": row["peak_jy"],
+        "center_ra_deg": row["center_ra_deg"],
+        "center_dec_deg": row["center_dec_deg"],
+        "freq_hz": row["freq_hz"],
+        "mid_mjd": row["mid_mjd"],
+        "params": row["params"],
+    }
+    return {"task_id": row["task_id"], "image": image}
 
 
 def plan_mosaic(
