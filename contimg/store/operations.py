@@ -11,13 +11,21 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 # Live states only: finished history can hold millions of rows, so it is counted over the last hour.
 _LIVE_COUNTS = """
-SELECT state, count(*) AS n, min(created_at) FILTER (WHERE state = 'pending') AS oldest_pending
+SELECT state, count(*) AS n
 FROM absurd.tasks WHERE state IN ('pending', 'running', 'sleeping', 'waiting')
 GROUP BY state
+"""
+# Pending tasks whose time has come (not those in a retry's backoff or before their not-before time), the
+# oldest's wait in each band, as absurd_queue_oldest_pending_age_seconds measures it: live work (priority 0
+# or more), and background work (an archive's reprocessing) that waits behind it by design.
+_OLDEST_DUE = """
+SELECT extract(epoch FROM now() - min(available_at) FILTER (WHERE priority >= 0)) AS foreground_s,
+       extract(epoch FROM now() - min(available_at) FILTER (WHERE priority < 0)) AS background_s
+FROM absurd.tasks WHERE state = 'pending' AND available_at <= now()
 """
 _LAST_HOUR = """
 SELECT count(*) FILTER (WHERE state = 'completed') AS completed,
@@ -92,8 +100,12 @@ class Overview(BaseModel):
 
     now: datetime
     live: dict[str, int]
-    oldest_pending_at: datetime | None
-    oldest_pending_s: float | None
+    oldest_pending_s: float | None = Field(
+        description="how long the oldest due pending task of priority 0 or more has waited; null if none"
+    )
+    oldest_background_s: float | None = Field(
+        description="the same for negative priorities (background work such as reprocessing)"
+    )
     last_hour: dict[str, int]
     open_dlq: int
     workers: list[dict[str, Any]]
@@ -106,6 +118,7 @@ def overview(conn: psycopg.Connection, stall_after_s: float) -> Overview:
     """The overview's figures; ``stalled`` when no image has been recorded for ``stall_after_s``."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(_LIVE_COUNTS).fetchall()
+        oldest = cur.execute(_OLDEST_DUE).fetchone() or {}
         hour = cur.execute(_LAST_HOUR).fetchone() or {}
         workers = cur.execute(_LIVE_WORKERS).fetchall()
         last_image = cur.execute(_LAST_PRODUCT).fetchone()
@@ -114,16 +127,14 @@ def overview(conn: psycopg.Connection, stall_after_s: float) -> Overview:
     assert now_row is not None and dlq_row is not None
     now = now_row[0]
     live = {s: 0 for s in ("pending", "running", "sleeping", "waiting")}
-    oldest = None
     for r in rows:
         live[r["state"]] = int(r["n"])
-        oldest = r["oldest_pending"] or oldest
     stalled = last_image is None or float(last_image["age_s"]) > stall_after_s
     return Overview(
         now=now,
         live=live,
-        oldest_pending_at=oldest,
-        oldest_pending_s=(now - oldest).total_seconds() if oldest else None,
+        oldest_pending_s=_seconds(oldest.get("foreground_s")),
+        oldest_background_s=_seconds(oldest.get("background_s")),
         last_hour={k: int(v or 0) for k, v in hour.items()},
         open_dlq=int(dlq_row[0]),
         workers=workers,
@@ -131,6 +142,10 @@ def overview(conn: psycopg.Connection, stall_after_s: float) -> Overview:
         stalled=stalled,
         stall_after_s=stall_after_s,
     )
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def task_page(
