@@ -1,7 +1,6 @@
 """This engine side by side with PgQueuer: ``python -m bench.peers [--n N] [--workers 1,2,4] [--rounds R]
-[--batch-sizes 10,100] [--concurrency C] [--rate R] [--seconds S] [--systems engine,engine-forked,pgqueuer]
-[--dsn DSN]
-[--json]``.
+[--batch-sizes 10,100] [--concurrency 256,512] [--rate R] [--seconds S]
+[--systems engine,engine-forked,pgqueuer] [--dsn DSN] [--json]``.
 
 Both systems run on the same Postgres (one embedded pgserver, durability settings as the server has them,
 reported), in one scratch database holding this engine's migrated schema and PgQueuer's own (``pgq
@@ -15,7 +14,9 @@ a figure is the best of the rounds. Jobs are no-ops. For each N and W:
 - latency: spawn-to-start p50 and p99 on the database clock under a light steady load (``--rate`` single
   spawns per second for ``--seconds``) on one worker process.
 
-Each figure is also shown as a ratio to the best PgQueuer configuration for that column. PgQueuer is the
+Each system runs at two settings, and each is shown: PgQueuer at two batch sizes, this engine at two
+slot counts per process (``--concurrency``; more slots mean larger claim and completion batches). Each
+figure is also shown as a ratio to the best PgQueuer configuration for that column. PgQueuer is the
 optional ``bench`` extra (``pip install -e '.[bench]'``).
 """
 
@@ -50,7 +51,7 @@ class Settings:
     workers: tuple[int, ...] = (1, 2, 4)
     rounds: int = 2
     batch_sizes: tuple[int, ...] = (10, 100)
-    concurrency: int = 256
+    concurrency: tuple[int, ...] = (256, 512)
     rate: float = 200.0
     seconds: float = 10.0
     systems: tuple[str, ...] = SYSTEMS
@@ -130,8 +131,9 @@ def build(dsn: str, settings: Settings) -> list[tuple[Contender, System]]:
     out: list[tuple[Contender, System]] = []
     for name in ("engine", "engine-forked"):
         if name in settings.systems:
-            engine = EngineSystem(dsn, settings.concurrency, forked=name == "engine-forked")
-            out.append((Contender(engine.label, "engine"), engine))
+            for slots in settings.concurrency:
+                engine = EngineSystem(dsn, slots, forked=name == "engine-forked")
+                out.append((Contender(engine.label, "engine"), engine))
     if "pgqueuer" in settings.systems:
         pgq.install_schema(dsn)
         for batch in settings.batch_sizes:
@@ -219,7 +221,8 @@ def render(report: Report, console: Console) -> None:
         f"latency: {s.rate:g} single spawns/s for {s.seconds:g} s on 1 worker process, database clock."
     )
     console.print(
-        f"this engine: W commands python -m absurd worker --concurrency {s.concurrency}, or one with "
+        f"this engine: W commands python -m absurd worker --concurrency C (C = "
+        f"{', '.join(map(str, s.concurrency))}), or one with "
         "--workers W, which forks W worker processes once it has started up; PgQueuer: W commands, "
         "QueueManager over asyncpg in uvloop, async no-op entrypoint, no concurrency limit, pgq install "
         "(durable)."
@@ -256,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=d.rounds, help="rounds, best of (default 2)")
     parser.add_argument("--batch-sizes", default="10,100", help="PgQueuer batch sizes (default 10,100)")
     parser.add_argument(
-        "--concurrency", type=int, default=d.concurrency, help="this engine's slots per process (default 256)"
+        "--concurrency", default="256,512", help="this engine's slots per process (default 256,512)"
     )
     parser.add_argument("--rate", type=float, default=d.rate, help="latency load, spawns/s (default 200)")
     parser.add_argument("--seconds", type=float, default=d.seconds, help="latency load length (default 10)")
@@ -268,14 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
     if not systems or set(systems) - set(SYSTEMS):
         parser.error(f"--systems: choose from {', '.join(SYSTEMS)}")
-    if args.n < 1 or args.rounds < 1 or args.concurrency < 1 or args.rate <= 0 or args.seconds <= 0:
-        parser.error("--n, --rounds, --concurrency, --rate and --seconds must be positive")
+    if args.n < 1 or args.rounds < 1 or args.rate <= 0 or args.seconds <= 0:
+        parser.error("--n, --rounds, --rate and --seconds must be positive")
     settings = Settings(
         n=args.n,
         workers=parse_ints(args.workers, "--workers"),
         rounds=args.rounds,
         batch_sizes=parse_ints(args.batch_sizes, "--batch-sizes"),
-        concurrency=args.concurrency,
+        concurrency=parse_ints(args.concurrency, "--concurrency"),
         rate=args.rate,
         seconds=args.seconds,
         systems=systems,

@@ -16,7 +16,9 @@ from bench.systems import System, pgq
 from bench.systems.engine import ANY_DONE, UNFINISHED, EngineSystem
 from bench.systems.measure import wait_empty
 
-TINY = peers.Settings(n=200, workers=(1,), rounds=1, batch_sizes=(10,), rate=50.0, seconds=1.0)
+TINY = peers.Settings(
+    n=200, workers=(1,), rounds=1, batch_sizes=(10,), concurrency=(256,), rate=50.0, seconds=1.0
+)
 NO_PGQUEUER = "PgQueuer is not installed (the 'bench' extra, which '.[dev]' includes)"
 
 
@@ -35,10 +37,12 @@ def check_sane(contender: peers.Contender, settings: peers.Settings) -> None:
 
 
 def test_this_engine_drains_every_job_and_reports_sane_figures(dsn: str) -> None:
-    settings = peers.Settings(**{**TINY.__dict__, "systems": ("engine",)})
+    # At two slot counts, as the benchmark runs it: each is a configuration of its own.
+    settings = peers.Settings(**{**TINY.__dict__, "systems": ("engine",), "concurrency": (256, 64)})
     contenders = peers.run_peers(dsn, settings, quiet())
-    assert [c.kind for c in contenders] == ["engine"]
-    check_sane(contenders[0], settings)
+    assert [c.label for c in contenders] == ["this engine, 256 slots", "this engine, 64 slots"]
+    for contender in contenders:
+        check_sane(contender, settings)
     report = peers.Report(settings, contenders)
     figures = report.figures()[contenders[0].label]
     # Without PgQueuer there is nothing to take a ratio to.
