@@ -59,7 +59,14 @@ def test_overview_updates_without_a_reload(page: Page, site: Site) -> None:
         )
         assert row.fetchone() == (1,)
     second.close()
-    screenshot(page, "overview")
+    # Background work (a negative priority) that no worker serves: its wait gets a tile of its own, pushed
+    # live like the rest.
+    behind = site.client.spawn("echo", {"from": "the archive"}, queue="nobody-serves", priority=-5).task_id
+    try:
+        page.locator("#oldest-background").wait_for(timeout=30_000)
+        screenshot(page, "overview")
+    finally:
+        site.client.cancel(behind)
 
 
 def test_dlq_retry_from_the_page_creates_a_new_run(page: Page, site: Site) -> None:
