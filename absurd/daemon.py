@@ -11,6 +11,7 @@ sees that loop hang.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -108,7 +109,7 @@ class Daemon:
 
     def run(self) -> None:
         """Run until stopped. Installs SIGTERM/SIGINT handlers when called from the main thread."""
-        previous = self._handle_signals()
+        previous, signal_pipe = self._handle_signals()
         if self.metrics_port is not None:
             self.metrics.serve(self.metrics_port, self.dsn)
         try:
@@ -126,23 +127,49 @@ class Daemon:
                 self.sd.close()
                 for signum, handler in previous.items():
                     signal.signal(signum, handler)
+                if signal_pipe is not None:
+                    os.close(signal_pipe)  # the signal thread reads the end of the pipe and returns
                 self._log.info(f"{self.kind} stopped", **self._stopped_fields())
 
-    def _handle_signals(self) -> dict[int, Any]:
+    def _handle_signals(self) -> tuple[dict[int, Any], int | None]:
+        """Install the SIGTERM/SIGINT handlers; return the handlers they replace and the write end of the
+        pipe that carries the signals to the thread acting on them.
+
+        The handler itself only writes the signal's number to that pipe. Python runs a handler in the main
+        thread between two bytecodes, and the main loop waits on Events: a handler that set one could run
+        while the main thread held that Event's lock (Event.wait takes it on the way in and out), and block
+        on it for ever. The daemon then neither stopped nor heard a second signal, until systemd's SIGKILL.
+        """
         if threading.current_thread() is not threading.main_thread():
-            return {}  # signals reach the main thread only; whoever runs us in a thread calls stop()
+            return {}, None  # signals reach the main thread only; whoever runs us in a thread calls stop()
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
-            if self._stopping.is_set():
-                self._hurry.set()
-                self._log.warning("second stop signal: ending the grace period", signal=signum)
-            self.stop()
+            # Full of signals not yet acted on, or closed because the daemon has stopped: nothing to add.
+            with contextlib.suppress(OSError):
+                os.write(write_end, bytes([signum]))
 
+        threading.Thread(
+            target=self._act_on_signals, args=(read_end,), name=f"{self.kind}-signals", daemon=True
+        ).start()
         previous: dict[int, Any] = {}
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.getsignal(signum)
             signal.signal(signum, on_signal)
-        return previous
+        return previous, write_end
+
+    def _act_on_signals(self, read_end: int) -> None:
+        """The first stop signal asks for a graceful stop, a later one also ends the grace period."""
+        try:
+            while received := os.read(read_end, 64):
+                for signum in received:
+                    if self._stopping.is_set():
+                        self._hurry.set()
+                        self._log.warning("second stop signal: ending the grace period", signal=signum)
+                    self.stop()
+        finally:
+            os.close(read_end)
 
     # Helpers for subclasses ------------------------------------------------------------------------
 

@@ -345,6 +345,30 @@ def test_a_second_signal_cuts_the_grace_period_short(tmp_path: Path) -> None:
     assert (proc.returncode, out.strip()) == (0, "cut short")
 
 
+@pytest.mark.timeout(60)
+def test_a_stop_signal_while_the_main_loop_holds_the_stop_events_lock_is_not_lost() -> None:
+    """The main loop waits on Events, and Event.wait holds its lock on the way in and out. A signal that
+    lands there must still stop the daemon: a handler that set the Event itself blocked on that lock for
+    ever (the test would time out), and the daemon ignored every later SIGTERM until SIGKILL."""
+    import structlog
+
+    from absurd.daemon import Daemon
+
+    daemon = Daemon(structlog.get_logger("test"), {"daemon_id": "held"}, "postgresql:///unused")
+    previous, signal_pipe = daemon._handle_signals()
+    try:
+        with daemon._stopping._cond:  # type: ignore[attr-defined]  # where Event.wait holds it
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # bytecodes: the handler runs at one of them
+                pass
+        assert daemon._stopping.wait(10)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if signal_pipe is not None:
+            os.close(signal_pipe)
+
+
 @pytest.mark.timeout(180)
 def test_the_stream_converter_notifies_systemd_and_stops_on_sigterm(dsn: str, tmp_path: Path) -> None:
     incoming, output = tmp_path / "incoming", tmp_path / "ms"
