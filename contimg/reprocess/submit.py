@@ -168,8 +168,9 @@ def _earlier(
     for name in wanted:
         task = by_name.get(name)
         if task is not None:
-            referenced |= workflow.referenced_steps(task)
-            needed |= {d.task for d in task.depends_on} | workflow.referenced_steps(task)
+            refers_to = workflow.referenced_steps(task)
+            referenced |= refers_to
+            needed |= {d.task for d in task.depends_on} | refers_to
     if workflow.CONVERT not in wanted:
         needed.add(workflow.CONVERT)  # every step reads the MS
     earlier = Earlier()
